@@ -1,0 +1,132 @@
+// The Cuda backend's runtime pieces usable from plain C++ (linked with bimamba::cuda): error checks,
+// device memory, and Context<Cuda> (device, stream, cuBLAS handle, workspace, log callback).
+// Kernels live in ops/cuda/*.cuh and need a CUDA translation unit.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <string_view>
+#include <utility>
+
+#include "backend.hpp"
+#include "context.hpp"
+#include "error.hpp"
+#include "memory.hpp"
+
+namespace bimamba {
+
+// The CUDA runtime or driver reported a failure.
+class CudaError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+[[noreturn]] inline void throw_cuda_failure(cudaError_t status, const char* expression, const char* file,
+                                            int line) {
+  throw CudaError(concat("CUDA error ", cudaGetErrorName(status), " (", cudaGetErrorString(status), ") in ",
+                         expression, " at ", file, ":", line));
+}
+[[noreturn]] inline void throw_cublas_failure(cublasStatus_t status, const char* expression, const char* file,
+                                              int line) {
+  throw CudaError(concat("cuBLAS error ", cublasGetStatusName(status), " in ", expression, " at ", file, ":",
+                         line));
+}
+}  // namespace detail
+}  // namespace bimamba
+
+// Throws bimamba::CudaError naming the failing call when a CUDA runtime call does not return cudaSuccess.
+#define BIMAMBA_CUDA_CHECK(expression)                                                      \
+  do {                                                                                      \
+    const cudaError_t bimamba_status_ = (expression);                                       \
+    if (bimamba_status_ != cudaSuccess)                                                     \
+      ::bimamba::detail::throw_cuda_failure(bimamba_status_, #expression, __FILE__, __LINE__); \
+  } while (0)
+
+#define BIMAMBA_CUBLAS_CHECK(expression)                                                        \
+  do {                                                                                          \
+    const cublasStatus_t bimamba_status_ = (expression);                                        \
+    if (bimamba_status_ != CUBLAS_STATUS_SUCCESS)                                               \
+      ::bimamba::detail::throw_cublas_failure(bimamba_status_, #expression, __FILE__, __LINE__); \
+  } while (0)
+
+namespace bimamba {
+
+// True when a CUDA device can be used by this process (false on machines without a GPU or driver).
+inline bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device" error
+    return false;
+  }
+  return count > 0;
+}
+
+template <>
+struct MemoryOps<Cuda> {
+  static void* allocate(size_t bytes) {
+    void* p = nullptr;
+    BIMAMBA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? kAlignment : bytes));
+    return p;
+  }
+  static void deallocate(void* p) {
+    if (p) (void)cudaFree(p);  // never throws from destructors
+  }
+  static void fill_zero(void* p, size_t bytes) {
+    if (bytes) BIMAMBA_CUDA_CHECK(cudaMemset(p, 0, bytes));
+  }
+  static void copy_to_host(void* host_dst, const void* src, size_t bytes) {
+    if (bytes) BIMAMBA_CUDA_CHECK(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+  }
+  static void copy_from_host(void* dst, const void* host_src, size_t bytes) {
+    if (bytes) BIMAMBA_CUDA_CHECK(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
+  }
+  static void copy_within(void* dst, const void* src, size_t bytes) {
+    if (bytes) BIMAMBA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  }
+};
+
+template <>
+class Context<Cuda> {
+ public:
+  // Uses the given stream (the default stream when null) on the current device.
+  explicit Context(cudaStream_t stream = nullptr) : stream_(stream) {
+    BIMAMBA_CUDA_CHECK(cudaGetDevice(&device_));
+  }
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() {
+    if (cublas_) cublasDestroy(cublas_);
+  }
+
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
+
+  // The cuBLAS handle bound to this context's stream, created on first use.
+  cublasHandle_t cublas() {
+    if (!cublas_) {
+      BIMAMBA_CUBLAS_CHECK(cublasCreate(&cublas_));
+      BIMAMBA_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    }
+    return cublas_;
+  }
+
+  Workspace<Cuda>& workspace() { return workspace_; }
+
+  void synchronize() const { BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void set_logger(LogCallback callback) { logger_ = std::move(callback); }
+  void log(LogLevel level, std::string_view message) const {
+    if (logger_) logger_(level, message);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  int device_ = 0;
+  cublasHandle_t cublas_ = nullptr;
+  Workspace<Cuda> workspace_;
+  LogCallback logger_;
+};
+
+}  // namespace bimamba
