@@ -1,0 +1,171 @@
+// Host implementations of the training losses (train/losses.hpp states the math and contracts).
+//
+// Rows r = (b, t) are split into one contiguous chunk per thread; each chunk has its own scratch rows of V
+// floats from the workspace (exp(x - max) of the student, and of the teacher for dense distillation).
+// Per row: max, exponentials in float, their sum in double, log-sum-exp; the row's loss goes to a double
+// array that is summed in row order afterwards (the result does not depend on the thread count).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../../core/context.hpp"
+#include "../../core/workspace.hpp"
+#include "../../tensor/tensor_view.hpp"
+#include "../gradient_mode.hpp"
+
+namespace bimamba::detail {
+
+// Writes zeros to every (b, t) row of a (B, L, V) view contiguous along V.
+inline void zero_rows(Context<Host>&, TensorView<float, 3, Host> x) {
+  for (int64_t b = 0; b < x.size(0); ++b)
+    for (int64_t t = 0; t < x.size(1); ++t) std::memset(&x(b, t, 0), 0, size_t(x.size(2)) * sizeof(float));
+}
+
+// e[v] = exp(x[v] - max x); returns log(sum_v e[v]) + max x (the log-sum-exp) and sets z = sum_v e[v].
+inline double exp_shifted(const float* x, int64_t V, float* e, double& z) {
+  float m = x[0];
+  for (int64_t v = 1; v < V; ++v) m = std::max(m, x[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < V; ++v) {
+    e[v] = std::exp(x[v] - m);
+    sum += double(e[v]);
+  }
+  z = sum;
+  return double(m) + std::log(sum);
+}
+
+// g = coeff * e / z + (Accumulate ? g : 0): the softmax part of every loss gradient.
+inline void write_softmax_grad(const float* e, double z, double coeff, int64_t V, GradientMode mode, float* g) {
+  const float c = float(coeff / z);
+  if (mode == GradientMode::Overwrite) {
+    for (int64_t v = 0; v < V; ++v) g[v] = c * e[v];
+  } else {
+    for (int64_t v = 0; v < V; ++v) g[v] += c * e[v];
+  }
+}
+
+// Runs row_fn(b, t, scratch) for every row of a (B, L) grid on ctx's threads, scratch_per_chunk floats
+// of private scratch per chunk, storing the returned double per row; returns the sum in row order.
+template <class RowFn>
+double sum_over_rows(Context<Host>& ctx, int64_t B, int64_t L, int64_t scratch_per_chunk, RowFn&& row_fn) {
+  const int64_t rows = B * L;
+  if (rows == 0) return 0.0;
+  WorkspaceScope<Host> scope(ctx.workspace());
+  const int64_t chunks = std::min<int64_t>(std::max(1, ctx.threads()), rows);
+  double* row_loss = ctx.workspace().take<double>(size_t(rows));
+  float* scratch = ctx.workspace().take<float>(size_t(chunks * scratch_per_chunk));
+  ctx.parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* mine = scratch + c * scratch_per_chunk;
+      for (int64_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r) row_loss[r] = row_fn(r / L, r % L, mine);
+    }
+  });
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) total += row_loss[r];
+  return total;
+}
+
+inline double cross_entropy_impl(Context<Host>& ctx, TensorView<const float, 3, Host> logits,
+                                 TensorView<const int32_t, 2, Host> targets, TensorView<float, 3, Host> dlogits,
+                                 float scale, GradientMode mode, int32_t ignore_index) {
+  const int64_t B = logits.size(0), L = logits.size(1), V = logits.size(2);
+  int64_t n = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t) {
+      const int32_t y = targets(b, t);
+      if (y == ignore_index) continue;
+      BIMAMBA_CHECK(y >= 0 && y < V, "cross_entropy_loss: target (", b, ", ", t, ") = ", y, " is outside [0, ", V, ")");
+      ++n;
+    }
+  const bool grad = dlogits.data() != nullptr;
+  const double coeff = n ? double(scale) / double(n) : 0.0;
+  const double total = sum_over_rows(ctx, B, L, V, [&](int64_t b, int64_t t, float* e) -> double {
+    const int32_t y = targets(b, t);
+    float* g = grad ? &dlogits(b, t, 0) : nullptr;
+    if (y == ignore_index) {
+      if (g && mode == GradientMode::Overwrite) std::memset(g, 0, size_t(V) * sizeof(float));
+      return 0.0;
+    }
+    const float* x = &logits(b, t, 0);
+    double z = 0;
+    const double lse = exp_shifted(x, V, e, z);
+    if (g) {
+      write_softmax_grad(e, z, coeff, V, mode, g);
+      g[y] -= float(coeff);
+    }
+    return lse - double(x[y]);
+  });
+  return n ? total / double(n) : 0.0;
+}
+
+inline double distill_dense_impl(Context<Host>& ctx, TensorView<const float, 3, Host> logits,
+                                 TensorView<const float, 3, Host> teacher, TensorView<float, 3, Host> dlogits,
+                                 float scale, GradientMode mode) {
+  const int64_t B = logits.size(0), L = logits.size(1), V = logits.size(2);
+  const int64_t n = B * L;
+  const bool grad = dlogits.data() != nullptr;
+  const double coeff = n ? double(scale) / double(n) : 0.0;
+  const double total = sum_over_rows(ctx, B, L, 2 * V, [&](int64_t b, int64_t t, float* scratch) -> double {
+    const float* x = &logits(b, t, 0);
+    float* es = scratch;
+    float* et = scratch + V;
+    double zs = 0, zt = 0;
+    const double lse = exp_shifted(x, V, es, zs);
+    exp_shifted(&teacher(b, t, 0), V, et, zt);
+    double loss = 0;
+    for (int64_t v = 0; v < V; ++v) loss -= double(et[v]) * (double(x[v]) - lse);
+    if (grad) {
+      float* g = &dlogits(b, t, 0);
+      write_softmax_grad(es, zs, coeff, V, mode, g);
+      const float c = float(coeff / zt);
+      for (int64_t v = 0; v < V; ++v) g[v] -= c * et[v];
+    }
+    return loss / zt;
+  });
+  return n ? total / double(n) : 0.0;
+}
+
+inline double distill_topk_impl(Context<Host>& ctx, TensorView<const float, 3, Host> logits,
+                                TensorView<const int32_t, 3, Host> ids, TensorView<const float, 3, Host> teacher,
+                                TensorView<float, 3, Host> dlogits, float scale, GradientMode mode) {
+  const int64_t B = logits.size(0), L = logits.size(1), V = logits.size(2), K = ids.size(2);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t k = 0; k < K; ++k) {
+        const int32_t id = ids(b, t, k);
+        BIMAMBA_CHECK(id >= 0 && id < V, "distill_loss: teacher top-k id (", b, ", ", t, ", ", k, ") = ", id,
+                      " is outside [0, ", V, ")");
+      }
+  const int64_t n = B * L;
+  const bool grad = dlogits.data() != nullptr;
+  const double coeff = n ? double(scale) / double(n) : 0.0;
+  const double total = sum_over_rows(ctx, B, L, V + K, [&](int64_t b, int64_t t, float* scratch) -> double {
+    const float* x = &logits(b, t, 0);
+    float* es = scratch;
+    float* et = scratch + V;
+    float mt = teacher(b, t, 0);
+    for (int64_t k = 1; k < K; ++k) mt = std::max(mt, teacher(b, t, k));
+    double zt = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      et[k] = std::exp(teacher(b, t, k) - mt);
+      zt += double(et[k]);
+    }
+    double zs = 0;
+    const double lse = exp_shifted(x, V, es, zs);
+    double loss = 0;
+    for (int64_t k = 0; k < K; ++k) loss -= double(et[k]) * (double(x[ids(b, t, k)]) - lse);
+    if (grad) {
+      float* g = &dlogits(b, t, 0);
+      write_softmax_grad(es, zs, coeff, V, mode, g);
+      const float c = float(coeff / zt);
+      for (int64_t k = 0; k < K; ++k) g[ids(b, t, k)] -= c * et[k];
+    }
+    return loss / zt;
+  });
+  return n ? total / double(n) : 0.0;
+}
+
+}  // namespace bimamba::detail
