@@ -1,0 +1,129 @@
+// binary_linear (FBI-Linear forward on packed signs) against the double reference, on any backend:
+// odd shapes (in not a multiple of 32 or 8, out odd, T in {1, 3, 17}), padding bits set to 1 change nothing,
+// strided x / y, and shape errors name the tensor.
+#include "test_support.hpp"
+
+#include <bimamba/ops/binary_linear.hpp>
+#include <bimamba/ops/reference/binary_linear.hpp>
+
+namespace bimamba {
+namespace {
+
+// A random problem: latent weights (their signs are S), x, alpha > 0, beta of either sign.
+struct Problem {
+  int64_t T, in, out;
+  std::vector<float> x, w, alpha, beta;
+  Problem(int64_t T_, int64_t in_, int64_t out_, uint64_t seed)
+      : T(T_), in(in_), out(out_), x(test::random_floats(size_t(T * in), seed, -2, 2)),
+        w(test::random_floats(size_t(out * in), seed + 1)), alpha(test::random_floats(size_t(in), seed + 2, 0.01f, 1)),
+        beta(test::random_floats(size_t(in), seed + 3, -0.2f, 0.2f)) {}
+
+  std::vector<double> reference(const BitTensor<uint32_t, Host>& bits) const {
+    const auto s = reference::unpack_sign_words(bits.data(), out, in);
+    return reference::binary_linear(std::vector<double>(x.begin(), x.end()), T, in, s, out,
+                                    std::vector<double>(alpha.begin(), alpha.end()),
+                                    std::vector<double>(beta.begin(), beta.end()));
+  }
+  // Worst-case bound of fp32 evaluation: recursive summation of n = in + 1 terms has error <= n u sum|terms|
+  // (u = 2^-24); each term x_j alpha_j / x_j beta_j carries one more rounding, hence n + 2.
+  std::vector<double> fp32_bound() const {
+    std::vector<double> bound(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) {
+      double mass = 0;
+      for (int64_t j = 0; j < in; ++j) mass += std::abs(double(x[t * in + j])) * (std::abs(alpha[j]) + std::abs(beta[j]));
+      bound[size_t(t)] = double(in + 2) * std::ldexp(1.0, -24) * mass;
+    }
+    return bound;
+  }
+};
+
+template <class Backend>
+class BinaryLinear : public test::BackendTest<Backend> {
+ protected:
+  // y computed on the backend from host data (signs given packed on the host).
+  std::vector<float> run(const Problem& p, const BitTensor<uint32_t, Host>& bits) {
+    auto x = to<Backend>(tensor_from<float, 2>(p.x, {p.T, p.in}));
+    auto alpha = to<Backend>(tensor_from<float, 1>(p.alpha, {p.in}));
+    auto beta = to<Backend>(tensor_from<float, 1>(p.beta, {p.in}));
+    auto s = to<Backend>(bits);
+    Tensor<float, 2, Backend> y({p.T, p.out});
+    binary_linear<Backend>(this->ctx(), x, s.cview(), alpha, beta, y);
+    return to_vector(y);
+  }
+};
+TYPED_TEST_SUITE(BinaryLinear, test::Backends);
+
+TYPED_TEST(BinaryLinear, MatchesReferenceOnOddShapes) {
+  for (int64_t T : {1, 3, 17})
+    for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 17}, {1027, 65}}) {
+      const Problem p(T, in, out, uint64_t(T * 100000 + in * 100 + out));
+      auto weights = tensor_from<float, 2>(p.w, {out, in});
+      const auto bits = pack_signs<uint32_t>(weights.cview());
+      const auto y = this->run(p, bits);
+      const auto ref = p.reference(bits);
+      const auto bound = p.fp32_bound();
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < out; ++i)
+          ASSERT_NEAR(y[size_t(t * out + i)], ref[size_t(t * out + i)], bound[size_t(t)])
+              << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
+    }
+}
+
+TYPED_TEST(BinaryLinear, PaddingBitsDoNotLeak) {
+  const int64_t T = 3, in = 45, out = 9;  // 45 = 32 + 13: 19 padding bits per row
+  const Problem p(T, in, out, 7);
+  auto weights = tensor_from<float, 2>(p.w, {out, in});
+  const auto bits = pack_signs<uint32_t>(weights.cview());
+  BitTensor<uint32_t, Host> dirty(out, in);
+  for (int64_t i = 0; i < out; ++i) {
+    dirty.view().row(i)[0] = bits.cview().row(i)[0];
+    dirty.view().row(i)[1] = bits.cview().row(i)[1] | ~((1u << 13) - 1u);  // all padding bits set to 1 (+1)
+  }
+  const auto clean_y = this->run(p, bits);
+  const auto dirty_y = this->run(p, dirty);
+  for (size_t k = 0; k < clean_y.size(); ++k) ASSERT_EQ(clean_y[k], dirty_y[k]) << "at " << k;
+}
+
+TYPED_TEST(BinaryLinear, StridedRowsOfXAndY) {
+  const int64_t T = 4, in = 70, out = 11;
+  const Problem p(T, in, out, 11);
+  auto weights = tensor_from<float, 2>(p.w, {out, in});
+  const auto bits = pack_signs<uint32_t>(weights.cview());
+  // x rows live every 80 floats, y rows every 16.
+  std::vector<float> xw(size_t(T * 80), 1e30f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = 0; j < in; ++j) xw[size_t(t * 80 + j)] = p.x[size_t(t * in + j)];
+  auto xbig = to<TypeParam>(tensor_from<float, 2>(xw, {T, 80}));
+  auto alpha = to<TypeParam>(tensor_from<float, 1>(p.alpha, {in}));
+  auto beta = to<TypeParam>(tensor_from<float, 1>(p.beta, {in}));
+  auto s = to<TypeParam>(bits);
+  Tensor<float, 2, TypeParam> ybig({T, 16});
+  binary_linear<TypeParam>(this->ctx(), xbig.cview().narrow(1, 0, in), s.cview(), alpha, beta,
+                           ybig.view().narrow(1, 0, out));
+  const auto y = to_vector(ybig);
+  const auto ref = p.reference(bits);
+  const auto bound = p.fp32_bound();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < out; ++i) ASSERT_NEAR(y[size_t(t * 16 + i)], ref[size_t(t * out + i)], bound[size_t(t)]);
+}
+
+TYPED_TEST(BinaryLinear, ShapeErrorsNameTheTensor) {
+  Tensor<float, 2, TypeParam> x({2, 40}), y({2, 5}), ybad({2, 6});
+  Tensor<float, 1, TypeParam> alpha({40}), beta({40}), beta_bad({39});
+  BitTensor<uint32_t, TypeParam> s(5, 40);
+  try {
+    binary_linear<TypeParam>(this->ctx(), x, s.cview(), alpha, beta, ybad);
+    FAIL() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("binary_linear: y"), std::string::npos) << e.what();
+  }
+  try {
+    binary_linear<TypeParam>(this->ctx(), x, s.cview(), alpha, beta_bad, y);
+    FAIL() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("binary_linear: beta"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bimamba
