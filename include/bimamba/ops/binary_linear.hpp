@@ -8,14 +8,13 @@
 // y is overwritten. On Host the kernel is the fp32 lookup-table kernel of ops/host/binary_linear.hpp; its
 // rounding error is that of fp32 sums over in/8 terms (docs/kernels.md).
 //
-// Call with an explicit backend (binary_linear<Host>(ctx, ...)) when passing Tensors instead of views.
+// Backend is deduced from the Context alone (ops/common.hpp View), so Tensors and BitTensors may be passed.
 #pragma once
 
 #include <cstdint>
 
-#include "../core/context.hpp"
 #include "../tensor/bit_tensor.hpp"
-#include "../tensor/tensor_view.hpp"
+#include "common.hpp"
 #include "host/binary_linear.hpp"
 
 #if defined(__CUDACC__) && __has_include("cuda/binary_linear.cuh")
@@ -25,11 +24,11 @@
 namespace bimamba {
 
 template <class Backend>
-void binary_linear(Context<Backend>& ctx, TensorView<const float, 2, Backend> x,  // (T, in)
-                   BitTensorView<const uint32_t, Backend> signs,                   // (out, in)
-                   TensorView<const float, 1, Backend> alpha,                      // (in)
-                   TensorView<const float, 1, Backend> beta,                       // (in)
-                   TensorView<float, 2, Backend> y) {                              // (T, out)
+void binary_linear(Context<Backend>& ctx, View<const float, 2, Backend> x,                         // (T, in)
+                   BitTensorView<const uint32_t, typename detail::NonDeduced<Backend>::type> signs,  // (out, in)
+                   View<const float, 1, Backend> alpha,                                             // (in)
+                   View<const float, 1, Backend> beta,                                              // (in)
+                   View<float, 2, Backend> y) {                                                     // (T, out)
   const int64_t T = x.size(0), in = x.size(1), out = signs.rows();
   BIMAMBA_CHECK(signs.cols() == in, "binary_linear: signs have ", signs.cols(), " columns, x has ", in);
   check_shape(alpha, {in}, "binary_linear: alpha");

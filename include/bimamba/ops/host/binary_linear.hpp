@@ -1,16 +1,20 @@
-// Host FBI-Linear forward: y (T, out) = S (alpha ⊙ x) + (beta · x) 1 (see ops/binary_linear.hpp).
+// Host FBI-Linear forward on the standard packed layout: y (T, out) = S (alpha ⊙ x) + (beta · x) 1
+// (see ops/binary_linear.hpp), with the fp32 lookup-table kernels of binary_linear_lut.hpp.
 //
-// Per token t: a = alpha ⊙ x[t] (zero beyond in, so the zero padding bits multiply zeros) and b = beta · x[t];
-// each row i then sums +-a_j by its sign bits: y[t, i] = sum_j (bit ? a_j : -a_j) + b.
-// Rows are split over ctx.parallel_for; a comes from ctx.workspace().
+// Tokens are taken in blocks of 8: a block of one token uses the g = 8 scalar tables (decode), larger blocks
+// the g = 4 tables with 8 token lanes per vector add (small-batch GEMM: the tables are reused across all
+// rows, each row's words are read once per block). Per block: build the tables (one thread) in
+// ctx.workspace(), then ctx.parallel_for over output rows. b = beta · x is summed in double.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "../../core/context.hpp"
 #include "../../core/workspace.hpp"
 #include "../../tensor/bit_tensor.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "binary_linear_lut.hpp"
 
 namespace bimamba::detail {
 
@@ -19,27 +23,46 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
                                TensorView<const float, 1, Host> alpha,                   // (in)
                                TensorView<const float, 1, Host> beta,                    // (in)
                                TensorView<float, 2, Host> y) {                           // (T, out)
+  constexpr int B = lut::kBlockTokens;
   const int64_t T = x.size(0), in = x.size(1), out = signs.rows(), words = signs.words_per_row();
-  WorkspaceScope<Host> scope(ctx.workspace());
-  float* a = ctx.workspace().take<float>(size_t(words * 32));  // (words * 32) alpha ⊙ x, zero padded
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xt = x.data() + t * x.stride(0);
-    float b = 0;
-    for (int64_t j = 0; j < in; ++j) {
-      a[j] = alpha(j) * xt[j];
-      b += beta(j) * xt[j];
-    }
-    for (int64_t j = in; j < words * 32; ++j) a[j] = 0;
-    float* yt = y.data() + t * y.stride(0);
-    ctx.parallel_for(out, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const uint32_t* row = signs.row(i);
-        float acc = 0;
-        for (int64_t k = 0; k < words; ++k)
-          for (int bit = 0; bit < 32; ++bit) acc += (row[k] >> bit) & 1u ? a[k * 32 + bit] : -a[k * 32 + bit];
-        yt[i] = acc + b;
+  const int64_t cols = 32 * words;  // in rounded up to whole words
+  constexpr int64_t kRowsPerThread = 64;
+  Workspace<Host>& ws = ctx.workspace();
+  WorkspaceScope<Host> scope(ws);
+  float* at = ws.take<float>(size_t(cols * B));        // (cols, B) alpha ⊙ x, token lanes innermost
+  float* a = ws.take<float>(size_t(cols));                  // (cols) lane 0 of at, dense
+  float* tab = ws.take<float>(size_t(cols / 4 * 16 * B));  // (cols / 4, 16, B) or (cols / 8, 256) tables
+  float b[B];
+
+  for (int64_t t0 = 0; t0 < T; t0 += B) {
+    const int tb = int(std::min<int64_t>(B, T - t0));
+    std::memset(at, 0, sizeof(float) * size_t(cols * B));
+    for (int l = 0; l < tb; ++l) {
+      const float* xt = x.data() + (t0 + l) * x.stride(0);
+      double bsum = 0;
+      for (int64_t j = 0; j < in; ++j) {
+        at[j * B + l] = alpha(j) * xt[j];
+        bsum += double(beta(j)) * double(xt[j]);
       }
-    });
+      b[l] = float(bsum);
+    }
+    if (tb == 1) {
+      for (int64_t j = 0; j < cols; ++j) a[j] = at[j * B];
+      lut::build_lut8(a, cols / 8, tab);
+      float* yt = y.data() + t0 * y.stride(0);
+      ctx.parallel_for(out, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) yt[i] = lut::lut8_row(signs.row(i), words, tab) + b[0];
+      }, kRowsPerThread);
+    } else {
+      lut::build_lut4x8(at, cols / 4, tab);
+      ctx.parallel_for(out, [&](int64_t begin, int64_t end) {
+        alignas(32) float acc[B];
+        for (int64_t i = begin; i < end; ++i) {
+          lut::lut4x8_row(signs.row(i), words, tab, acc);
+          for (int l = 0; l < tb; ++l) y(t0 + l, i) = acc[l] + b[l];
+        }
+      }, kRowsPerThread);
+    }
   }
 }
 
