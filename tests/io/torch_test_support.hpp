@@ -1,0 +1,124 @@
+// Builders for hand-made torch.save checkpoints in the io tests: a stored zip writer and a pickle writer
+// emitting the opcodes torch.save uses, so that each malformed input is made in a few readable lines.
+#pragma once
+
+#include <bimamba/io/zip.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io_test_support.hpp"
+
+namespace bimamba::test {
+
+struct ZipItem {
+  std::string name;
+  std::string data;
+  uint16_t method = 0;  // 0 stored; anything else is only declared (the bytes stay as given)
+};
+
+// A zip archive of the items (no data descriptors, no zip64).
+inline std::string make_zip(const std::vector<ZipItem>& items) {
+  std::string out, central;
+  for (const ZipItem& item : items) {
+    const uint32_t crc = detail::crc32(reinterpret_cast<const uint8_t*>(item.data.data()), item.data.size());
+    const uint64_t local = out.size();
+    auto header = [&](std::string& s, bool is_central) {
+      put_le(s, is_central ? 0x02014b50 : 0x04034b50, 4);
+      if (is_central) put_le(s, 20, 2);  // version made by
+      put_le(s, 20, 2);                  // version needed
+      put_le(s, 0, 2);                   // flags
+      put_le(s, item.method, 2);
+      put_le(s, 0, 4);  // time, date
+      put_le(s, crc, 4);
+      put_le(s, item.data.size(), 4);
+      put_le(s, item.data.size(), 4);
+      put_le(s, item.name.size(), 2);
+      put_le(s, 0, 2);  // extra length
+      if (is_central) {
+        put_le(s, 0, 2);  // comment length
+        put_le(s, 0, 2);  // disk
+        put_le(s, 0, 2);  // internal attributes
+        put_le(s, 0, 4);  // external attributes
+        put_le(s, local, 4);
+      }
+      s += item.name;
+    };
+    header(out, false);
+    out += item.data;
+    header(central, true);
+  }
+  const uint64_t cd_offset = out.size();
+  out += central;
+  put_le(out, 0x06054b50, 4);
+  put_le(out, 0, 4);  // disks
+  put_le(out, items.size(), 2);
+  put_le(out, items.size(), 2);
+  put_le(out, central.size(), 4);
+  put_le(out, cd_offset, 4);
+  put_le(out, 0, 2);  // comment length
+  return out;
+}
+
+// Pickle opcodes as torch.save (protocol 2) writes them.
+class PickleWriter {
+ public:
+  PickleWriter& raw(const std::string& bytes) { out_ += bytes; return *this; }
+  PickleWriter& proto() { return raw("\x80\x02"); }
+  PickleWriter& mark() { return raw("("); }
+  PickleWriter& empty_dict() { return raw("}"); }
+  PickleWriter& empty_tuple() { return raw(")"); }
+  PickleWriter& tuple() { return raw("t"); }
+  PickleWriter& str(const std::string& s) {
+    out_ += 'X';
+    put_le(out_, s.size(), 4);
+    return raw(s);
+  }
+  PickleWriter& integer(int64_t v) {
+    out_ += 'J';
+    put_le(out_, uint64_t(v) & 0xffffffffu, 4);
+    return *this;
+  }
+  PickleWriter& ints(const std::vector<int64_t>& values) {
+    mark();
+    for (int64_t v : values) integer(v);
+    return tuple();
+  }
+  PickleWriter& global(const std::string& module, const std::string& name) { return raw("c" + module + "\n" + name + "\n"); }
+  PickleWriter& reduce() { return raw("R"); }
+  PickleWriter& persid() { return raw("Q"); }
+  PickleWriter& setitems() { return raw("u"); }
+  PickleWriter& stop() { return raw("."); }
+
+  // _rebuild_tensor_v2(storage <key> of <numel> floats, offset, shape, stride, False, OrderedDict()).
+  PickleWriter& float_tensor(const std::string& key, int64_t numel, int64_t offset, const std::vector<int64_t>& shape,
+                             const std::vector<int64_t>& stride) {
+    global("torch._utils", "_rebuild_tensor_v2").mark();
+    mark().str("storage").global("torch", "FloatStorage").str(key).str("cpu").integer(numel).tuple().persid();
+    integer(offset).ints(shape).ints(stride).raw("\x89").global("collections", "OrderedDict").empty_tuple().reduce();
+    return tuple().reduce();
+  }
+  PickleWriter& float_tensor_item(const std::string& name, const std::string& key, int64_t numel, int64_t offset,
+                                  const std::vector<int64_t>& shape, const std::vector<int64_t>& stride) {
+    return str(name).float_tensor(key, numel, offset, shape, stride);
+  }
+
+  const std::string& bytes() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// A torch.save-style zip: archive/data.pkl, archive/byteorder and archive/data/<key> for each storage.
+inline std::string make_torch_zip(const std::string& pickle, const std::vector<std::pair<std::string, std::string>>& storages,
+                                  uint16_t pickle_method = 0) {
+  std::vector<ZipItem> items = {{"archive/data.pkl", pickle, pickle_method}, {"archive/byteorder", "little", 0}};
+  for (const auto& [key, data] : storages) items.push_back({"archive/data/" + key, data, 0});
+  return make_zip(items);
+}
+
+inline std::string float_bytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+
+}  // namespace bimamba::test
