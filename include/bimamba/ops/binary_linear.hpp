@@ -16,6 +16,7 @@
 #include "../tensor/bit_tensor.hpp"
 #include "common.hpp"
 #include "host/binary_linear.hpp"
+#include "host/binary_linear_shuffle.hpp"
 
 #if defined(__CUDACC__) && __has_include("cuda/binary_linear.cuh")
 #include "cuda/binary_linear.cuh"
@@ -23,20 +24,40 @@
 
 namespace bimamba {
 
+namespace detail {
+template <class Backend>
+void check_binary_linear(View<const float, 2, Backend> x, int64_t rows, int64_t cols, View<const float, 1, Backend> alpha,
+                         View<const float, 1, Backend> beta, View<float, 2, Backend> y) {
+  const int64_t T = x.size(0), in = x.size(1);
+  BIMAMBA_CHECK(cols == in, "binary_linear: signs have ", cols, " columns, x has ", in);
+  check_shape(alpha, {in}, "binary_linear: alpha");
+  check_shape(beta, {in}, "binary_linear: beta");
+  check_shape(y, {T, rows}, "binary_linear: y");
+  BIMAMBA_CHECK(x.stride(1) == 1 || in <= 1, "binary_linear: x has inner stride ", x.stride(1), ", must be 1");
+  BIMAMBA_CHECK(y.stride(1) == 1 || rows <= 1, "binary_linear: y has inner stride ", y.stride(1), ", must be 1");
+}
+}  // namespace detail
+
 template <class Backend>
 void binary_linear(Context<Backend>& ctx, View<const float, 2, Backend> x,                         // (T, in)
                    BitTensorView<const uint32_t, typename detail::NonDeduced<Backend>::type> signs,  // (out, in)
                    View<const float, 1, Backend> alpha,                                             // (in)
                    View<const float, 1, Backend> beta,                                              // (in)
                    View<float, 2, Backend> y) {                                                     // (T, out)
-  const int64_t T = x.size(0), in = x.size(1), out = signs.rows();
-  BIMAMBA_CHECK(signs.cols() == in, "binary_linear: signs have ", signs.cols(), " columns, x has ", in);
-  check_shape(alpha, {in}, "binary_linear: alpha");
-  check_shape(beta, {in}, "binary_linear: beta");
-  check_shape(y, {T, out}, "binary_linear: y");
-  BIMAMBA_CHECK(x.stride(1) == 1 || in <= 1, "binary_linear: x has inner stride ", x.stride(1), ", must be 1");
-  BIMAMBA_CHECK(y.stride(1) == 1 || out <= 1, "binary_linear: y has inner stride ", y.stride(1), ", must be 1");
-  if (T == 0 || out == 0) return;
+  detail::check_binary_linear<Backend>(x, signs.rows(), signs.cols(), alpha, beta, y);
+  if (x.size(0) == 0 || signs.rows() == 0) return;
+  detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);
+}
+
+// The same on TiledSigns (Host only): the quantized shuffle kernel of ops/host/binary_linear_shuffle.hpp,
+// several times faster for decoding; |error| <= sum_j d_w(j) / 2 with d_w = max_{j in word w} |alpha_j x_j| / 1023.
+inline void binary_linear(Context<Host>& ctx, View<const float, 2, Host> x,  // (T, in)
+                          const TiledSigns& signs,                            // (out, in)
+                          View<const float, 1, Host> alpha,                   // (in)
+                          View<const float, 1, Host> beta,                    // (in)
+                          View<float, 2, Host> y) {                           // (T, out)
+  detail::check_binary_linear<Host>(x, signs.rows(), signs.cols(), alpha, beta, y);
+  if (x.size(0) == 0 || signs.rows() == 0) return;
   detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);
 }
 

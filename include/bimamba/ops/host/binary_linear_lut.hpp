@@ -25,6 +25,14 @@
 #include <immintrin.h>
 #endif
 
+// The lookups are independent scalar loads; GCC's vectorizer would turn them into gathers, which are several
+// times slower than scalar loads on the machines measured (docs/kernels.md).
+#if defined(__GNUC__) && !defined(__clang__)
+#define BIMAMBA_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define BIMAMBA_NO_VECTORIZE
+#endif
+
 namespace bimamba::detail::lut {
 
 inline constexpr int kBlockTokens = 8;  // tokens per lut4x8 table block (one AVX2 vector of floats)
@@ -44,7 +52,7 @@ inline void build_lut8(const float* a, int64_t bytes, float* tab) {
 }
 
 // sum_k tab[k][byte k of the row]: the row as `words` 32-bit words.
-inline float lut8_row(const uint32_t* row, int64_t words, const float* tab) {
+BIMAMBA_NO_VECTORIZE inline float lut8_row(const uint32_t* row, int64_t words, const float* tab) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t k = 0;
   for (; k + 2 <= words; k += 2) {

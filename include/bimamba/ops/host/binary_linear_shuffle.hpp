@@ -1,0 +1,249 @@
+// Host shuffle (vpshufb) lookup-table kernel for the packed FBI-Linear on TiledSigns: the decode-speed path.
+//
+//   y[t, i] = sum_j s[i, j] a[t, j] + b[t],   a = alpha ⊙ x,  b = beta · x (double, rounded to float)
+//
+// Quantization (the only approximation): a is cut into blocks of 32 columns (one sign word); block w gets
+// the scale d_w = max_{j in w} |a_j| / 1023 and integers q_j = round(a_j / d_w) in [-1023, 1023] (q_j = 0
+// beyond in, so padding bits never leak). Then
+//   y[t, i] = sum_w d_w * sum_{j in w} s[i, j] q_j + b[t]
+// and |y - exact| <= sum_j d_{w(j)} / 2 + fp32 rounding of the block sums; for random activations the
+// relative error is about 2e-4 * (max / rms of a block) (docs/kernels.md has the measured numbers).
+//
+// Tables: for each group k of 4 columns and pattern v in 0..15, L[k][v] = sum_{b<4} (bit b of v ? 1 : -1)
+// q_{4k+b}, an int16 in [-4092, 4092], stored as two 16-byte planes (low bytes, high bytes) so that vpshufb
+// looks up 32 rows at once. Per byte position of a tile (32 rows x 8 columns = 2 groups): 2 x (2 vpshufb +
+// 2 vpunpck + 2 vpaddw); the 8 groups of a block sum exactly in int16 (|sum| <= 8 * 4092 < 32768), then
+// vpmaddwd splits even / odd words into int32, which are converted and multiply-added with d_w into 4 fp32
+// accumulators (rows 0-7, 8-15, 16-24, 24-31 thanks to TiledSigns::slot).
+//
+// Paths, chosen at compile time: AVX-512BW (two tiles per 512-bit register, odd tile by AVX2), AVX2, and a
+// portable scalar kernel that computes the same integers and the same fp32 operations in the same order,
+// so all paths give bit-identical y (tested).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "../../core/context.hpp"
+#include "../../core/workspace.hpp"
+#include "../../tensor/tensor_view.hpp"
+#include "binary_linear_tiled.hpp"
+
+namespace bimamba::detail::shuffle {
+
+inline constexpr int kQuantMax = 1023;  // 8 groups * 4 columns * 1023 < 32768: int16 block sums are exact
+
+// Per-token quantized tables: words blocks of 32 columns; groups = 8 * words.
+struct TokenTables {
+  const uint8_t* planes;  // (groups, 2, 16): low bytes then high bytes of L[k][0..16)
+  const float* scale;     // (words) d_w
+};
+
+// Quantizes a (cols = 32 * words values, zero padded) and builds the tables of one token.
+inline void build_tables(const float* a, int64_t words, uint8_t* planes, float* scale) {
+  for (int64_t w = 0; w < words; ++w) {
+    const float* aw = a + 32 * w;
+    float m = 0;
+    bool finite = true;
+    for (int j = 0; j < 32; ++j) {
+      const float v = std::abs(aw[j]);
+      finite = finite && v <= std::numeric_limits<float>::max();  // false for Inf and NaN
+      m = std::max(m, v);
+    }
+    const bool usable = finite && m > 0;
+    // A non-finite activation makes the block scale NaN, so every output of the token is NaN.
+    scale[w] = usable ? m / float(kQuantMax) : (finite ? 0.0f : std::numeric_limits<float>::quiet_NaN());
+    const float inv = usable ? float(kQuantMax) / m : 0.0f;
+    for (int g = 0; g < 8; ++g) {
+      int q[4];
+      for (int b = 0; b < 4; ++b) q[b] = std::clamp(int(std::nearbyint(aw[4 * g + b] * inv)), -kQuantMax, kQuantMax);
+      int16_t L[16];
+      L[0] = int16_t(-(q[0] + q[1] + q[2] + q[3]));
+      for (int b = 0; b < 4; ++b)
+        for (int v = 0; v < (1 << b); ++v) L[v + (1 << b)] = int16_t(L[v] + 2 * q[b]);
+      uint8_t* plane = planes + (8 * w + g) * 32;
+      for (int v = 0; v < 16; ++v) {
+        plane[v] = uint8_t(uint16_t(L[v]) & 0xffu);
+        plane[16 + v] = uint8_t(uint16_t(L[v]) >> 8);
+      }
+    }
+  }
+}
+
+// acc[0..32) = sum_w d_w * (block w of the 32 rows of `tile` against the tables): portable version.
+inline void tile_scalar(const uint8_t* tile, int64_t words, const TokenTables& tt, float* acc) {
+  for (int i = 0; i < TiledSigns::kTileRows; ++i) {
+    const int s = TiledSigns::slot(i);
+    float f = 0;
+    for (int64_t w = 0; w < words; ++w) {
+      int32_t block = 0;
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t byte = tile[(4 * w + p) * TiledSigns::kTileRows + s];
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* plane = tt.planes + (8 * w + 2 * p + h) * 32;
+          const int v = h ? byte >> 4 : byte & 15;
+          block += int16_t(uint16_t(plane[v]) | uint16_t(plane[16 + v] << 8));
+        }
+      }
+      f = std::fma(float(block), tt.scale[w], f);
+    }
+    acc[i] = f;
+  }
+}
+
+#if defined(__AVX2__)
+// The same for one tile with AVX2; acc receives rows 0..31 in order.
+inline void tile_avx2(const uint8_t* tile, int64_t words, const TokenTables& tt, float* acc) {
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  const __m256i even = _mm256_set1_epi32(1), odd = _mm256_set1_epi32(1 << 16);
+  __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+  for (int64_t w = 0; w < words; ++w) {
+    __m256i sa = _mm256_setzero_si256(), sb = sa;
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + (4 * w + p) * 32));
+      const __m256i lo = _mm256_and_si256(v, nibble);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+      const uint8_t* plane = tt.planes + (8 * w + 2 * p) * 32;
+      const __m256i tl0 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane)));
+      const __m256i th0 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 16)));
+      const __m256i tl1 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 32)));
+      const __m256i th1 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 48)));
+      const __m256i l0 = _mm256_shuffle_epi8(tl0, lo), h0 = _mm256_shuffle_epi8(th0, lo);
+      const __m256i l1 = _mm256_shuffle_epi8(tl1, hi), h1 = _mm256_shuffle_epi8(th1, hi);
+      sa = _mm256_add_epi16(sa, _mm256_add_epi16(_mm256_unpacklo_epi8(l0, h0), _mm256_unpacklo_epi8(l1, h1)));
+      sb = _mm256_add_epi16(sb, _mm256_add_epi16(_mm256_unpackhi_epi8(l0, h0), _mm256_unpackhi_epi8(l1, h1)));
+    }
+    const __m256 d = _mm256_broadcast_ss(tt.scale + w);
+    f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sa, even)), d, f0);
+    f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sa, odd)), d, f1);
+    f2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sb, even)), d, f2);
+    f3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sb, odd)), d, f3);
+  }
+  _mm256_storeu_ps(acc, f0);
+  _mm256_storeu_ps(acc + 8, f1);
+  _mm256_storeu_ps(acc + 16, f2);
+  _mm256_storeu_ps(acc + 24, f3);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+// Two tiles at once (512-bit registers: lanes 0-1 tile A, lanes 2-3 tile B); acc_a / acc_b get rows 0..31.
+inline void tile_pair_avx512(const uint8_t* tile_a, const uint8_t* tile_b, int64_t words, const TokenTables& tt,
+                             float* acc_a, float* acc_b) {
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  const __m512i even = _mm512_set1_epi32(1), odd = _mm512_set1_epi32(1 << 16);
+  __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+  for (int64_t w = 0; w < words; ++w) {
+    __m512i sa = _mm512_setzero_si512(), sb = sa;
+    for (int p = 0; p < 4; ++p) {
+      const int64_t offset = (4 * w + p) * 32;
+      const __m512i v = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile_a + offset))),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(tile_b + offset)), 1);
+      const __m512i lo = _mm512_and_si512(v, nibble);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+      const uint8_t* plane = tt.planes + (8 * w + 2 * p) * 32;
+      const __m512i tl0 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane)));
+      const __m512i th0 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 16)));
+      const __m512i tl1 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 32)));
+      const __m512i th1 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 48)));
+      const __m512i l0 = _mm512_shuffle_epi8(tl0, lo), h0 = _mm512_shuffle_epi8(th0, lo);
+      const __m512i l1 = _mm512_shuffle_epi8(tl1, hi), h1 = _mm512_shuffle_epi8(th1, hi);
+      sa = _mm512_add_epi16(sa, _mm512_add_epi16(_mm512_unpacklo_epi8(l0, h0), _mm512_unpacklo_epi8(l1, h1)));
+      sb = _mm512_add_epi16(sb, _mm512_add_epi16(_mm512_unpackhi_epi8(l0, h0), _mm512_unpackhi_epi8(l1, h1)));
+    }
+    const __m512 d = _mm512_set1_ps(tt.scale[w]);
+    f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(sa, even)), d, f0);
+    f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(sa, odd)), d, f1);
+    f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(sb, even)), d, f2);
+    f3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(sb, odd)), d, f3);
+  }
+  const __m512 f[4] = {f0, f1, f2, f3};
+  for (int k = 0; k < 4; ++k) {
+    _mm256_storeu_ps(acc_a + 8 * k, _mm512_castps512_ps256(f[k]));
+    _mm256_storeu_ps(acc_b + 8 * k, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f[k]), 1)));
+  }
+}
+#endif
+
+// The kernel this build uses for one tile.
+inline void tile_best(const uint8_t* tile, int64_t words, const TokenTables& tt, float* acc) {
+#if defined(__AVX2__)
+  tile_avx2(tile, words, tt, acc);
+#else
+  tile_scalar(tile, words, tt, acc);
+#endif
+}
+
+}  // namespace bimamba::detail::shuffle
+
+namespace bimamba::detail {
+
+inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Host> x,  // (T, in)
+                               const TiledSigns& signs,                                  // (out, in)
+                               TensorView<const float, 1, Host> alpha,                   // (in)
+                               TensorView<const float, 1, Host> beta,                    // (in)
+                               TensorView<float, 2, Host> y) {                           // (T, out)
+  constexpr int R = TiledSigns::kTileRows;
+  const int64_t T = x.size(0), in = x.size(1), out = signs.rows(), words = signs.words_per_row();
+  const int64_t cols = 32 * words, groups = 8 * words, tiles = signs.tiles();
+  Workspace<Host>& ws = ctx.workspace();
+  WorkspaceScope<Host> scope(ws);
+  float* a = ws.take<float>(size_t(T * cols));            // (T, cols) alpha ⊙ x, zero padded
+  uint8_t* planes = ws.take<uint8_t>(size_t(T * groups * 32));  // (T, groups, 2, 16) table byte planes
+  float* scale = ws.take<float>(size_t(T * words));       // (T, words) block scales
+  float* b = ws.take<float>(size_t(T));                   // (T) beta · x
+  ctx.parallel_for(T, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* xt = x.data() + t * x.stride(0);
+      float* at = a + t * cols;
+      double bsum = 0;
+      for (int64_t j = 0; j < in; ++j) {
+        at[j] = alpha(j) * xt[j];
+        bsum += double(beta(j)) * double(xt[j]);
+      }
+      std::fill(at + in, at + cols, 0.0f);
+      b[t] = float(bsum);
+      shuffle::build_tables(at, words, planes + t * groups * 32, scale + t * words);
+    }
+  });
+  // acc (32 rows of one tile) -> y (T, out), dropping the rows of a partial last tile.
+  auto store = [&](int64_t tile, int64_t t, const float* acc) {
+    const int64_t rows = std::min<int64_t>(R, out - tile * R);
+    float* yt = y.data() + t * y.stride(0) + tile * R;
+    for (int64_t i = 0; i < rows; ++i) yt[i] = acc[i] + b[t];
+  };
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  constexpr int64_t kTilesPerUnit = 2;
+#else
+  constexpr int64_t kTilesPerUnit = 1;
+#endif
+  const int64_t units = (tiles + kTilesPerUnit - 1) / kTilesPerUnit;
+  ctx.parallel_for(units, [&](int64_t begin, int64_t end) {
+    alignas(64) float acc[2 * R];
+    for (int64_t u = begin; u < end; ++u)
+      for (int64_t t = 0; t < T; ++t) {
+        const shuffle::TokenTables tt{planes + t * groups * 32, scale + t * words};
+        const int64_t r = u * kTilesPerUnit;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        if (r + 1 < tiles) {
+          shuffle::tile_pair_avx512(signs.tile(r), signs.tile(r + 1), words, tt, acc, acc + R);
+          store(r, t, acc);
+          store(r + 1, t, acc + R);
+          continue;
+        }
+#endif
+        shuffle::tile_best(signs.tile(r), words, tt, acc);
+        store(r, t, acc);
+      }
+  }, 4);
+}
+
+}  // namespace bimamba::detail
