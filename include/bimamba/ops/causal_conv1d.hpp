@@ -12,7 +12,7 @@
 //
 //   x (B, L, C) prefill / (B, C) step — any strides (x, B, C are slices of in_proj's output);
 //   weight (C, K); bias (C) or empty; y (B, L, C) / (B, C); state (B, C, K) contiguous.
-// y must not overlap x.
+// y must not overlap x; final_state may be the same memory as initial_state (a state continued in place).
 #pragma once
 
 #include "common.hpp"

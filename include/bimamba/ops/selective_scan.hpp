@@ -6,7 +6,7 @@
 //   prefill: x, dt, z, y (B, L, E); Bm, Cm (B, L, N); initial_state, final_state (B, E, N) or empty.
 //   step:    x, dt, z, y (B, E);    Bm, Cm (B, N);    state (B, E, N).
 //   A (E, N) = -exp(A_log); D (E) or empty; dt already softplus'ed; inputs may be strided; state contiguous;
-//   y must not overlap the inputs.
+//   y must not overlap the inputs; final_state may be the same memory as initial_state.
 #pragma once
 
 #include "common.hpp"

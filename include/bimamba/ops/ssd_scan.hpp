@@ -14,7 +14,8 @@
 //   x (B, L, H, P), y (B, L, H, P); dt (B, L, H) already softplus'ed (dt_softplus); A (H) = -exp(A_log);
 //   Bm, Cm (B, L, G, N); D (H) or empty; initial_state, final_state (B, H, P, N) or empty.
 //   Inputs may be strided (slices of the conv output) but need unit stride along P and N; y needs unit
-//   stride along P and must not overlap the inputs. The state is float32.
+//   stride along P and must not overlap the inputs. The state is float32. final_state may be the same memory
+//   as initial_state (a state continued in place).
 #pragma once
 
 #include <cstdint>

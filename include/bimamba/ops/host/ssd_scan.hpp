@@ -61,8 +61,8 @@ inline void ssd_scan_impl(Context<Host>& ctx, TensorView<const float, 4, Host> x
         const float d_skip = present(D) ? D(h) : 0.0f;
         float* s_ptr = present(final_state) ? &final_state(b, h, 0, 0) : state_buf;
         Dense S(s_ptr, P, N);
-        if (present(initial_state)) S = Eigen::Map<const Matrix>(&initial_state(b, h, 0, 0), P, N);
-        else S.setZero();
+        if (!present(initial_state)) S.setZero();
+        else if (&initial_state(b, h, 0, 0) != s_ptr) S = Eigen::Map<const Matrix>(&initial_state(b, h, 0, 0), P, N);
 
         for (int64_t c0 = 0; c0 < L; c0 += Qmax) {
           const int64_t Q = std::min(Qmax, L - c0);

@@ -1,0 +1,182 @@
+// LanguageModel<Backend>: a Mamba-2, Mamba-1 or Bi-Mamba language model (ModelConfig says which).
+//
+//   h_0 = E[ids]                                       embedding (V, D)
+//   h_{i+1} = h_i + Mixer_i(RMSNorm_i(h_i))            prenorm residual blocks, residual kept in float32
+//   logits = RMSNorm_f(h_n) W_head^T                   W_head = E (tied) or lm_head.weight (V, D)
+//
+// Parameters (HF names: backbone.embeddings.weight, backbone.layers.<i>.norm.weight,
+// backbone.layers.<i>.mixer.*, backbone.norm_f.weight, lm_head.weight when untied) live in one
+// ParamStore<Backend>, zero-filled by the constructor; fill them with load_model (model/load.hpp),
+// init_random (model/init.hpp) or through params(). A Bi-Mamba model runs its in_proj / out_proj on the
+// latent weights until pack() switches them to sign bits (held outside the store).
+//
+//   forward(ctx, ids (B, L)) -> logits (B, L, V)           prefill (chunked SSD scan / selective scan)
+//   forward(ctx, ids (B, L), state) -> logits (B, L, V)    prefill that continues `state` and leaves it after ids
+//   step(ctx, ids (B), state) -> logits (B, V)              one token per sequence through the recurrent state
+// Both paths agree to float rounding. Token ids outside [0, V) throw InvalidArgument naming the id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../nn/embedding.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/mamba2_mixer.hpp"
+#include "../nn/mamba_mixer.hpp"
+#include "../nn/rms_norm.hpp"
+#include "config.hpp"
+#include "inference_state.hpp"
+
+namespace bimamba {
+
+template <class Backend>
+class LanguageModel {
+ public:
+  explicit LanguageModel(const ModelConfig& cfg) : cfg_(cfg) {
+    cfg.validate();
+    const float eps = float(cfg.norm_eps);
+    embedding_.declare(store_, "backbone.embeddings", cfg.vocab_size, cfg.d_model);
+    norms_.resize(size_t(cfg.n_layer));
+    if (mamba2()) mixers2_.resize(size_t(cfg.n_layer));
+    else mixers1_.resize(size_t(cfg.n_layer));
+    for (int64_t i = 0; i < cfg.n_layer; ++i) {
+      const std::string prefix = "backbone.layers." + std::to_string(i);
+      norms_[size_t(i)].declare(store_, prefix + ".norm", cfg.d_model, eps);
+      if (mamba2()) mixers2_[size_t(i)].declare(store_, prefix + ".mixer", cfg);
+      else mixers1_[size_t(i)].declare(store_, prefix + ".mixer", cfg);
+    }
+    norm_f_.declare(store_, "backbone.norm_f", cfg.d_model, eps);
+    if (!cfg.tie_embeddings) lm_head_.declare(store_, "lm_head", cfg.d_model, cfg.vocab_size, false);
+    store_.allocate();
+    embedding_.bind(store_);
+    for (auto& n : norms_) n.bind(store_);
+    for (auto& m : mixers2_) m.bind(store_);
+    for (auto& m : mixers1_) m.bind(store_);
+    norm_f_.bind(store_);
+    if (!cfg.tie_embeddings) lm_head_.bind(store_);
+  }
+  LanguageModel(LanguageModel&&) noexcept = default;
+  LanguageModel& operator=(LanguageModel&&) noexcept = default;
+
+  const ModelConfig& config() const { return cfg_; }
+  ParamStore<Backend>& params() { return store_; }
+  const ParamStore<Backend>& params() const { return store_; }
+  int64_t vocab_size() const { return cfg_.vocab_size; }
+
+  InferenceState<Backend> new_state(int64_t batch) const { return InferenceState<Backend>(cfg_, batch); }
+
+  // ids (B, L) -> logits (B, L, V); with a state (batch B) it starts from and updates it.
+  void forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids, View<float, 3, Backend> logits,
+               InferenceState<Backend>* state = nullptr) const {
+    const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg_.d_model;
+    check_shape(logits, {B, L, cfg_.vocab_size}, "LanguageModel::forward: logits");
+    if (state) check_state(*state, B);
+    auto& ws = ctx.workspace();
+    WorkspaceScope<Backend> scope(ws);
+    TensorView<float, 3, Backend> residual(ws.template take<float>(size_t(T * D)), {B, L, D});
+    TensorView<float, 3, Backend> normed(ws.template take<float>(size_t(T * D)), {B, L, D});
+    TensorView<float, 3, Backend> mixed(ws.template take<float>(size_t(T * D)), {B, L, D});
+    embedding_.forward(ctx, ids, residual);
+    auto r2 = residual.template reshape<2>({T, D}), n2 = normed.template reshape<2>({T, D});
+    norms_[0].forward(ctx, r2, n2);
+    for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+      const MixerState<Backend> s = state ? state->layer(i) : MixerState<Backend>{};
+      if (mamba2()) mixers2_[size_t(i)].forward(ctx, normed, mixed, s);
+      else mixers1_[size_t(i)].forward(ctx, normed, mixed, s);
+      next_norm(i).add_forward(ctx, r2, mixed.template reshape<2>({T, D}), n2);
+    }
+    head(ctx, n2, logits.template reshape<2>({T, cfg_.vocab_size}));
+    if (state)
+      for (auto& p : state->positions()) p += L;
+  }
+
+  Tensor<float, 3, Backend> forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids) const {
+    Tensor<float, 3, Backend> logits({ids.size(0), ids.size(1), cfg_.vocab_size});
+    forward(ctx, ids, logits.view(), nullptr);
+    return logits;
+  }
+  Tensor<float, 3, Backend> forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids,
+                                    InferenceState<Backend>& state) const {
+    Tensor<float, 3, Backend> logits({ids.size(0), ids.size(1), cfg_.vocab_size});
+    forward(ctx, ids, logits.view(), &state);
+    return logits;
+  }
+
+  // ids (B) -> logits (B, V), advancing every sequence of the state by one token.
+  void step(Context<Backend>& ctx, View<const int32_t, 1, Backend> ids, InferenceState<Backend>& state,
+            View<float, 2, Backend> logits) const {
+    const int64_t B = ids.size(0), D = cfg_.d_model;
+    check_shape(logits, {B, cfg_.vocab_size}, "LanguageModel::step: logits");
+    check_state(state, B);
+    auto& ws = ctx.workspace();
+    WorkspaceScope<Backend> scope(ws);
+    TensorView<float, 2, Backend> residual(ws.template take<float>(size_t(B * D)), {B, D});
+    TensorView<float, 2, Backend> normed(ws.template take<float>(size_t(B * D)), {B, D});
+    TensorView<float, 2, Backend> mixed(ws.template take<float>(size_t(B * D)), {B, D});
+    embedding_.forward(ctx, TensorView<const int32_t, 2, Backend>(ids.data(), {B, 1}, {ids.stride(0), 1}),
+                       residual.template reshape<3>({B, 1, D}));
+    norms_[0].forward(ctx, residual, normed);
+    for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+      if (mamba2()) mixers2_[size_t(i)].step(ctx, normed, mixed, state.layer(i));
+      else mixers1_[size_t(i)].step(ctx, normed, mixed, state.layer(i));
+      next_norm(i).add_forward(ctx, residual, mixed, normed);
+    }
+    head(ctx, normed, logits);
+    for (auto& p : state.positions()) p += 1;
+  }
+
+  Tensor<float, 2, Backend> step(Context<Backend>& ctx, View<const int32_t, 1, Backend> ids,
+                                 InferenceState<Backend>& state) const {
+    Tensor<float, 2, Backend> logits({ids.size(0), cfg_.vocab_size});
+    step(ctx, ids, state, logits.view());
+    return logits;
+  }
+
+  // Bi-Mamba: switch every in_proj / out_proj to packed sign bits of the current latent weights (no-op for
+  // full-precision models); unpack() returns to the latent path.
+  void pack() {
+    for (auto& m : mixers2_) m.pack();
+  }
+  void unpack() {
+    for (auto& m : mixers2_) m.unpack();
+  }
+  bool packed() const { return !mixers2_.empty() && mixers2_[0].in_proj().packed(); }
+
+  // The SSD chunk length of the Mamba-2 prefill (a tuning knob; results agree to rounding).
+  void set_chunk_size(int64_t q) {
+    for (auto& m : mixers2_) m.set_chunk_size(q);
+  }
+
+  const Embedding<Backend>& embedding() const { return embedding_; }
+  const RMSNorm<Backend>& norm(int64_t i) const { return norms_[size_t(i)]; }
+  const RMSNorm<Backend>& norm_f() const { return norm_f_; }
+  const Mamba2Mixer<Backend>& mamba2_mixer(int64_t i) const { return mixers2_.at(size_t(i)); }
+  const MambaMixer<Backend>& mamba_mixer(int64_t i) const { return mixers1_.at(size_t(i)); }
+
+ private:
+  bool mamba2() const { return cfg_.architecture == Architecture::Mamba2; }
+  const RMSNorm<Backend>& next_norm(int64_t i) const {
+    return i + 1 < cfg_.n_layer ? norms_[size_t(i + 1)] : norm_f_;
+  }
+  void head(Context<Backend>& ctx, TensorView<const float, 2, Backend> h, TensorView<float, 2, Backend> logits) const {
+    if (cfg_.tie_embeddings) embedding_.head(ctx, h, logits);
+    else lm_head_.forward(ctx, h, logits);
+  }
+  void check_state(const InferenceState<Backend>& state, int64_t B) const {
+    BIMAMBA_CHECK(state.batch() == B, "LanguageModel: state holds ", state.batch(), " sequences, the input ", B);
+    BIMAMBA_CHECK(state.layers() == cfg_.n_layer, "LanguageModel: state has ", state.layers(), " layers, the model ",
+                  cfg_.n_layer);
+  }
+
+  ModelConfig cfg_;
+  ParamStore<Backend> store_;
+  Embedding<Backend> embedding_;
+  std::vector<RMSNorm<Backend>> norms_;
+  std::vector<Mamba2Mixer<Backend>> mixers2_;
+  std::vector<MambaMixer<Backend>> mixers1_;
+  RMSNorm<Backend> norm_f_;
+  Linear<Backend> lm_head_;
+};
+
+}  // namespace bimamba

@@ -1,0 +1,84 @@
+// BinaryLinear<Backend>: the FBI-Linear layer of Bi-Mamba (DESIGN.md, FBI-Linear), y = x W_eff^T with
+//   W_eff[i, j] = alpha[j] * s(W[i, j]) + beta[j],  s(w) = +1 for w >= 0 else -1,
+// alpha = "<prefix>.wscale" (1, in), beta = "<prefix>.wbias" (1, in), latent W = "<prefix>.weight" (out, in),
+// all in the ParamStore (trainable). No bias (Bi-Mamba's projections have none).
+//
+// Two forward paths that agree to rounding:
+//   latent: W_eff is formed in workspace memory (ops/fbi_weight.hpp) and multiplied with a dense GEMM;
+//   packed: after pack(), the signs s(W) live in a BitTensor<uint32_t> outside the store and the op
+//           binary_linear computes S (alpha ⊙ x) + (beta · x) 1 from the bits.
+// pack() reads the latent weight as it is now; later changes to it are not seen until pack() again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../ops/binary_linear.hpp"
+#include "../ops/fbi_weight.hpp"
+#include "../ops/linear.hpp"
+#include "../tensor/bit_tensor.hpp"
+#include "../tensor/copy.hpp"
+#include "../train/param_store.hpp"
+
+namespace bimamba {
+
+template <class Backend>
+class BinaryLinear {
+ public:
+  void declare(ParamStore<Backend>& store, const std::string& prefix, int64_t in, int64_t out) {
+    in_ = in, out_ = out;
+    weight_id_ = store.declare(prefix + ".weight", {out, in});
+    scale_id_ = store.declare(prefix + ".wscale", {1, in}, ParamGroup::NoDecay);
+    offset_id_ = store.declare(prefix + ".wbias", {1, in}, ParamGroup::NoDecay);
+  }
+  void bind(ParamStore<Backend>& store) {
+    weight_ = store.template param<2>(weight_id_);
+    alpha_ = store.template param<2>(scale_id_).template reshape<1>({in_});
+    beta_ = store.template param<2>(offset_id_).template reshape<1>({in_});
+  }
+
+  // Packs s(W) into sign bits; forward uses them from now on. NaN weights throw (their sign is undefined).
+  void pack() {
+    auto latent = to_host(weight_);
+    signs_ = to<Backend>(pack_signs<uint32_t>(latent.cview()));
+    packed_ = true;
+  }
+  // Back to the latent path (the bits are dropped).
+  void unpack() {
+    signs_ = BitTensor<uint32_t, Backend>();
+    packed_ = false;
+  }
+  bool packed() const { return packed_; }
+
+  // x (T, in) -> y (T, out).
+  void forward(Context<Backend>& ctx, View<const float, 2, Backend> x, View<float, 2, Backend> y) const {
+    if (packed_) {
+      binary_linear(ctx, x, signs_.cview(), alpha_, beta_, y);
+      return;
+    }
+    WorkspaceScope<Backend> scope(ctx.workspace());
+    TensorView<float, 2, Backend> w_eff(ctx.workspace().template take<float>(size_t(out_ * in_)), {out_, in_});
+    fbi_weight(ctx, weight_, alpha_, beta_, w_eff);
+    linear(ctx, x, w_eff, {}, y);
+  }
+
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  TensorView<float, 2, Backend> weight() const { return weight_; }  // (out, in) latent
+  TensorView<float, 1, Backend> alpha() const { return alpha_; }    // (in) wscale
+  TensorView<float, 1, Backend> beta() const { return beta_; }      // (in) wbias
+  const BitTensor<uint32_t, Backend>& signs() const { return signs_; }
+  int weight_id() const { return weight_id_; }
+  int scale_id() const { return scale_id_; }
+  int offset_id() const { return offset_id_; }
+
+ private:
+  int64_t in_ = 0, out_ = 0;
+  int weight_id_ = -1, scale_id_ = -1, offset_id_ = -1;
+  TensorView<float, 2, Backend> weight_;
+  TensorView<float, 1, Backend> alpha_, beta_;
+  BitTensor<uint32_t, Backend> signs_;  // (out, in) after pack()
+  bool packed_ = false;
+};
+
+}  // namespace bimamba

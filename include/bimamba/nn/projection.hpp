@@ -1,0 +1,49 @@
+// Projection<Backend>: a mixer's in_proj / out_proj, dense (Linear) in Mamba-2 / Mamba-1 and FBI-Linear
+// (BinaryLinear) in Bi-Mamba, chosen at declare time; one forward for both.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "binary_linear.hpp"
+#include "linear.hpp"
+
+namespace bimamba {
+
+template <class Backend>
+class Projection {
+ public:
+  void declare(ParamStore<Backend>& store, const std::string& prefix, int64_t in, int64_t out, bool bias, bool binary) {
+    binary_ = binary;
+    if (binary) {
+      BIMAMBA_CHECK(!bias, prefix, ": a binary (FBI-Linear) projection with a bias is not supported");
+      fbi_.declare(store, prefix, in, out);
+    } else {
+      dense_.declare(store, prefix, in, out, bias);
+    }
+  }
+  void bind(ParamStore<Backend>& store) { binary_ ? fbi_.bind(store) : dense_.bind(store); }
+
+  // x (T, in) -> y (T, out).
+  void forward(Context<Backend>& ctx, View<const float, 2, Backend> x, View<float, 2, Backend> y) const {
+    binary_ ? fbi_.forward(ctx, x, y) : dense_.forward(ctx, x, y);
+  }
+
+  bool binary() const { return binary_; }
+  void pack() {
+    if (binary_) fbi_.pack();
+  }
+  void unpack() {
+    if (binary_) fbi_.unpack();
+  }
+  bool packed() const { return binary_ && fbi_.packed(); }
+  const Linear<Backend>& dense() const { return dense_; }
+  const BinaryLinear<Backend>& fbi() const { return fbi_; }
+
+ private:
+  bool binary_ = false;
+  Linear<Backend> dense_;
+  BinaryLinear<Backend> fbi_;
+};
+
+}  // namespace bimamba
