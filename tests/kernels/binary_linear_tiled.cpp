@@ -120,13 +120,16 @@ TEST(BinaryLinearTiled, PaddingBitsDoNotLeak) {
   EXPECT_EQ(c.run(ctx, TiledSigns(bits.cview())), c.run(ctx, TiledSigns(dirty.cview())));
 }
 
-TEST(BinaryLinearTiled, SimdPathBitIdenticalToScalar) {
+TEST(BinaryLinearTiled, SimdPathsBitIdenticalToScalar) {
   const int64_t words = 7;
   std::vector<float> a = test::random_floats(size_t(32 * words), 3, -3, 3);
   a[5] = 40;  // one outlier block
   std::vector<uint8_t> planes(size_t(8 * words * 32));
   std::vector<float> scale(static_cast<size_t>(words));
   detail::shuffle::build_tables(a.data(), words, planes.data(), scale.data());
+  std::vector<uint8_t> planes_scalar(planes.size());
+  detail::shuffle::build_tables(a.data(), words, planes_scalar.data(), scale.data(), /*force_scalar=*/true);
+  EXPECT_EQ(planes, planes_scalar);
   const detail::shuffle::TokenTables tt{planes.data(), scale.data()};
   BitTensor<uint32_t, Host> bits(32, 32 * words);
   std::mt19937 rng(8);

@@ -38,7 +38,8 @@
 
 namespace bimamba::detail::shuffle {
 
-inline constexpr int kQuantMax = 1023;  // 8 groups * 4 columns * 1023 < 32768: int16 block sums are exact
+inline constexpr int kQuantMax = 1023;            // 8 groups * 4 columns * 1023 < 32768: int16 block sums are exact
+inline constexpr int64_t kPrefetchBytes = 2048;  // software prefetch distance in the weight stream
 
 // Per-token quantized tables: words blocks of 32 columns; groups = 8 * words.
 struct TokenTables {
@@ -46,34 +47,85 @@ struct TokenTables {
   const float* scale;     // (words) d_w
 };
 
-// Quantizes a (cols = 32 * words values, zero padded) and builds the tables of one token.
-inline void build_tables(const float* a, int64_t words, uint8_t* planes, float* scale) {
+// The scale d of one 32-column block and the factor inv = 1 / d used to quantize it (0 for an all-zero
+// block). A non-finite activation makes d NaN (and inv 0), so every output of the token is NaN.
+inline void block_scale(const float* aw, float* scale, float* inv) {
+  float m = 0;
+  bool finite = true;
+  for (int j = 0; j < 32; ++j) {
+    const float v = std::abs(aw[j]);
+    finite = finite && v <= std::numeric_limits<float>::max();  // false for Inf and NaN
+    m = std::max(m, v);
+  }
+  const bool usable = finite && m > 0;
+  *scale = usable ? m / float(kQuantMax) : (finite ? 0.0f : std::numeric_limits<float>::quiet_NaN());
+  *inv = usable ? float(kQuantMax) / m : 0.0f;
+}
+
+// The 8 group tables of one block (planes: (8, 2, 16) bytes): portable version.
+inline void block_tables_scalar(const float* aw, float inv, uint8_t* planes) {
+  for (int g = 0; g < 8; ++g) {
+    int q[4];
+    for (int b = 0; b < 4; ++b) q[b] = std::clamp(int(std::nearbyint(aw[4 * g + b] * inv)), -kQuantMax, kQuantMax);
+    int16_t L[16];
+    L[0] = int16_t(-(q[0] + q[1] + q[2] + q[3]));
+    for (int b = 0; b < 4; ++b)
+      for (int v = 0; v < (1 << b); ++v) L[v + (1 << b)] = int16_t(L[v] + 2 * q[b]);
+    uint8_t* plane = planes + g * 32;
+    for (int v = 0; v < 16; ++v) {
+      plane[v] = uint8_t(uint16_t(L[v]) & 0xffu);
+      plane[16 + v] = uint8_t(uint16_t(L[v]) >> 8);
+    }
+  }
+}
+
+#if defined(__AVX2__)
+// The same with AVX2: L[v] = sum_b sign_b(v) q_b as 16 int16 lanes (vpsignw), bytes split by one in-lane
+// shuffle and one cross-lane permute into [low bytes 0..15 | high bytes 0..15]. Same integers as the scalar
+// version (cvtps rounds to nearest even, as nearbyint does in the default rounding mode).
+inline void block_tables_avx2(const float* aw, float inv, uint8_t* planes) {
+  alignas(32) int16_t q[32];
+  const __m256 scale = _mm256_set1_ps(inv);
+  const __m256i lo = _mm256_set1_epi32(-kQuantMax), hi = _mm256_set1_epi32(kQuantMax);
+  for (int k = 0; k < 2; ++k) {
+    auto quantize = [&](int c) {
+      const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(aw + c), scale));
+      return _mm256_max_epi32(lo, _mm256_min_epi32(hi, v));
+    };
+    const __m256i packed = _mm256_packs_epi32(quantize(16 * k), quantize(16 * k + 8));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(q + 16 * k), _mm256_permute4x64_epi64(packed, 0xd8));
+  }
+  const __m256i sign0 = _mm256_setr_epi16(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
+  const __m256i sign1 = _mm256_setr_epi16(-1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1);
+  const __m256i sign2 = _mm256_setr_epi16(-1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1);
+  const __m256i sign3 = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (int g = 0; g < 8; ++g) {
+    const int16_t* qg = q + 4 * g;
+    const __m256i L = _mm256_add_epi16(
+        _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(qg[0]), sign0), _mm256_sign_epi16(_mm256_set1_epi16(qg[1]), sign1)),
+        _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(qg[2]), sign2), _mm256_sign_epi16(_mm256_set1_epi16(qg[3]), sign3)));
+    const __m256i bytes = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(L, split), 0xd8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(planes + g * 32), bytes);
+  }
+}
+#endif
+
+// Quantizes a (32 * words values, zero padded) and builds the tables of one token: planes (8 * words, 2,
+// 16) bytes, scale (words).
+inline void build_tables(const float* a, int64_t words, uint8_t* planes, float* scale, bool force_scalar = false) {
   for (int64_t w = 0; w < words; ++w) {
-    const float* aw = a + 32 * w;
-    float m = 0;
-    bool finite = true;
-    for (int j = 0; j < 32; ++j) {
-      const float v = std::abs(aw[j]);
-      finite = finite && v <= std::numeric_limits<float>::max();  // false for Inf and NaN
-      m = std::max(m, v);
+    float inv;
+    block_scale(a + 32 * w, scale + w, &inv);
+#if defined(__AVX2__)
+    if (!force_scalar) {
+      block_tables_avx2(a + 32 * w, inv, planes + 8 * w * 32);
+      continue;
     }
-    const bool usable = finite && m > 0;
-    // A non-finite activation makes the block scale NaN, so every output of the token is NaN.
-    scale[w] = usable ? m / float(kQuantMax) : (finite ? 0.0f : std::numeric_limits<float>::quiet_NaN());
-    const float inv = usable ? float(kQuantMax) / m : 0.0f;
-    for (int g = 0; g < 8; ++g) {
-      int q[4];
-      for (int b = 0; b < 4; ++b) q[b] = std::clamp(int(std::nearbyint(aw[4 * g + b] * inv)), -kQuantMax, kQuantMax);
-      int16_t L[16];
-      L[0] = int16_t(-(q[0] + q[1] + q[2] + q[3]));
-      for (int b = 0; b < 4; ++b)
-        for (int v = 0; v < (1 << b); ++v) L[v + (1 << b)] = int16_t(L[v] + 2 * q[b]);
-      uint8_t* plane = planes + (8 * w + g) * 32;
-      for (int v = 0; v < 16; ++v) {
-        plane[v] = uint8_t(uint16_t(L[v]) & 0xffu);
-        plane[16 + v] = uint8_t(uint16_t(L[v]) >> 8);
-      }
-    }
+#endif
+    (void)force_scalar;
+    block_tables_scalar(a + 32 * w, inv, planes + 8 * w * 32);
   }
 }
 
@@ -99,28 +151,39 @@ inline void tile_scalar(const uint8_t* tile, int64_t words, const TokenTables& t
 }
 
 #if defined(__AVX2__)
-// The same for one tile with AVX2; acc receives rows 0..31 in order.
+// A 16-byte table plane in both 128-bit lanes.
+inline __m256i broadcast_plane(const uint8_t* plane) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane)));
+}
+
+// The same as tile_scalar for one tile with AVX2; acc receives rows 0..31 in order.
 inline void tile_avx2(const uint8_t* tile, int64_t words, const TokenTables& tt, float* acc) {
   const __m256i nibble = _mm256_set1_epi8(0x0f);
-  const __m256i even = _mm256_set1_epi32(1), odd = _mm256_set1_epi32(1 << 16);
   __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
   for (int64_t w = 0; w < words; ++w) {
     __m256i sa = _mm256_setzero_si256(), sb = sa;
-    for (int p = 0; p < 4; ++p) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + (4 * w + p) * 32));
+    const uint8_t* plane = tt.planes + 8 * w * 32;
+    const uint8_t* bytes = tile + 4 * w * 32;
+    // The tiles are contiguous: fetch kPrefetchBytes ahead (into the next tile at the end of this one), so
+    // that DRAM streams while the shuffles run.
+    _mm_prefetch(reinterpret_cast<const char*>(bytes + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bytes + kPrefetchBytes + 64), _MM_HINT_T0);
+    for (int p = 0; p < 4; ++p, plane += 64, bytes += 32) {
+      // Written as a sequence of short-lived temporaries: the 16 ymm registers must hold everything.
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
       const __m256i lo = _mm256_and_si256(v, nibble);
+      __m256i l = _mm256_shuffle_epi8(broadcast_plane(plane), lo);
+      __m256i h = _mm256_shuffle_epi8(broadcast_plane(plane + 16), lo);
+      sa = _mm256_add_epi16(sa, _mm256_unpacklo_epi8(l, h));
+      sb = _mm256_add_epi16(sb, _mm256_unpackhi_epi8(l, h));
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-      const uint8_t* plane = tt.planes + (8 * w + 2 * p) * 32;
-      const __m256i tl0 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane)));
-      const __m256i th0 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 16)));
-      const __m256i tl1 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 32)));
-      const __m256i th1 = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 48)));
-      const __m256i l0 = _mm256_shuffle_epi8(tl0, lo), h0 = _mm256_shuffle_epi8(th0, lo);
-      const __m256i l1 = _mm256_shuffle_epi8(tl1, hi), h1 = _mm256_shuffle_epi8(th1, hi);
-      sa = _mm256_add_epi16(sa, _mm256_add_epi16(_mm256_unpacklo_epi8(l0, h0), _mm256_unpacklo_epi8(l1, h1)));
-      sb = _mm256_add_epi16(sb, _mm256_add_epi16(_mm256_unpackhi_epi8(l0, h0), _mm256_unpackhi_epi8(l1, h1)));
+      l = _mm256_shuffle_epi8(broadcast_plane(plane + 32), hi);
+      h = _mm256_shuffle_epi8(broadcast_plane(plane + 48), hi);
+      sa = _mm256_add_epi16(sa, _mm256_unpacklo_epi8(l, h));
+      sb = _mm256_add_epi16(sb, _mm256_unpackhi_epi8(l, h));
     }
     const __m256 d = _mm256_broadcast_ss(tt.scale + w);
+    const __m256i even = _mm256_set1_epi32(1), odd = _mm256_set1_epi32(1 << 16);
     f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sa, even)), d, f0);
     f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sa, odd)), d, f1);
     f2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sb, even)), d, f2);
@@ -150,10 +213,10 @@ inline void tile_pair_avx512(const uint8_t* tile_a, const uint8_t* tile_b, int64
       const __m512i lo = _mm512_and_si512(v, nibble);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
       const uint8_t* plane = tt.planes + (8 * w + 2 * p) * 32;
-      const __m512i tl0 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane)));
-      const __m512i th0 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 16)));
-      const __m512i tl1 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 32)));
-      const __m512i th1 = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + 48)));
+      const __m512i tl0 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane)));
+      const __m512i th0 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + 16)));
+      const __m512i tl1 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + 32)));
+      const __m512i th1 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + 48)));
       const __m512i l0 = _mm512_shuffle_epi8(tl0, lo), h0 = _mm512_shuffle_epi8(th0, lo);
       const __m512i l1 = _mm512_shuffle_epi8(tl1, hi), h1 = _mm512_shuffle_epi8(th1, hi);
       sa = _mm512_add_epi16(sa, _mm512_add_epi16(_mm512_unpacklo_epi8(l0, h0), _mm512_unpacklo_epi8(l1, h1)));
