@@ -11,7 +11,7 @@
 // NFC (Unicode Standard Annex #15): full canonical decomposition (Hangul algorithmically), canonical
 // ordering of non-starters by combining class (stable), then canonical composition of unblocked pairs.
 // Fast path: a text made only of "NFC-stable" code points (ASCII among them) is returned unchanged; otherwise
-// only the segments around unstable code points are rebuilt. Ill-formed bytes pass through untouched and
+// only the segments around unstable code points are rebuilt (NFD likewise with its own stability test). Ill-formed bytes pass through untouched and
 // block composition across them.
 #pragma once
 
@@ -134,6 +134,19 @@ inline bool is_nfc_stable(uint32_t cp) {
   return cp < 0x300 || detail::find_range(tables::kNfcUnstableRanges, cp) < 0;
 }
 
+namespace detail {
+
+// The kDecompositionIndex row of cp ({cp, offset, length}), or nullptr.
+inline const uint32_t* find_decomposition(uint32_t cp) {
+  const auto& index = tables::kDecompositionIndex;
+  const auto* end = std::end(index);
+  const auto* it = std::lower_bound(std::begin(index), end, cp,
+                                    [](const uint32_t(&row)[3], uint32_t value) { return row[0] < value; });
+  return (it == end || (*it)[0] != cp) ? nullptr : *it;
+}
+
+}  // namespace detail
+
 // Appends the full canonical decomposition of cp.
 inline void append_decomposition(std::vector<uint32_t>& out, uint32_t cp) {
   using namespace detail;
@@ -144,15 +157,12 @@ inline void append_decomposition(std::vector<uint32_t>& out, uint32_t cp) {
     if (s % kTCount != 0) out.push_back(kTBase + s % kTCount);
     return;
   }
-  const auto& index = tables::kDecompositionIndex;
-  const auto* end = std::end(index);
-  const auto* it = std::lower_bound(std::begin(index), end, cp,
-                                    [](const uint32_t(&row)[3], uint32_t value) { return row[0] < value; });
-  if (it == end || (*it)[0] != cp) {
+  const uint32_t* row = cp < 0xC0 ? nullptr : find_decomposition(cp);
+  if (!row) {
     out.push_back(cp);
     return;
   }
-  out.insert(out.end(), tables::kDecompositionData + (*it)[1], tables::kDecompositionData + (*it)[1] + (*it)[2]);
+  out.insert(out.end(), tables::kDecompositionData + row[1], tables::kDecompositionData + row[1] + row[2]);
 }
 
 // The primary composite of (first, second), or kInvalid.
@@ -235,42 +245,59 @@ inline bool is_quick_nfc(std::string_view text) {
   return true;
 }
 
-// NFC or NFD of text. Segments that start at an NFC-stable code point and contain no unstable one are
-// copied as they are for NFC.
+// True when cp is a starter that NFD leaves alone (no decomposition, combining class 0).
+inline bool is_nfd_stable(uint32_t cp) {
+  if (cp < 0xC0) return true;
+  if (cp >= detail::kSBase && cp < detail::kSBase + detail::kSCount) return false;
+  if (combining_class(cp) != 0) return false;
+  return detail::find_decomposition(cp) == nullptr;
+}
+
+// NFC or NFD of text. The text is cut into segments that start at a stable starter (is_nfc_stable /
+// is_nfd_stable) or after an ill-formed byte; only segments holding an unstable code point are decoded and
+// rebuilt, the rest is copied as bytes.
 inline std::string normalize(std::string_view text, NormalForm form) {
   std::string out;
   out.reserve(text.size() + text.size() / 8);
-  std::vector<uint32_t> segment, decomposed;
-  bool segment_stable = true;
-  auto flush = [&] {
-    if (segment.empty()) return;
-    if (form == NormalForm::kNFC && segment_stable) {
-      for (uint32_t cp : segment) append_utf8(out, cp);
-    } else {
-      decomposed.clear();
-      for (uint32_t cp : segment) append_decomposition(decomposed, cp);
-      detail::canonical_order(decomposed);
-      if (form == NormalForm::kNFC) detail::canonical_compose(decomposed);
-      for (uint32_t cp : decomposed) append_utf8(out, cp);
+  std::vector<uint32_t> cps;
+  size_t copied = 0;         // text[0, copied) is in out
+  size_t segment_start = 0;  // byte offset where the current segment starts
+  bool dirty = false;        // the current segment holds an unstable code point
+  auto flush = [&](size_t end) {
+    if (!dirty) return;
+    out.append(text.data() + copied, segment_start - copied);
+    cps.clear();
+    for (size_t i = segment_start; i < end;) {
+      const DecodedChar c = decode_utf8(text.data() + i, end - i);
+      append_decomposition(cps, c.cp);
+      i += c.len;
     }
-    segment.clear();
-    segment_stable = true;
+    detail::canonical_order(cps);
+    if (form == NormalForm::kNFC) detail::canonical_compose(cps);
+    for (uint32_t cp : cps) append_utf8(out, cp);
+    copied = end;
+    dirty = false;
   };
   for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      if (dirty) flush(i);
+      segment_start = i++;
+      continue;
+    }
     const DecodedChar c = decode_utf8(text.data() + i, text.size() - i);
     if (c.cp == kInvalid) {
-      flush();
-      out.append(text.data() + i, c.len);
-    } else if (is_nfc_stable(c.cp)) {
-      flush();
-      segment.push_back(c.cp);
+      flush(i);
+      segment_start = i + c.len;
+    } else if (form == NormalForm::kNFC ? is_nfc_stable(c.cp) : is_nfd_stable(c.cp)) {
+      flush(i);
+      segment_start = i;
     } else {
-      segment.push_back(c.cp);
-      segment_stable = false;
+      dirty = true;
     }
     i += c.len;
   }
-  flush();
+  flush(text.size());
+  out.append(text.data() + copied, text.size() - copied);
   return out;
 }
 
