@@ -3,7 +3,8 @@
 // every dtype survives a write -> read round trip bit for bit, writes are atomic, sharded checkpoints resolve
 // through their index.
 #include <bimamba/io/safetensors.hpp>
-#include <bimamba/io/safetensors_sharded.hpp>
+#include <bimamba/io/checkpoint.hpp>
+#include <bimamba/io/checkpoint_sharded.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -154,6 +155,11 @@ TEST(ShardedSafetensors, ResolvesThroughTheIndex) {
   EXPECT_EQ(to_float(s.get("a")), (std::vector<float>{1.0f, 2.0f}));
   EXPECT_EQ(to_float(s.get("b")), std::vector<float>{3.0f});
   EXPECT_EQ(to_int64(s.get("c")), std::vector<int64_t>{7});
+  // The directory reads the same through Checkpoint, which prefers the index over any single file.
+  Checkpoint ckpt(dir.path());
+  EXPECT_EQ(ckpt.format(), Checkpoint::Format::ShardedSafetensors);
+  EXPECT_EQ(ckpt.names().size(), 3u);
+  EXPECT_EQ(to_float(ckpt.get("b")), std::vector<float>{3.0f});
 }
 
 }  // namespace

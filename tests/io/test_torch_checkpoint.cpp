@@ -89,5 +89,37 @@ TEST(TorchCheckpoint, TiedTensorsShareOneStorageWithOffsets) {
   EXPECT_EQ(to_float(ckpt.get("scale")), std::vector<float>{0.5f});
 }
 
+TEST(TorchCheckpoint, ReadsZip64Archives) {
+  // Checkpoints over 4 GiB (the 2.7B models) are zip64: sizes and offsets live in zip64 extra fields and the
+  // zip64 end record. The same small state dict, written that way, must read identically.
+  test::TempDir dir;
+  test::PickleWriter p;
+  p.proto().empty_dict().mark().float_tensor_item("w", "0", 3, 0, {3}, {1}).setitems().stop();
+  const std::string path = dir.file("zip64.bin");
+  test::write_bytes(path, test::make_torch_zip(p.bytes(), {{"0", test::float_bytes({1.5f, -2, 4})}}, 0, /*zip64=*/true));
+  ZipArchive zip(path);
+  EXPECT_EQ(zip.entry("archive/data/0").size, 12u);
+  Checkpoint ckpt(path);
+  EXPECT_EQ(to_float(ckpt.get("w")), (std::vector<float>{1.5f, -2, 4}));
+}
+
+TEST(Checkpoint, ReadsShardedTorchCheckpointDirectories) {
+  test::TempDir dir;
+  test::PickleWriter first, second;
+  first.proto().empty_dict().mark().float_tensor_item("backbone.embedding.weight", "0", 2, 0, {2}, {1}).setitems().stop();
+  second.proto().empty_dict().mark().float_tensor_item("lm_head.weight", "0", 1, 0, {1}, {1}).setitems().stop();
+  test::write_bytes(dir.file("pytorch_model-00001-of-00002.bin"),
+                    test::make_torch_zip(first.bytes(), {{"0", test::float_bytes({1, 2})}}));
+  test::write_bytes(dir.file("pytorch_model-00002-of-00002.bin"),
+                    test::make_torch_zip(second.bytes(), {{"0", test::float_bytes({3})}}));
+  test::write_bytes(dir.file("pytorch_model.bin.index.json"),
+                    R"({"weight_map": {"backbone.embedding.weight": "pytorch_model-00001-of-00002.bin",
+                                       "lm_head.weight": "pytorch_model-00002-of-00002.bin"}})");
+  Checkpoint ckpt(dir.path());
+  EXPECT_EQ(ckpt.format(), Checkpoint::Format::ShardedTorchZip);
+  EXPECT_EQ(to_float(ckpt.get("backbone.embeddings.weight")), (std::vector<float>{1, 2}));  // renamed
+  EXPECT_EQ(to_float(ckpt.get("lm_head.weight")), std::vector<float>{3});
+}
+
 }  // namespace
 }  // namespace bimamba

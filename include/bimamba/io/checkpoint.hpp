@@ -2,11 +2,13 @@
 // the HF scheme.
 //
 // Checkpoint(path) accepts a directory or a file. In a directory it looks, in this order, for
-//   model.safetensors.index.json  (sharded safetensors, io/safetensors_sharded.hpp)
+//   model.safetensors.index.json  (sharded safetensors, io/checkpoint_sharded.hpp)
 //   model.safetensors             (io/safetensors.hpp)
+//   pytorch_model.bin.index.json  (sharded torch.save checkpoint, io/checkpoint_sharded.hpp)
 //   pytorch_model.bin             (torch.save zip, io/torch_checkpoint.hpp; mamba_ssm / Bi-Mamba checkpoints)
-// A file is read by its content: a zip signature means torch.save, a name ending in ".index.json" a sharded
-// safetensors index, anything else safetensors.
+// A file is read by its content and name: a zip signature means torch.save, a name ending in
+// ".bin.index.json" an index of torch.save shards, any other ".index.json" an index of safetensors shards,
+// anything else safetensors.
 //
 // Name normalization (mamba_ssm -> HF): `backbone.embedding.weight` becomes `backbone.embeddings.weight`;
 // every other mamba_ssm name (backbone.layers.<i>.{norm,mixer.*}, backbone.norm_f.weight, lm_head.weight,
@@ -27,7 +29,7 @@
 #include "file.hpp"
 #include "host_tensor.hpp"
 #include "safetensors.hpp"
-#include "safetensors_sharded.hpp"
+#include "checkpoint_sharded.hpp"
 #include "torch_checkpoint.hpp"
 
 namespace bimamba {
@@ -40,20 +42,21 @@ inline std::string normalize_tensor_name(const std::string& name) {
 
 class Checkpoint {
  public:
-  enum class Format { Safetensors, ShardedSafetensors, TorchZip };
+  enum class Format { Safetensors, ShardedSafetensors, TorchZip, ShardedTorchZip };
 
   explicit Checkpoint(const std::string& path) : path_(path) {
     namespace fs = std::filesystem;
     std::string file = path;
     if (fs::is_directory(path)) {
       file.clear();
-      for (const char* candidate : {"model.safetensors.index.json", "model.safetensors", "pytorch_model.bin"})
+      for (const char* candidate : {"model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
+                                    "pytorch_model.bin"})
         if (fs::exists(fs::path(path) / candidate)) {
           file = (fs::path(path) / candidate).string();
           break;
         }
       if (file.empty())
-        BIMAMBA_THROW(FormatError, path, ": no model.safetensors.index.json, model.safetensors or pytorch_model.bin in "
+        BIMAMBA_THROW(FormatError, path, ": no model.safetensors(.index.json) or pytorch_model.bin(.index.json) in "
                                          "this directory");
     }
     file_ = file;
@@ -61,7 +64,11 @@ class Checkpoint {
       format_ = Format::TorchZip;
       TorchCheckpoint source(file);
       add_all(source);
-    } else if (file.size() >= 11 && file.compare(file.size() - 11, 11, ".index.json") == 0) {
+    } else if (ends_with(file, ".bin.index.json")) {
+      format_ = Format::ShardedTorchZip;
+      ShardedTorchCheckpoint source(file);
+      add_all(source);
+    } else if (ends_with(file, ".index.json")) {
       format_ = Format::ShardedSafetensors;
       ShardedSafetensors source(file);
       add_all(source);
@@ -86,6 +93,9 @@ class Checkpoint {
   }
 
  private:
+  static bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
   static bool is_zip(const std::string& file) {
     const auto mapped = MappedFile::open(file);
     const uint8_t* p = mapped->data();

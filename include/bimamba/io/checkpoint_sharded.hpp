@@ -1,7 +1,9 @@
-// Sharded safetensors checkpoints: `model.safetensors.index.json` next to the shards, as HF writes them:
-//   { "metadata": {...}, "weight_map": { "<tensor name>": "model-00001-of-00002.safetensors", ... } }
+// Sharded checkpoints, as HF writes them: an index next to the shards,
+//   model.safetensors.index.json  (shards: safetensors)   -> ShardedSafetensors
+//   pytorch_model.bin.index.json  (shards: torch.save zip) -> ShardedTorchCheckpoint
+// holding { "metadata": {...}, "weight_map": { "<tensor name>": "model-00001-of-00002.safetensors", ... } }.
 //
-// ShardedSafetensors opens every shard the index names once (each validated as in safetensors.hpp) and
+// ShardedCheckpoint<Shard> opens every shard the index names once (each validated by its own reader) and
 // serves get(name) from the shard the weight map names. Validation (FormatError naming the index file):
 //   - `weight_map` is an object of tensor name -> shard file name; shard names are relative paths inside the
 //     index's directory (no absolute paths, no "..");
@@ -19,26 +21,28 @@
 #include "host_tensor.hpp"
 #include "json.hpp"
 #include "safetensors.hpp"
+#include "torch_checkpoint.hpp"
 
 namespace bimamba {
 
-class ShardedSafetensors {
+template <class Shard>
+class ShardedCheckpoint {
  public:
-  explicit ShardedSafetensors(const std::string& index_path) : index_path_(index_path) {
+  explicit ShardedCheckpoint(const std::string& index_path) : index_path_(index_path) {
     const nlohmann::json index = read_json_file(index_path);
     const nlohmann::json& weight_map = json_require(index, "weight_map", index_path);
     if (!weight_map.is_object()) BIMAMBA_THROW(FormatError, index_path, ": 'weight_map' is not a JSON object");
     const std::string dir = detail::parent_directory(index_path);
-    std::map<std::string, std::shared_ptr<const SafetensorsFile>> shards;
+    std::map<std::string, std::shared_ptr<const Shard>> shards;
     for (const auto& [name, shard] : weight_map.items()) {
       if (!shard.is_string())
         BIMAMBA_THROW(FormatError, index_path, ": weight_map entry of '", name, "' is not a file name");
-      const std::string file = shard.get<std::string>();
+      const std::string file = shard.template get<std::string>();
       if (file.empty() || file[0] == '/' || file.find("..") != std::string::npos)
         BIMAMBA_THROW(FormatError, index_path, ": shard file name '", file, "' of tensor '", name,
                       "' must be a relative path inside the checkpoint directory");
       auto& opened = shards[file];
-      if (!opened) opened = std::make_shared<const SafetensorsFile>(dir + "/" + file);
+      if (!opened) opened = std::make_shared<const Shard>(dir + "/" + file);
       if (!opened->has(name))
         BIMAMBA_THROW(FormatError, index_path, ": tensor '", name, "' is mapped to shard '", file, "', which does not hold it");
       where_[name] = opened;
@@ -64,8 +68,11 @@ class ShardedSafetensors {
 
  private:
   std::string index_path_;
-  std::map<std::string, std::shared_ptr<const SafetensorsFile>> where_;
+  std::map<std::string, std::shared_ptr<const Shard>> where_;
   std::vector<std::string> names_;
 };
+
+using ShardedSafetensors = ShardedCheckpoint<SafetensorsFile>;
+using ShardedTorchCheckpoint = ShardedCheckpoint<TorchCheckpoint>;
 
 }  // namespace bimamba

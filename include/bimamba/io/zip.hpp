@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -155,7 +156,11 @@ class ZipArchive {
       if (compressed != uncompressed)
         fail("zip entry '", e.name, "' is stored but its sizes differ (", compressed, " vs ", uncompressed, ")");
       if (read(local, 4, "local header") != kLocalSig) fail("zip entry '", e.name, "' has no local header at byte ", local);
-      const uint64_t data = local + 30 + read(local + 26, 2, "local header") + read(local + 28, 2, "local header");
+      const uint64_t local_name_len = read(local + 26, 2, "local header");
+      const uint64_t data = local + 30 + local_name_len + read(local + 28, 2, "local header");
+      if (local_name_len != name_len || local + 30 + name_len > size ||
+          std::memcmp(file_->data() + local + 30, e.name.data(), name_len) != 0)
+        fail("zip entry '", e.name, "': the local header names a different file than the central directory");
       if (data > size || uncompressed > size - data)
         fail("truncated: data of zip entry '", e.name, "' (", uncompressed, " bytes at byte ", data,
              ") runs past the end of the file (", size, " bytes)");
