@@ -121,5 +121,22 @@ TEST(Checkpoint, ReadsShardedTorchCheckpointDirectories) {
   EXPECT_EQ(to_float(ckpt.get("lm_head.weight")), std::vector<float>{3});
 }
 
+TEST(TorchCheckpoint, ReadsAnOrderedDictStateDictWithMetadata) {
+  // model.state_dict() is an OrderedDict carrying a `_metadata` attribute; pickle protocol 2 writes it as
+  // OrderedDict() + SETITEM per entry + BUILD({'_metadata': OrderedDict({'': {'version': 1}})}) (the layout
+  // Python's pickle produces for such an object). The attribute is dropped, the tensors read.
+  test::TempDir dir;
+  test::PickleWriter p;
+  p.proto().global("collections", "OrderedDict").empty_tuple().reduce();
+  p.float_tensor_item("w", "0", 2, 0, {2}, {1}).raw("s");
+  p.empty_dict().str("_metadata").global("collections", "OrderedDict").empty_tuple().reduce();
+  p.str("").empty_dict().str("version").integer(1).raw("s").raw("s").raw("s").raw("b").stop();
+  const std::string path = dir.file("state_dict.bin");
+  test::write_bytes(path, test::make_torch_zip(p.bytes(), {{"0", test::float_bytes({5, 6})}}));
+  Checkpoint ckpt(path);
+  EXPECT_EQ(ckpt.names(), std::vector<std::string>{"w"});
+  EXPECT_EQ(to_float(ckpt.get("w")), (std::vector<float>{5, 6}));
+}
+
 }  // namespace
 }  // namespace bimamba
