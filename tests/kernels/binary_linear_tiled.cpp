@@ -1,6 +1,7 @@
 // binary_linear on TiledSigns (the quantized shuffle kernel): the layout round-trips bit for bit, the result
 // stays within the proven quantization bound of the double reference on odd shapes, padding bits do not
-// leak, the SIMD path this build uses is bit-identical to the portable scalar kernel, and NaN propagates.
+// leak, the SIMD paths this build has (AVX2, AVX-512BW) are bit-identical to the portable scalar kernel, and
+// NaN propagates.
 #include "test_support.hpp"
 
 #include <bimamba/ops/binary_linear.hpp>
@@ -139,6 +140,17 @@ TEST(BinaryLinearTiled, SimdPathsBitIdenticalToScalar) {
   detail::shuffle::tile_best(tiled.tile(0), words, tt, simd);
   detail::shuffle::tile_scalar(tiled.tile(0), words, tt, scalar);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(simd[i], scalar[i]) << "row " << i;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  BitTensor<uint32_t, Host> bits2(64, 32 * words);
+  for (int64_t k = 0; k < 64 * words; ++k) bits2.data()[k] = rng();
+  TiledSigns tiled2(bits2.cview());
+  float pair[64], one[32];
+  detail::shuffle::tile_pair_avx512(tiled2.tile(0), tiled2.tile(1), words, tt, pair, pair + 32);
+  for (int r = 0; r < 2; ++r) {
+    detail::shuffle::tile_scalar(tiled2.tile(r), words, tt, one);
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(pair[32 * r + i], one[i]) << "AVX-512 tile " << r << " row " << i;
+  }
+#endif
 }
 
 TEST(BinaryLinearTiled, NaNActivationGivesNaNRow) {
