@@ -119,8 +119,20 @@ TEST(Safetensors, WriteIsAtomic) {
                                        HostTensor::from_values<float>("b", {1}, {4.0f})}),
                InvalidArgument);
   EXPECT_EQ(test::read_bytes(path), before);
+  // An exception in the middle of writing (after bytes went to the temporary file, before commit) leaves the
+  // old file and no temporary.
+  try {
+    AtomicFileWriter out(path);
+    out.write("partial", 7);
+    throw std::runtime_error("interrupted");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(test::read_bytes(path), before);
   const auto entries = std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator());
   EXPECT_EQ(entries, 1);
+  // A committed write replaces the file.
+  save_safetensors(path, {HostTensor::from_values<float>("c", {1}, {5.0f})});
+  EXPECT_EQ(to_float(SafetensorsFile(path).get("c")), std::vector<float>{5.0f});
 }
 
 TEST(HostTensor, ConvertsHalfBfloatDoubleAndIntegers) {
