@@ -98,6 +98,7 @@ class Context<Cuda> {
   Context& operator=(const Context&) = delete;
   ~Context() {
     if (cublas_) cublasDestroy(cublas_);
+    if (counters_) (void)cudaFree(counters_);
   }
 
   cudaStream_t stream() const { return stream_; }
@@ -114,6 +115,22 @@ class Context<Cuda> {
 
   Workspace<Cuda>& workspace() { return workspace_; }
 
+  // At least n zero-initialised device words, used as arrival counters by kernels whose last block finishes
+  // the work of the others (split-K fix-ups); every such kernel returns the words it used to zero before it
+  // ends. Growing synchronizes the device, so call it once outside graph capture with the largest n.
+  unsigned* counters(size_t n) {
+    if (n > counter_words_) {
+      if (counters_) BIMAMBA_CUDA_CHECK(cudaFree(counters_));
+      counters_ = nullptr;
+      counter_words_ = 0;
+      BIMAMBA_CUDA_CHECK(cudaMalloc(&counters_, n * sizeof(unsigned)));
+      BIMAMBA_CUDA_CHECK(cudaMemset(counters_, 0, n * sizeof(unsigned)));
+      BIMAMBA_CUDA_CHECK(cudaDeviceSynchronize());  // zeroed before any stream may use them
+      counter_words_ = n;
+    }
+    return counters_;
+  }
+
   void synchronize() const { BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   void set_logger(LogCallback callback) { logger_ = std::move(callback); }
@@ -126,6 +143,8 @@ class Context<Cuda> {
   int device_ = 0;
   cublasHandle_t cublas_ = nullptr;
   Workspace<Cuda> workspace_;
+  unsigned* counters_ = nullptr;
+  size_t counter_words_ = 0;
   LogCallback logger_;
 };
 

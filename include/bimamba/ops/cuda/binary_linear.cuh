@@ -1,0 +1,298 @@
+// Cuda FBI-Linear forward on packed signs (see ops/binary_linear.hpp): y = S (alpha ⊙ x) + (beta · x) 1.
+//
+// Exact integer tensor-core form. Per token t and K-slice k (a range of columns), with a_j = alpha_j x_tj,
+// m = max_{j in slice} |a_j| and q_j = round(a_j 2^22 / m) (|q_j| <= 2^22, error <= m 2^-23 per column):
+//   q_j = 65536 h_j + 256 u_j + l_j        three signed 8-bit planes (l, u in [-128, 127], |h| <= 65)
+//   sum_j S_ij q_j = 2 R_i - Q,  R_i = sum_{j: bit ij = 1} q_j,  Q = sum_j q_j
+// R_i is computed plane by plane with mma.m16n8k32 (A = the sign bits as u8 0/1, B = the planes as s8,
+// int32 accumulation: exact), so the only rounding is the quantization of a_j:
+//   y_ti = sum_k [ (2 R_i - Q) m / 2^22 + sum_{j in k} beta_j x_tj ]
+// The 8 mma columns hold 2 tokens x 3 planes; a launch handles 2 * NT tokens (NT mma tiles per step).
+//
+// Work: block = 4 warps = 64 output rows (one 16-row mma tile per warp) x one K-slice of `ips` iterations of
+// 512 columns. A thread loads 16 bytes (128 columns) of its two rows (g and g + 8) per iteration, 4 threads
+// cover 512 contiguous columns of a row: coalesced 16-byte loads of the sign words, decoded in registers with
+// one shift and one AND per 4 bits ((u >> j) & 0x01010101 = 4 A bytes). The block first quantizes its slice
+// of x into shared memory, laid out so that each lane's B fragment is one 8-byte load without bank conflicts.
+// With several slices, every block stores its float partial and the last block of a row group (an arrival
+// counter in Context<Cuda>::counters, reset by that block) sums the partials in slice order: deterministic.
+//
+// Padding bits (columns >= in) meet q = 0 and contribute nothing. Needs sm_80 or newer (integer mma.sync).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/workspace.hpp"
+#include "../../tensor/bit_tensor.hpp"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+inline constexpr int kBlWarps = 4;             // warps per block, one 16-row tile each
+inline constexpr int kBlRows = 16 * kBlWarps;  // output rows per block
+inline constexpr int kBlIterCols = 512;        // columns per warp iteration (4 threads x 128)
+inline constexpr int kBlMaxTokens = 4;         // tokens per launch (NT = 2 mma tiles of 2 tokens)
+
+struct BinaryLinearArgs {
+  const float* x;  // (tokens, in), row stride ldx
+  int64_t ldx;
+  int tokens;
+  int64_t in;
+  TensorView<const float, 1, Cuda> alpha, beta;  // (in)
+  const uint32_t* words;                         // (rows, wpr)
+  int64_t rows, wpr;
+  bool vector_loads;  // wpr % 4 == 0 and words 16-byte aligned
+  float* y;           // (tokens, rows), row stride ldy
+  int64_t ldy;
+  int ips;            // iterations (of 512 columns) per slice
+  int slices;
+  float* partials;    // (slices, tokens, rows) when slices > 1
+  unsigned* counters;  // (row groups) arrival counters, zero on entry and on exit
+};
+
+// Shared-memory layout of the quantized planes: row n (mma column) of tile nt, column c of the slice.
+// Within 32 columns the bytes are ordered (c % 8) * 4 + (c % 32) / 8, so columns {c, c+8, c+16, c+24} are one
+// 32-bit word; every 4 words (a thread's 128 columns) take 160 bytes and each row is offset by 8 bytes mod 128,
+// so the 16 lanes of a half-warp read 16 distinct 8-byte bank pairs.
+struct PlaneLayout {
+  int row_bytes;
+  __host__ __device__ explicit PlaneLayout(int ips) : row_bytes(((ips * 4 * 160 + 127) / 128) * 128 + 8) {}
+  __host__ __device__ int offset(int nt, int n, int c) const {
+    const int quad = c / 128, word = (c / 32) % 4;
+    return (nt * 8 + n) * row_bytes + quad * 160 + word * 32 + (c % 8) * 4 + (c % 32) / 8;
+  }
+  __host__ __device__ int bytes(int nt_count) const { return nt_count * 8 * row_bytes; }
+};
+
+__device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint2 b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b.x), "r"(b.y));
+#else
+  __trap();  // integer mma.sync needs sm_80; the launcher refuses older devices
+#endif
+}
+
+// Four sign words of `row` starting at word w (zeros past the row or the matrix).
+__device__ inline uint4 load_sign_words(const BinaryLinearArgs& a, int64_t row, int64_t w) {
+  if (row >= a.rows) return make_uint4(0, 0, 0, 0);
+  const uint32_t* p = a.words + row * a.wpr + w;
+  if (a.vector_loads) return w < a.wpr ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
+  uint32_t v[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) v[k] = w + k < a.wpr ? __ldg(p + k) : 0u;
+  return make_uint4(v[0], v[1], v[2], v[3]);
+}
+
+__device__ inline uint32_t word_of(const uint4& u, int k) { return k == 0 ? u.x : k == 1 ? u.y : k == 2 ? u.z : u.w; }
+
+template <int NT>
+__global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLinearArgs a) {
+  extern __shared__ __align__(16) unsigned char planes[];
+  __shared__ float s_scale[kBlMaxTokens], s_bias[kBlMaxTokens], s_scratch[32];
+  __shared__ long long s_q[kBlMaxTokens];
+  __shared__ int s_acc[kBlWarps][16][8 * NT];
+  __shared__ bool s_last;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tig = lane & 3;
+  const int slice = blockIdx.y, slice_cols = a.ips * kBlIterCols;
+  const int64_t col0 = int64_t(slice) * slice_cols;
+  const int64_t col_end = a.in < col0 + slice_cols ? a.in : col0 + slice_cols;
+  const PlaneLayout layout(a.ips);
+
+  // 1. Per token: m = max |alpha x| and the slice's beta . x.
+  for (int t = 0; t < a.tokens; ++t) {
+    float m = 0.0f, bsum = 0.0f;
+    for (int64_t j = col0 + tid; j < col_end; j += blockDim.x) {
+      const float xv = a.x[t * a.ldx + j];
+      m = fmaxf(m, fabsf(a.alpha(j) * xv));
+      bsum += a.beta(j) * xv;
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+    __syncthreads();
+    if (lane == 0) s_scratch[warp] = m;
+    __syncthreads();
+    if (tid == 0) {
+      float mm = 0.0f;
+      for (int w = 0; w < kBlWarps; ++w) mm = fmaxf(mm, s_scratch[w]);
+      s_scale[t] = mm;
+      s_q[t] = 0;
+    }
+    bsum = block_sum(bsum, s_scratch);
+    if (tid == 0) s_bias[t] = bsum;
+  }
+  __syncthreads();
+
+  // 2. Quantize into the planes: each thread fills the 32-bit words of columns {c, c+8, c+16, c+24}.
+  long long qsum[kBlMaxTokens] = {};
+  for (int quad4 = tid; quad4 < slice_cols / 4; quad4 += blockDim.x) {
+    const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
+    uint32_t bytes[NT][8] = {};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t j = col0 + c + 8 * e;
+#pragma unroll
+      for (int t = 0; t < 2 * NT; ++t) {
+        if (t >= a.tokens || j >= col_end || s_scale[t] == 0.0f) continue;
+        const float av = a.alpha(j) * a.x[t * a.ldx + j];
+        const int q = __float2int_rn(av * (4194304.0f / s_scale[t]));
+        qsum[t] += q;
+        const int l = int(static_cast<signed char>(q & 0xff)), q1 = (q - l) >> 8;
+        const int u = int(static_cast<signed char>(q1 & 0xff)), h = (q1 - u) >> 8;
+        const int n0 = (t % 2) * 3;
+        bytes[t / 2][n0 + 0] |= uint32_t(l & 0xff) << (8 * e);
+        bytes[t / 2][n0 + 1] |= uint32_t(u & 0xff) << (8 * e);
+        bytes[t / 2][n0 + 2] |= uint32_t(h & 0xff) << (8 * e);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int n = 0; n < 8; ++n) *reinterpret_cast<uint32_t*>(planes + layout.offset(nt, n, c)) = bytes[nt][n];
+  }
+#pragma unroll
+  for (int t = 0; t < 2 * NT; ++t) {
+    long long v = qsum[t];
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (lane == 0 && t < a.tokens) atomicAdd(reinterpret_cast<unsigned long long*>(&s_q[t]), static_cast<unsigned long long>(v));
+  }
+  __syncthreads();
+
+  // 3. The warp's 16 rows against the slice: R (per plane) in int32 mma accumulators.
+  const int64_t r0 = (int64_t(blockIdx.x) * kBlWarps + warp) * 16;
+  int acc[NT][4] = {};
+  const int64_t word0 = int64_t(slice) * a.ips * (kBlIterCols / 32);
+  uint4 u = load_sign_words(a, r0 + g, word0 + tig * 4), v = load_sign_words(a, r0 + g + 8, word0 + tig * 4);
+  for (int it = 0; it < a.ips; ++it) {
+    uint4 un = make_uint4(0, 0, 0, 0), vn = un;
+    if (it + 1 < a.ips) {  // next iteration's words in flight while this one computes
+      const int64_t w = word0 + (it + 1) * (kBlIterCols / 32) + tig * 4;
+      un = load_sign_words(a, r0 + g, w);
+      vn = load_sign_words(a, r0 + g + 8, w);
+    }
+#pragma unroll
+    for (int s = 0; s < 16; ++s) {
+      const int k = s / 4, ja = 2 * (s % 4);
+      const uint32_t wu = word_of(u, k), wv = word_of(v, k);
+      const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
+      const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
+      const int c = it * kBlIterCols + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const uint2 b = *reinterpret_cast<const uint2*>(planes + layout.offset(nt, g, c));
+        mma_u8s8(acc[nt], a0, a1, a2, a3, b);
+      }
+    }
+    u = un;
+    v = vn;
+  }
+
+  // 4. Combine the planes per (row, token): acc columns n = 2 tig + {0, 1} of rows g and g + 8.
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    s_acc[warp][g][nt * 8 + 2 * tig] = acc[nt][0];
+    s_acc[warp][g][nt * 8 + 2 * tig + 1] = acc[nt][1];
+    s_acc[warp][g + 8][nt * 8 + 2 * tig] = acc[nt][2];
+    s_acc[warp][g + 8][nt * 8 + 2 * tig + 1] = acc[nt][3];
+  }
+  __syncthreads();
+  const int64_t block_row0 = int64_t(blockIdx.x) * kBlRows;
+  for (int k = tid; k < kBlRows * a.tokens; k += blockDim.x) {
+    const int t = k / kBlRows, r = k % kBlRows;
+    const int64_t row = block_row0 + r;
+    if (row >= a.rows) continue;
+    const int* p = &s_acc[r / 16][r % 16][(t / 2) * 8 + (t % 2) * 3];
+    const long long R = 65536ll * p[2] + 256ll * p[1] + p[0];
+    const float value = float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t];
+    if (a.slices == 1) a.y[t * a.ldy + row] = value;
+    else a.partials[(int64_t(slice) * a.tokens + t) * a.rows + row] = value;
+  }
+  if (a.slices == 1) return;
+
+  // 5. Split-K fix-up: the last block of this row group sums the slices in order.
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&a.counters[blockIdx.x], 1u) == unsigned(a.slices - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int k = tid; k < kBlRows * a.tokens; k += blockDim.x) {
+    const int t = k / kBlRows, r = k % kBlRows;
+    const int64_t row = block_row0 + r;
+    if (row >= a.rows) continue;
+    float sum = 0.0f;
+    for (int sl = 0; sl < a.slices; ++sl) sum += __ldcg(&a.partials[(int64_t(sl) * a.tokens + t) * a.rows + row]);
+    a.y[t * a.ldy + row] = sum;
+  }
+  if (tid == 0) a.counters[blockIdx.x] = 0;
+}
+
+template <int NT>
+void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, const BinaryLinearArgs& args) {
+  if (smem > (48 << 10))
+    BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(binary_linear_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  binary_linear_kernel<NT><<<grid, kBlWarps * 32, smem, ctx.stream()>>>(args);
+  check_launch();
+}
+
+// Slices so that the grid covers the device about twice.
+inline void choose_slices(int64_t row_groups, int64_t iters, int sms, int& ips, int& slices) {
+  const int64_t target = 2 * int64_t(sms);
+  const int64_t want = std::clamp<int64_t>((target + row_groups - 1) / row_groups, 1, std::max<int64_t>(1, iters));
+  ips = int((iters + want - 1) / want);
+  slices = int((iters + ips - 1) / ips);
+}
+}  // namespace gpu
+
+inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
+                               BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
+                               TensorView<const float, 1, Cuda> alpha,                   // (in)
+                               TensorView<const float, 1, Cuda> beta,                    // (in)
+                               TensorView<float, 2, Cuda> y) {                           // (T, out)
+  using namespace gpu;
+  const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
+  int major = 0, sms = 1;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+  BIMAMBA_CHECK(major >= 8, "binary_linear: the Cuda kernel needs compute capability 8.0 or newer");
+  const int64_t row_groups = (rows + kBlRows - 1) / kBlRows;
+  const int64_t iters = std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols);
+  BIMAMBA_CHECK(row_groups < (int64_t(1) << 31) && iters < 65536, "binary_linear: ", rows, " x ", in,
+                " is too large for the Cuda kernel");
+  int ips = 1, slices = 1;
+  choose_slices(row_groups, iters, sms, ips, slices);
+
+  BinaryLinearArgs args{};
+  args.in = in;
+  args.alpha = alpha;
+  args.beta = beta;
+  args.words = signs.data();
+  args.rows = rows;
+  args.wpr = wpr;
+  args.vector_loads = wpr % 4 == 0 && reinterpret_cast<uintptr_t>(signs.data()) % 16 == 0;
+  args.ldx = x.stride(0);
+  args.ldy = y.stride(0);
+  args.ips = ips;
+  args.slices = slices;
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  if (slices > 1) {
+    args.partials = ctx.workspace().take<float>(size_t(slices * std::min<int64_t>(T, kBlMaxTokens) * rows));
+    args.counters = ctx.counters(size_t(row_groups));
+  }
+  const PlaneLayout layout(ips);
+  const dim3 grid{unsigned(row_groups), unsigned(slices)};
+  for (int64_t t0 = 0; t0 < T; t0 += kBlMaxTokens) {
+    args.tokens = int(std::min<int64_t>(kBlMaxTokens, T - t0));
+    args.x = x.data() + t0 * x.stride(0);
+    args.y = y.data() + t0 * y.stride(0);
+    if (args.tokens <= 2) launch_binary_linear<1>(ctx, grid, layout.bytes(1), args);
+    else launch_binary_linear<2>(ctx, grid, layout.bytes(2), args);
+  }
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,88 @@
+// Cuda causal depthwise conv1d, prefill and step (see ops/causal_conv1d.hpp).
+//   prefill: one thread per output (b, t, c) (every output reads only inputs, so all are independent), then one
+//            thread per (b, c) writes final_state[b, c, k] = input(L - K + k) for k = 0 .. K-1 in increasing k.
+//            When final_state is initial_state's memory, input(L - K + k) with L - K + k < 0 reads index L + k > k,
+//            which this thread overwrites only later, so the in-place update is exact.
+//   step:    one thread per (b, c): shift its rolling state, append x, dot with the weights.
+#pragma once
+
+#include "../common.hpp"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+// Input at time s in [-(K-1), L) of sequence b, channel c (initial_state or zeros before 0).
+template <class T>
+__device__ inline float conv_input(TensorView<const T, 3, Cuda> x, TensorView<const T, 3, Cuda> initial_state, int64_t K,
+                                   int64_t b, int64_t s, int64_t c) {
+  if (s >= 0) return x(b, s, c);
+  return present(initial_state) ? initial_state(b, c, K + s) : 0.0f;
+}
+
+template <class T>
+__global__ void causal_conv1d_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> weight,
+                                     TensorView<const T, 1, Cuda> bias, TensorView<T, 3, Cuda> y, Activation act,
+                                     TensorView<const T, 3, Cuda> initial_state) {
+  const int64_t L = x.size(1), C = x.size(2), K = weight.size(1), n = x.size(0) * L * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C, t = (i / C) % L, b = i / (C * L);
+    float acc = present(bias) ? bias(c) : 0.0f;
+    for (int64_t k = 0; k < K; ++k) acc += weight(c, k) * conv_input(x, initial_state, K, b, t - (K - 1) + k, c);
+    y(b, t, c) = activate(act, acc);
+  }
+}
+
+template <class T>
+__global__ void conv_final_state_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 3, Cuda> initial_state,
+                                        TensorView<T, 3, Cuda> final_state) {
+  const int64_t L = x.size(1), C = x.size(2), K = final_state.size(2), n = x.size(0) * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / C, c = i % C;
+    for (int64_t k = 0; k < K; ++k) final_state(b, c, k) = conv_input(x, initial_state, K, b, L - K + k, c);
+  }
+}
+
+template <class T>
+__global__ void causal_conv1d_step_kernel(TensorView<const T, 2, Cuda> x, TensorView<const T, 2, Cuda> weight,
+                                          TensorView<const T, 1, Cuda> bias, TensorView<T, 3, Cuda> state,
+                                          TensorView<T, 2, Cuda> y, Activation act) {
+  const int64_t C = x.size(1), K = weight.size(1), n = x.size(0) * C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / C, c = i % C;
+    T* s = &state(b, c, 0);
+    for (int64_t k = 0; k + 1 < K; ++k) s[k] = s[k + 1];
+    s[K - 1] = x(b, c);
+    float acc = present(bias) ? bias(c) : 0.0f;
+    for (int64_t k = 0; k < K; ++k) acc += weight(c, k) * s[k];
+    y(b, c) = activate(act, acc);
+  }
+}
+}  // namespace gpu
+
+inline void causal_conv1d_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cuda> x, TensorView<const float, 2, Cuda> weight,
+                               TensorView<const float, 1, Cuda> bias, TensorView<float, 3, Cuda> y, Activation act,
+                               TensorView<const float, 3, Cuda> initial_state, TensorView<float, 3, Cuda> final_state) {
+  if (y.numel() > 0) {
+    gpu::causal_conv1d_kernel<float>
+        <<<gpu::grid_for(y.numel()), gpu::kThreads, 0, ctx.stream()>>>(x, weight, bias, y, act, initial_state);
+    gpu::check_launch();
+  }
+  const int64_t rows = x.size(0) * x.size(2);
+  if (present(final_state) && rows > 0) {
+    gpu::conv_final_state_kernel<float>
+        <<<gpu::grid_for(rows), gpu::kThreads, 0, ctx.stream()>>>(x, initial_state, final_state);
+    gpu::check_launch();
+  }
+}
+
+inline void causal_conv1d_step_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,
+                                    TensorView<const float, 2, Cuda> weight, TensorView<const float, 1, Cuda> bias,
+                                    TensorView<float, 3, Cuda> state, TensorView<float, 2, Cuda> y, Activation act) {
+  if (x.numel() == 0) return;
+  gpu::causal_conv1d_step_kernel<float>
+      <<<gpu::grid_for(x.numel()), gpu::kThreads, 0, ctx.stream()>>>(x, weight, bias, state, y, act);
+  gpu::check_launch();
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,47 @@
+// Launch helpers shared by the Cuda op kernels (ops/cuda/*.cuh): grid sizes for grid-stride loops, the launch
+// error check, and warp / block sums in float. Kernels live in namespace detail::gpu (a namespace named `cuda`
+// would shadow ::cuda::std) and are templates on their element type, so that a header included by several
+// translation units of one program defines no duplicate host stubs.
+//
+// Contracts: every launcher runs on ctx.stream(), launches nothing for empty work (a zero-sized grid is an
+// error in CUDA), and throws CudaError (core/cuda_runtime.hpp) when the launch itself fails. Kernels index in
+// int64_t, so tensors of more than 2^31 elements are fine.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/cuda_runtime.hpp"
+
+namespace bimamba::detail::gpu {
+
+inline constexpr int kThreads = 256;  // block size of the element-wise and row kernels
+
+// Blocks for a grid-stride loop over n items (capped: the loop covers the rest).
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  return unsigned(std::min<int64_t>((n + threads - 1) / threads, int64_t(1) << 16));
+}
+
+inline void check_launch() { BIMAMBA_CUDA_CHECK(cudaGetLastError()); }
+
+// Sum over the 32 lanes of a warp; every lane gets the total.
+__device__ inline float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. Contains
+// __syncthreads(): call it from all threads of the block. `scratch` holds 32 floats of shared memory.
+__device__ inline float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+}  // namespace bimamba::detail::gpu

@@ -1,0 +1,46 @@
+// Cuda dense linear layer (see ops/linear.hpp): y = x W^T (+ bias) with one cuBLAS SGEMM (fp32 in, fp32
+// accumulate; the handle's default math mode, no TF32). Row-major y (T, out) is column-major y^T (out, T):
+//   y^T = W x^T  ->  cublasSgemm(OP_T, OP_N, m = out, n = T, k = in, W (ld W.stride(0)), x (ld x.stride(0)), y)
+// The bias is first broadcast into y, then the GEMM accumulates with beta = 1.
+#pragma once
+
+#include <algorithm>
+
+#include "../common.hpp"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+// y[t, i] = bias[i] (or 0 without bias).
+template <class T>
+__global__ void broadcast_rows_kernel(TensorView<const T, 1, Cuda> bias, TensorView<T, 2, Cuda> y) {
+  const int64_t out = y.size(1), n = y.size(0) * out;
+  const bool has_bias = present(bias);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x)
+    y(k / out, k % out) = has_bias ? bias(k % out) : T(0);
+}
+}  // namespace gpu
+
+inline void linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x, TensorView<const float, 2, Cuda> weight,
+                        TensorView<const float, 1, Cuda> bias, TensorView<float, 2, Cuda> y) {
+  const int64_t T = x.size(0), in = x.size(1), out = weight.size(0);
+  if (y.numel() == 0) return;
+  const bool accumulate = present(bias) || in == 0;
+  if (accumulate) {
+    gpu::broadcast_rows_kernel<float><<<gpu::grid_for(y.numel()), gpu::kThreads, 0, ctx.stream()>>>(bias, y);
+    gpu::check_launch();
+  }
+  if (in == 0) return;
+  BIMAMBA_CHECK(T < (int64_t(1) << 31) && in < (int64_t(1) << 31) && out < (int64_t(1) << 31),
+                "linear: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
+  // Leading dimensions: a stride only matters when its dimension has more than one index.
+  const int ldw = int(std::max(weight.stride(0), in)), ldx = int(std::max(x.stride(0), in)),
+            ldy = int(std::max(y.stride(0), out));
+  const float one = 1.0f, zero = 0.0f;
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
+  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(T), int(in), &one, weight.data(),
+                                   ldw, x.data(), ldx, accumulate ? &one : &zero, y.data(), ldy));
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,302 @@
+// Every Cuda op against the Host op on the same random inputs, at odd shapes (nothing a multiple of a warp or
+// a tile) and at the real Bi-Mamba shapes where the kernels tile differently (binary_linear, ssd_scan).
+//
+// Tolerance: relative L2 < 1e-5. Both backends compute in float32 but sum in different orders (tree sums in a
+// block vs sequential loops, tiled vs Eigen GEMMs); each sum of n terms differs by at most ~n u |terms| with
+// u = 6e-8, i.e. ~1e-6 relative for the reductions here. binary_linear on Cuda quantizes alpha * x to 23 bits
+// per 512-column slice (ops/cuda/binary_linear.cuh): ~1e-7 relative per term, far inside the bound as well.
+#include <gtest/gtest.h>
+
+#include <bimamba/cuda.hpp>
+#include <bimamba/ops/add.hpp>
+#include <bimamba/ops/binary_linear.hpp>
+#include <bimamba/ops/causal_conv1d.hpp>
+#include <bimamba/ops/dt_softplus.hpp>
+#include <bimamba/ops/embedding.hpp>
+#include <bimamba/ops/fbi_weight.hpp>
+#include <bimamba/ops/gated_rms_norm.hpp>
+#include <bimamba/ops/linear.hpp>
+#include <bimamba/ops/neg_exp.hpp>
+#include <bimamba/ops/rms_norm.hpp>
+#include <bimamba/ops/selective_scan.hpp>
+#include <bimamba/ops/ssd_scan.hpp>
+#include <bimamba/ops/ssd_step.hpp>
+
+#include <test_support.hpp>
+
+namespace bimamba::test {
+namespace {
+
+constexpr double kTol = 1e-5;
+
+template <int Rank>
+Tensor<float, Rank, Host> rand_host(const Extents<Rank>& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  return tensor_from<float, Rank>(random_floats(size_t(product<Rank>(shape)), seed, lo, hi), shape);
+}
+
+template <class T, int Rank>
+double rel(const Tensor<T, Rank, Cuda>& device, const Tensor<T, Rank, Host>& host) {
+  return relative_l2(to_vector(device), to_vector(host));
+}
+
+class DeviceOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
+    dev_ = std::make_unique<Context<Cuda>>();
+  }
+  Context<Host> host_;
+  std::unique_ptr<Context<Cuda>> dev_;
+};
+
+TEST_F(DeviceOps, ElementwiseAndNorms) {
+  const int64_t T = 37, D = 1031, E = 771, G = 3, H = 13;
+  auto x = rand_host<2>({T, D}, 1, -3, 3);
+  auto res = rand_host<2>({T, D}, 2);
+  auto w = rand_host<1>({D}, 3, 0.5f, 1.5f);
+  auto xd = to<Cuda>(x);
+  auto resd = to<Cuda>(res);
+  auto wd = to<Cuda>(w);
+  Tensor<float, 2, Host> y({T, D});
+  Tensor<float, 2, Cuda> yd({T, D});
+  rms_norm(host_, x, w, 1e-5f, y);
+  rms_norm(*dev_, xd, wd, 1e-5f, yd);
+  EXPECT_LT(rel(yd, y), kTol);
+  add_rms_norm(host_, res, x, w, 1e-5f, y);
+  add_rms_norm(*dev_, resd, xd, wd, 1e-5f, yd);
+  EXPECT_LT(rel(resd, res), kTol);
+  EXPECT_LT(rel(yd, y), kTol);
+  add(host_, x, res);
+  add(*dev_, xd, resd);
+  EXPECT_EQ(rel(resd, res), 0.0);  // one float add per element: bit-identical
+
+  auto gy = rand_host<2>({T, E}, 4, -2, 2);
+  auto gz = rand_host<2>({T, E}, 5, -3, 3);
+  auto gw = rand_host<1>({E}, 6);
+  Tensor<float, 2, Host> gout({T, E});
+  Tensor<float, 2, Cuda> goutd({T, E});
+  gated_rms_norm(host_, gy, gz, gw, G, 1e-5f, gout);
+  gated_rms_norm(*dev_, to<Cuda>(gy), to<Cuda>(gz), to<Cuda>(gw), G, 1e-5f, goutd);
+  EXPECT_LT(rel(goutd, gout), kTol);
+
+  auto dt = rand_host<2>({T, H}, 7, -6, 25);
+  auto bias = rand_host<1>({H}, 8);
+  Tensor<float, 2, Host> dto({T, H});
+  Tensor<float, 2, Cuda> dtod({T, H});
+  dt_softplus(host_, dt, bias, 0.001f, 5.0f, dto);
+  dt_softplus(*dev_, to<Cuda>(dt), to<Cuda>(bias), 0.001f, 5.0f, dtod);
+  EXPECT_LT(rel(dtod, dto), kTol);
+
+  auto alog = rand_host<1>({H}, 9, -2, 3);
+  Tensor<float, 1, Host> A({H});
+  Tensor<float, 1, Cuda> Ad({H});
+  neg_exp(host_, alog, A);
+  neg_exp(*dev_, to<Cuda>(alog), Ad);
+  EXPECT_LT(rel(Ad, A), kTol);
+
+  auto W = rand_host<2>({29, 45}, 10);
+  auto alpha = rand_host<1>({45}, 11, 0.01f, 1);
+  auto beta = rand_host<1>({45}, 12);
+  Tensor<float, 2, Host> weff({29, 45});
+  Tensor<float, 2, Cuda> weffd({29, 45});
+  fbi_weight(host_, W, alpha, beta, weff);
+  fbi_weight(*dev_, to<Cuda>(W), to<Cuda>(alpha), to<Cuda>(beta), weffd);
+  EXPECT_EQ(rel(weffd, weff), 0.0);  // the same two float operations per element
+}
+
+TEST_F(DeviceOps, EmbeddingAndLinear) {
+  const int64_t V = 101, D = 67, B = 3, L = 5;
+  auto table = rand_host<2>({V, D}, 20);
+  std::vector<int32_t> ids(size_t(B * L));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 11) % V);
+  auto idh = tensor_from<int32_t, 2>(ids, {B, L});
+  Tensor<float, 3, Host> e({B, L, D});
+  Tensor<float, 3, Cuda> ed({B, L, D});
+  embedding(host_, idh, table, e);
+  embedding(*dev_, to<Cuda>(idh), to<Cuda>(table), ed);
+  EXPECT_EQ(rel(ed, e), 0.0);  // a copy
+  ids[7] = int32_t(V);
+  try {
+    embedding(*dev_, to<Cuda>(tensor_from<int32_t, 2>(ids, {B, L})), to<Cuda>(table), ed);
+    ADD_FAILURE() << "id " << V << " accepted";
+  } catch (const InvalidArgument& err) {
+    EXPECT_NE(std::string(err.what()).find("token id 101 at (1, 2)"), std::string::npos) << err.what();
+  }
+
+  for (int64_t T : {1, 7, 130}) {
+    const int64_t in = 259, out = 133;
+    auto x = rand_host<2>({T, in}, 21 + uint64_t(T));
+    auto W = rand_host<2>({out, in}, 22);
+    auto bias = rand_host<1>({out}, 23);
+    auto xd = to<Cuda>(x);
+    auto Wd = to<Cuda>(W);
+    auto biasd = to<Cuda>(bias);
+    Tensor<float, 2, Host> y({T, out});
+    Tensor<float, 2, Cuda> yd({T, out});
+    linear(host_, x, W, bias, y);
+    linear(*dev_, xd, Wd, biasd, yd);
+    EXPECT_LT(rel(yd, y), kTol) << "T=" << T;
+    linear(host_, x, W, {}, y);
+    linear(*dev_, xd, Wd, {}, yd);
+    EXPECT_LT(rel(yd, y), kTol) << "T=" << T << " no bias";
+  }
+}
+
+TEST_F(DeviceOps, CausalConv1dPrefillStepAndStates) {
+  const int64_t B = 3, L = 11, C = 70, K = 4, width = C + 5;
+  auto wide = rand_host<3>({B, L, width}, 30);  // x is a strided slice of a wider buffer
+  auto w = rand_host<2>({C, K}, 31);
+  auto bias = rand_host<1>({C}, 32);
+  auto init = rand_host<3>({B, C, K}, 33);
+  auto wided = to<Cuda>(wide);
+  auto wd = to<Cuda>(w);
+  auto biasd = to<Cuda>(bias);
+  auto initd = to<Cuda>(init);
+  for (int64_t len : {int64_t(2), L}) {
+    auto x = wide.cview().narrow(2, 3, C).narrow(1, 0, len);
+    auto xd = wided.cview().narrow(2, 3, C).narrow(1, 0, len);
+    Tensor<float, 3, Host> y({B, len, C}), fin({B, C, K});
+    Tensor<float, 3, Cuda> yd({B, len, C}), find({B, C, K});
+    causal_conv1d(host_, x, w, bias, y, Activation::Silu, init, fin);
+    causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, initd, find);
+    EXPECT_LT(rel(yd, y), kTol) << "L=" << len;
+    EXPECT_EQ(rel(find, fin), 0.0) << "L=" << len;  // copies of inputs
+    // The state continued in place (final_state is initial_state's memory).
+    auto inplace = to<Cuda>(init);
+    causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, inplace, inplace);
+    EXPECT_EQ(rel(inplace, fin), 0.0) << "L=" << len;
+  }
+  auto xs = rand_host<2>({B, C}, 34);
+  auto state = rand_host<3>({B, C, K}, 35);
+  auto stated = to<Cuda>(state);
+  Tensor<float, 2, Host> ys({B, C});
+  Tensor<float, 2, Cuda> ysd({B, C});
+  causal_conv1d_step(host_, xs, w, {}, state, ys, Activation::None);
+  causal_conv1d_step(*dev_, to<Cuda>(xs), wd, {}, stated, ysd, Activation::None);
+  EXPECT_LT(rel(ysd, ys), kTol);
+  EXPECT_EQ(rel(stated, state), 0.0);
+}
+
+struct Ssd {
+  int64_t B, L, H, P, G, N;
+  Tensor<float, 4, Host> x, Bm, Cm, init;
+  Tensor<float, 3, Host> dt;
+  Tensor<float, 1, Host> A, D;
+  Ssd(int64_t B_, int64_t L_, int64_t H_, int64_t P_, int64_t G_, int64_t N_, uint64_t seed)
+      : B(B_), L(L_), H(H_), P(P_), G(G_), N(N_), x(rand_host<4>({B, L, H, P}, seed)),
+        Bm(rand_host<4>({B, L, G, N}, seed + 1)), Cm(rand_host<4>({B, L, G, N}, seed + 2)),
+        init(rand_host<4>({B, H, P, N}, seed + 3)), dt(rand_host<3>({B, L, H}, seed + 4, 0.001f, 0.3f)),
+        A(rand_host<1>({H}, seed + 5, -8.0f, -0.5f)), D(rand_host<1>({H}, seed + 6)) {}
+};
+
+TEST_F(DeviceOps, SsdScanMatchesHostAtOddAndRealShapes) {
+  // (B, L, H, P, G, N): odd; one chunk shorter than a tile; the Bi-Mamba head shape over several chunks.
+  const Ssd cases[] = {Ssd(2, 45, 6, 5, 3, 7, 40), Ssd(1, 3, 2, 3, 1, 2, 50), Ssd(2, 300, 4, 64, 1, 128, 60)};
+  for (const Ssd& c : cases) {
+    auto xd = to<Cuda>(c.x);
+    auto dtd = to<Cuda>(c.dt);
+    auto Ad = to<Cuda>(c.A);
+    auto Bd = to<Cuda>(c.Bm);
+    auto Cd = to<Cuda>(c.Cm);
+    auto Dd = to<Cuda>(c.D);
+    auto initd = to<Cuda>(c.init);
+    for (int64_t chunk : {1, 16, 100, 256}) {
+      Tensor<float, 4, Host> y({c.B, c.L, c.H, c.P}), fin({c.B, c.H, c.P, c.N});
+      Tensor<float, 4, Cuda> yd({c.B, c.L, c.H, c.P}), find({c.B, c.H, c.P, c.N});
+      ssd_scan(host_, c.x, c.dt, c.A, c.Bm, c.Cm, c.D, chunk, y, c.init, fin);
+      ssd_scan(*dev_, xd, dtd, Ad, Bd, Cd, Dd, chunk, yd, initd, find);
+      EXPECT_LT(rel(yd, y), kTol) << "L=" << c.L << " P=" << c.P << " chunk=" << chunk;
+      EXPECT_LT(rel(find, fin), kTol) << "L=" << c.L << " P=" << c.P << " chunk=" << chunk;
+    }
+    // Without initial state and D; state continued in place.
+    Tensor<float, 4, Host> y({c.B, c.L, c.H, c.P});
+    Tensor<float, 4, Cuda> yd({c.B, c.L, c.H, c.P});
+    auto state = to<Cuda>(c.init);
+    Tensor<float, 4, Host> fin({c.B, c.H, c.P, c.N});
+    ssd_scan(host_, c.x, c.dt, c.A, c.Bm, c.Cm, {}, 64, y, c.init, fin);
+    ssd_scan(*dev_, xd, dtd, Ad, Bd, Cd, {}, 64, yd, state, state);
+    EXPECT_LT(rel(yd, y), kTol);
+    EXPECT_LT(rel(state, fin), kTol);
+  }
+}
+
+TEST_F(DeviceOps, SsdStepAndSelectiveScan) {
+  for (auto [H, P, G, N] : {std::array<int64_t, 4>{6, 5, 3, 7}, {80, 64, 1, 128}}) {
+    const int64_t B = 3;
+    auto x = rand_host<3>({B, H, P}, 70);
+    auto Bm = rand_host<3>({B, G, N}, 71);
+    auto Cm = rand_host<3>({B, G, N}, 72);
+    auto dt = rand_host<2>({B, H}, 73, 0.001f, 0.3f);
+    auto A = rand_host<1>({H}, 74, -8, -0.5f);
+    auto D = rand_host<1>({H}, 75);
+    auto state = rand_host<4>({B, H, P, N}, 76);
+    auto stated = to<Cuda>(state);
+    Tensor<float, 3, Host> y({B, H, P});
+    Tensor<float, 3, Cuda> yd({B, H, P});
+    ssd_step(host_, x, dt, A, Bm, Cm, D, state, y);
+    ssd_step(*dev_, to<Cuda>(x), to<Cuda>(dt), to<Cuda>(A), to<Cuda>(Bm), to<Cuda>(Cm), to<Cuda>(D), stated, yd);
+    EXPECT_LT(rel(yd, y), kTol) << "H=" << H;
+    EXPECT_LT(rel(stated, state), kTol) << "H=" << H;
+  }
+  const int64_t B = 2, L = 23, E = 45, N = 16;
+  auto x = rand_host<3>({B, L, E}, 80);
+  auto dt = rand_host<3>({B, L, E}, 81, 0.001f, 0.3f);
+  auto z = rand_host<3>({B, L, E}, 82);
+  auto A = rand_host<2>({E, N}, 83, -8, -0.5f);
+  auto Bm = rand_host<3>({B, L, N}, 84);
+  auto Cm = rand_host<3>({B, L, N}, 85);
+  auto D = rand_host<1>({E}, 86);
+  auto init = rand_host<3>({B, E, N}, 87);
+  auto xd = to<Cuda>(x);
+  auto dtd = to<Cuda>(dt);
+  auto zd = to<Cuda>(z);
+  auto Ad = to<Cuda>(A);
+  auto Bd = to<Cuda>(Bm);
+  auto Cd = to<Cuda>(Cm);
+  auto Dd = to<Cuda>(D);
+  auto initd = to<Cuda>(init);
+  Tensor<float, 3, Host> y({B, L, E}), fin({B, E, N});
+  Tensor<float, 3, Cuda> yd({B, L, E}), find({B, E, N});
+  selective_scan(host_, x, dt, A, Bm, Cm, D, z, y, init, fin);
+  selective_scan(*dev_, xd, dtd, Ad, Bd, Cd, Dd, zd, yd, initd, find);
+  EXPECT_LT(rel(yd, y), kTol);
+  EXPECT_LT(rel(find, fin), kTol);
+  // One step from the final state, z absent.
+  auto xs = rand_host<2>({B, E}, 88);
+  auto dts = rand_host<2>({B, E}, 89, 0.001f, 0.3f);
+  auto bs = rand_host<2>({B, N}, 90);
+  auto cs = rand_host<2>({B, N}, 91);
+  Tensor<float, 2, Host> ys({B, E});
+  Tensor<float, 2, Cuda> ysd({B, E});
+  selective_scan_step(host_, xs, dts, A, bs, cs, D, {}, fin, ys);
+  selective_scan_step(*dev_, to<Cuda>(xs), to<Cuda>(dts), Ad, to<Cuda>(bs), to<Cuda>(cs), Dd, {}, find, ysd);
+  EXPECT_LT(rel(ysd, ys), kTol);
+  EXPECT_LT(rel(find, fin), kTol);
+}
+
+TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {
+  // (out, in): odd; the Bi-Mamba 780M / 2.7B in_proj and out_proj shapes (many K slices and row groups).
+  const std::pair<int64_t, int64_t> shapes[] = {{77, 333}, {6304, 1536}, {10576, 2560}, {2560, 5120}};
+  for (auto [out, in] : shapes)
+    for (int64_t T : {1, 2, 3, 5, 16}) {
+      auto w = rand_host<2>({out, in}, 100 + uint64_t(out));
+      BitTensor<uint32_t, Host> bits(out, in);
+      pack_signs<uint32_t>(w.cview(), bits.view());
+      auto x = rand_host<2>({T, in}, 200 + uint64_t(T), -2, 2);
+      auto alpha = rand_host<1>({in}, 201, 0.01f, 1);
+      auto beta = rand_host<1>({in}, 202, -0.2f, 0.2f);
+      Tensor<float, 2, Host> y({T, out});
+      Tensor<float, 2, Cuda> yd({T, out});
+      binary_linear(host_, x, bits.cview(), alpha, beta, y);
+      auto bitsd = to<Cuda>(bits);
+      binary_linear(*dev_, to<Cuda>(x), bitsd.cview(), to<Cuda>(alpha), to<Cuda>(beta), yd);
+      EXPECT_LT(rel(yd, y), kTol) << out << " x " << in << " T=" << T;
+      // Deterministic: a second call gives the same bits (split-K partials summed in a fixed order).
+      const auto first = to_vector(yd);
+      binary_linear(*dev_, to<Cuda>(x), bitsd.cview(), to<Cuda>(alpha), to<Cuda>(beta), yd);
+      EXPECT_EQ(to_vector(yd), first) << out << " x " << in << " T=" << T;
+    }
+}
+
+}  // namespace
+}  // namespace bimamba::test
