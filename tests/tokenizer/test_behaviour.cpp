@@ -9,21 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "tokenizer_fixtures.hpp"
 
 namespace {
 
 using Ids = std::vector<int32_t>;
 
-const bimamba::Tokenizer& neox() {
-  static const auto tokenizer = bimamba::load_tokenizer(bimamba::test::data_path("tokenizers/gpt-neox-20b.json"));
-  return *tokenizer;
-}
-
-const bimamba::Tokenizer& llama() {
-  static const auto tokenizer = bimamba::load_tokenizer(bimamba::test::data_path("tokenizers/llama-2.model"));
-  return *tokenizer;
-}
+const bimamba::Tokenizer& neox() { return bimamba::test::shared_tokenizer("gpt-neox-20b"); }
+const bimamba::Tokenizer& llama() { return bimamba::test::shared_tokenizer("llama-2"); }
 
 TEST(BpeTokenizer, VocabularyAndSpecialIds) {
   const auto& t = neox();

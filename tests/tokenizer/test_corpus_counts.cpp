@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "test_support.hpp"
+#include "tokenizer_fixtures.hpp"
 
 namespace {
 
@@ -25,8 +25,7 @@ class CorpusCounts : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CorpusCounts, WholeFileCountsMatchReference) {
   const std::string name = GetParam();
-  const auto tokenizer = bimamba::load_tokenizer(
-      bimamba::test::data_path("tokenizers/" + name + (name == "llama-2" ? ".model" : ".json")));
+  const bimamba::Tokenizer* tokenizer = &bimamba::test::shared_tokenizer(name);
   const auto expected = nlohmann::json::parse(read_all(bimamba::test::data_path("tokenizers/file-token-counts.json")));
   for (const char* file : {"wikitext-2/test.txt", "ptb/test.txt"}) {
     const std::string text = read_all(std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/" + file);

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "tokenizer_fixtures.hpp"
 
 namespace {
 
@@ -35,8 +35,7 @@ class FixtureIds : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(FixtureIds, EncodeMatchesReferenceAndDecodeRoundTrips) {
   const std::string name = GetParam();
-  const std::string model = bimamba::test::data_path("tokenizers/" + name + (name == "llama-2" ? ".model" : ".json"));
-  const auto tokenizer = bimamba::load_tokenizer(model);
+  const bimamba::Tokenizer* tokenizer = &bimamba::test::shared_tokenizer(name);
   const auto cases = read_cases(bimamba::test::data_path("tokenizers/" + name + ".jsonl"));
   ASSERT_EQ(cases.size(), 69u) << "the fixture file has 69 lines";
   int mismatches = 0;
