@@ -2,10 +2,11 @@
 //
 // Rows r = (b, t) are split into one contiguous chunk per thread; each chunk has its own scratch rows of V
 // floats from the workspace (exp(x - max) of the student, and of the teacher for dense distillation).
-// Per row: max, exponentials in float, their sum in double, log-sum-exp; the row's loss goes to a double
-// array that is summed in row order afterwards (the result does not depend on the thread count).
+// Per row (Eigen arrays, vectorised): max, exponentials in float, their sum in double, log-sum-exp; the row's loss goes
+// to a double array that is summed in row order afterwards (the result does not depend on the thread count).
 #pragma once
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,31 +25,42 @@ inline void zero_rows(Context<Host>&, TensorView<float, 3, Host> x) {
     for (int64_t t = 0; t < x.size(1); ++t) std::memset(&x(b, t, 0), 0, size_t(x.size(2)) * sizeof(float));
 }
 
+using ConstRowMap = Eigen::Map<const Eigen::ArrayXf>;
+using RowMap = Eigen::Map<Eigen::ArrayXf>;
+
 // e[v] = exp(x[v] - max x); returns log(sum_v e[v]) + max x (the log-sum-exp) and sets z = sum_v e[v].
 inline double exp_shifted(const float* x, int64_t V, float* e, double& z) {
-  float m = x[0];
-  for (int64_t v = 1; v < V; ++v) m = std::max(m, x[v]);
-  double sum = 0;
-  for (int64_t v = 0; v < V; ++v) {
-    e[v] = std::exp(x[v] - m);
-    sum += double(e[v]);
-  }
-  z = sum;
-  return double(m) + std::log(sum);
+  const ConstRowMap xs(x, V);
+  const float m = xs.maxCoeff();
+  RowMap es(e, V);
+  es = (xs - m).exp();
+  z = es.cast<double>().sum();
+  return double(m) + std::log(z);
 }
 
-// g = coeff * e / z + (Accumulate ? g : 0): the softmax part of every loss gradient.
-inline void write_softmax_grad(const float* e, double z, double coeff, int64_t V, GradientMode mode, float* g) {
-  const float c = float(coeff / z);
+// sum_v e[v] * (x[v] - lse) in double: minus the row's cross entropy against the weights e.
+inline double weighted_log_softmax(const float* e, const float* x, int64_t V, double lse) {
+  return (ConstRowMap(e, V).cast<double>() * (ConstRowMap(x, V).cast<double>() - lse)).sum();
+}
+
+// g = c * e (Overwrite) or g += c * e (Accumulate).
+inline void write_scaled(const float* e, float c, int64_t V, GradientMode mode, float* g) {
+  RowMap gs(g, V);
   if (mode == GradientMode::Overwrite) {
-    for (int64_t v = 0; v < V; ++v) g[v] = c * e[v];
+    gs = c * ConstRowMap(e, V);
   } else {
-    for (int64_t v = 0; v < V; ++v) g[v] += c * e[v];
+    gs += c * ConstRowMap(e, V);
   }
 }
+
+// Floats of a scratch row of n: rounded up to whole cache lines, so that every scratch row starts 64-byte
+// aligned. Eigen's vectorised reductions peel an unaligned head, so the summation order (the rounding)
+// depends on the address: equal alignment keeps results independent of which chunk handles a row.
+inline int64_t padded_row(int64_t n) { return (n + 15) / 16 * 16; }
 
 // Runs row_fn(b, t, scratch) for every row of a (B, L) grid on ctx's threads, scratch_per_chunk floats
-// of private scratch per chunk, storing the returned double per row; returns the sum in row order.
+// of private scratch per chunk (64-byte aligned), storing the returned double per row; returns the sum in
+// row order.
 template <class RowFn>
 double sum_over_rows(Context<Host>& ctx, int64_t B, int64_t L, int64_t scratch_per_chunk, RowFn&& row_fn) {
   const int64_t rows = B * L;
@@ -56,6 +68,7 @@ double sum_over_rows(Context<Host>& ctx, int64_t B, int64_t L, int64_t scratch_p
   WorkspaceScope<Host> scope(ctx.workspace());
   const int64_t chunks = std::min<int64_t>(std::max(1, ctx.threads()), rows);
   double* row_loss = ctx.workspace().take<double>(size_t(rows));
+  scratch_per_chunk = padded_row(scratch_per_chunk);
   float* scratch = ctx.workspace().take<float>(size_t(chunks * scratch_per_chunk));
   ctx.parallel_for(chunks, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
@@ -93,7 +106,7 @@ inline double cross_entropy_impl(Context<Host>& ctx, TensorView<const float, 3, 
     double z = 0;
     const double lse = exp_shifted(x, V, e, z);
     if (g) {
-      write_softmax_grad(e, z, coeff, V, mode, g);
+      write_scaled(e, float(coeff / z), V, mode, g);
       g[y] -= float(coeff);
     }
     return lse - double(x[y]);
@@ -108,22 +121,19 @@ inline double distill_dense_impl(Context<Host>& ctx, TensorView<const float, 3, 
   const int64_t n = B * L;
   const bool grad = dlogits.data() != nullptr;
   const double coeff = n ? double(scale) / double(n) : 0.0;
-  const double total = sum_over_rows(ctx, B, L, 2 * V, [&](int64_t b, int64_t t, float* scratch) -> double {
+  const double total = sum_over_rows(ctx, B, L, padded_row(V) + V, [&](int64_t b, int64_t t, float* scratch) -> double {
     const float* x = &logits(b, t, 0);
     float* es = scratch;
-    float* et = scratch + V;
+    float* et = scratch + padded_row(V);
     double zs = 0, zt = 0;
     const double lse = exp_shifted(x, V, es, zs);
     exp_shifted(&teacher(b, t, 0), V, et, zt);
-    double loss = 0;
-    for (int64_t v = 0; v < V; ++v) loss -= double(et[v]) * (double(x[v]) - lse);
     if (grad) {
       float* g = &dlogits(b, t, 0);
-      write_softmax_grad(es, zs, coeff, V, mode, g);
-      const float c = float(coeff / zt);
-      for (int64_t v = 0; v < V; ++v) g[v] -= c * et[v];
+      write_scaled(es, float(coeff / zs), V, mode, g);
+      write_scaled(et, float(-coeff / zt), V, GradientMode::Accumulate, g);
     }
-    return loss / zt;
+    return -weighted_log_softmax(et, x, V, lse) / zt;
   });
   return n ? total / double(n) : 0.0;
 }
@@ -142,10 +152,10 @@ inline double distill_topk_impl(Context<Host>& ctx, TensorView<const float, 3, H
   const int64_t n = B * L;
   const bool grad = dlogits.data() != nullptr;
   const double coeff = n ? double(scale) / double(n) : 0.0;
-  const double total = sum_over_rows(ctx, B, L, V + K, [&](int64_t b, int64_t t, float* scratch) -> double {
+  const double total = sum_over_rows(ctx, B, L, padded_row(V) + K, [&](int64_t b, int64_t t, float* scratch) -> double {
     const float* x = &logits(b, t, 0);
     float* es = scratch;
-    float* et = scratch + V;
+    float* et = scratch + padded_row(V);
     float mt = teacher(b, t, 0);
     for (int64_t k = 1; k < K; ++k) mt = std::max(mt, teacher(b, t, k));
     double zt = 0;
@@ -159,7 +169,7 @@ inline double distill_topk_impl(Context<Host>& ctx, TensorView<const float, 3, H
     for (int64_t k = 0; k < K; ++k) loss -= double(et[k]) * (double(x[ids(b, t, k)]) - lse);
     if (grad) {
       float* g = &dlogits(b, t, 0);
-      write_softmax_grad(es, zs, coeff, V, mode, g);
+      write_scaled(es, float(coeff / zs), V, mode, g);
       const float c = float(coeff / zt);
       for (int64_t k = 0; k < K; ++k) g[ids(b, t, k)] -= c * et[k];
     }
