@@ -2,9 +2,11 @@
 // dtypes and values (first/last elements and sums computed independently with Python's struct module),
 // every dtype survives a write -> read round trip bit for bit, writes are atomic, sharded checkpoints resolve
 // through their index.
-#include <bimamba/io/safetensors.hpp>
 #include <bimamba/io/checkpoint.hpp>
 #include <bimamba/io/checkpoint_sharded.hpp>
+#include <bimamba/io/safetensors.hpp>
+
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -130,9 +132,14 @@ TEST(Safetensors, WriteIsAtomic) {
   EXPECT_EQ(test::read_bytes(path), before);
   const auto entries = std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator());
   EXPECT_EQ(entries, 1);
-  // A committed write replaces the file.
+  // A committed write replaces the file, with an ordinary file's permissions (0666 minus the umask).
   save_safetensors(path, {HostTensor::from_values<float>("c", {1}, {5.0f})});
   EXPECT_EQ(to_float(SafetensorsFile(path).get("c")), std::vector<float>{5.0f});
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666 & ~mask);
 }
 
 TEST(HostTensor, ConvertsHalfBfloatDoubleAndIntegers) {

@@ -17,15 +17,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
-#include <vector>
 
 #include "../core/error.hpp"
 
@@ -101,12 +102,18 @@ inline std::string read_text_file(const std::string& path) {
 
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(const std::string& path) : path_(path), temp_path_(path + ".tmp.XXXXXX") {
-    std::vector<char> name(temp_path_.begin(), temp_path_.end());
-    name.push_back('\0');
-    fd_ = ::mkstemp(name.data());
+  // The temporary is created with mode 0666 minus the umask (what an ordinary file gets; mkstemp's 0600 would
+  // leave checkpoints unreadable to other users), under a name no other writer uses (pid + counter + random).
+  explicit AtomicFileWriter(const std::string& path) : path_(path) {
+    static std::atomic<uint64_t> counter{0};
+    std::random_device random;
+    for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+      temp_path_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." +
+                   std::to_string(random());
+      fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd_ < 0 && errno != EEXIST) break;
+    }
     if (fd_ < 0) BIMAMBA_FAIL(path, ": cannot create a temporary file next to it: ", detail::os_error());
-    temp_path_ = name.data();
   }
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
