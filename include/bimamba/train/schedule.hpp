@@ -18,6 +18,8 @@
 namespace bimamba {
 
 namespace detail {
+inline constexpr double kPi = 3.14159265358979323846;  // M_PI is not standard C++
+
 inline double warmup_factor(int64_t step, int64_t warmup) {
   return step < warmup ? double(step + 1) / double(warmup) : 1.0;
 }
@@ -49,7 +51,7 @@ class CosineSchedule {
     if (step < warmup_) return float(max_ * detail::warmup_factor(step, warmup_));
     if (step >= total_) return float(min_);
     const double r = double(step - warmup_) / double(total_ - warmup_);
-    return float(min_ + (max_ - min_) * 0.5 * (1.0 + std::cos(M_PI * r)));
+    return float(min_ + (max_ - min_) * 0.5 * (1.0 + std::cos(kPi * r)));
   }
 
  private:
