@@ -39,7 +39,10 @@
 namespace bimamba::detail::shuffle {
 
 inline constexpr int kQuantMax = 1023;            // 8 groups * 4 columns * 1023 < 32768: int16 block sums are exact
-inline constexpr int64_t kPrefetchBytes = 2048;  // software prefetch distance in the weight stream
+// Weight streaming, tuned on a 16-core Xeon (docs/kernels.md: prefetch 0 / 1 / 2 / 4 KiB ahead and 1 / 4 / 8
+// streams were within noise on one thread; 8 streams were up to 25% faster with 16 threads).
+inline constexpr int64_t kPrefetchBytes = 1024;  // software prefetch distance in each weight stream
+inline constexpr int64_t kStreams = 8;           // tile ranges visited round-robin per thread
 
 // Per-token quantized tables: words blocks of 32 columns; groups = 8 * words.
 struct TokenTables {
@@ -281,29 +284,43 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
     float* yt = y.data() + t * y.stride(0) + tile * R;
     for (int64_t i = 0; i < rows; ++i) yt[i] = acc[i] + b[t];
   };
-  // Tiles [r0, r1) for every token (the tile's bytes stay in L1 across tokens); two at a time with AVX-512.
-  auto compute = [&](int64_t r0, int64_t r1) {
-    alignas(64) float acc[2 * R];
-    for (int64_t r = r0; r < r1;) {
+  // Tiles [r, min(r + kTilesPerStep, r1)) for every token (their bytes stay in L1 across tokens).
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-      if (r + 1 < r1) {
-        for (int64_t t = 0; t < T; ++t) {
-          const shuffle::TokenTables tt{planes + t * groups * 32, scale + t * words};
-          shuffle::tile_pair_avx512(signs.tile(r), signs.tile(r + 1), words, tt, acc, acc + R);
-          store(r, t, acc);
-          store(r + 1, t, acc + R);
-        }
-        r += 2;
-        continue;
-      }
+  constexpr int64_t kTilesPerStep = 2;  // one 512-bit register holds two tiles
+#else
+  constexpr int64_t kTilesPerStep = 1;
 #endif
+  auto step = [&](int64_t r, int64_t r1, float* acc) {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    if (r + 1 < r1) {
       for (int64_t t = 0; t < T; ++t) {
         const shuffle::TokenTables tt{planes + t * groups * 32, scale + t * words};
-        shuffle::tile_best(signs.tile(r), words, tt, acc);
+        shuffle::tile_pair_avx512(signs.tile(r), signs.tile(r + 1), words, tt, acc, acc + R);
         store(r, t, acc);
+        store(r + 1, t, acc + R);
       }
-      r += 1;
+      return;
     }
+#endif
+    (void)r1;
+    for (int64_t t = 0; t < T; ++t) {
+      const shuffle::TokenTables tt{planes + t * groups * 32, scale + t * words};
+      shuffle::tile_best(signs.tile(r), words, tt, acc);
+      store(r, t, acc);
+    }
+  };
+  // Tiles [r0, r1), cut into kStreams parts visited round-robin: several sequential streams keep more DRAM
+  // reads in flight than one (bench BM_dram_read/streams:8 vs streams:1).
+  auto compute = [&](int64_t r0, int64_t r1) {
+    alignas(64) float acc[2 * R];
+    const int64_t steps = (r1 - r0 + kTilesPerStep - 1) / kTilesPerStep;
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(shuffle::kStreams, steps));
+    const int64_t per_part = (steps + parts - 1) / parts;
+    for (int64_t i = 0; i < per_part; ++i)
+      for (int64_t k = 0; k < parts; ++k) {
+        const int64_t s = k * per_part + i;
+        if (i < per_part && s < std::min(steps, (k + 1) * per_part)) step(r0 + s * kTilesPerStep, r1, acc);
+      }
   };
   // Both parallel regions use the same number of workers, one chunk each: OpenMP runtimes (libgomp,
   // measured) lose hundreds of microseconds when consecutive regions alternate team sizes.
