@@ -208,6 +208,10 @@ inline void tile_pair_avx512(const uint8_t* tile_a, const uint8_t* tile_b, int64
   __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
   for (int64_t w = 0; w < words; ++w) {
     __m512i sa = _mm512_setzero_si512(), sb = sa;
+    _mm_prefetch(reinterpret_cast<const char*>(tile_a + 4 * w * 32 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(tile_a + 4 * w * 32 + kPrefetchBytes + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(tile_b + 4 * w * 32 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(tile_b + 4 * w * 32 + kPrefetchBytes + 64), _MM_HINT_T0);
     for (int p = 0; p < 4; ++p) {
       const int64_t offset = (4 * w + p) * 32;
       const __m512i v = _mm512_inserti64x4(
@@ -319,7 +323,7 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
     for (int64_t i = 0; i < per_part; ++i)
       for (int64_t k = 0; k < parts; ++k) {
         const int64_t s = k * per_part + i;
-        if (i < per_part && s < std::min(steps, (k + 1) * per_part)) step(r0 + s * kTilesPerStep, r1, acc);
+        if (s < std::min(steps, (k + 1) * per_part)) step(r0 + s * kTilesPerStep, r1, acc);
       }
   };
   // Both parallel regions use the same number of workers, one chunk each: OpenMP runtimes (libgomp,
