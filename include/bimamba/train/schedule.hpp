@@ -51,7 +51,7 @@ class CosineSchedule {
     if (step < warmup_) return float(max_ * detail::warmup_factor(step, warmup_));
     if (step >= total_) return float(min_);
     const double r = double(step - warmup_) / double(total_ - warmup_);
-    return float(min_ + (max_ - min_) * 0.5 * (1.0 + std::cos(kPi * r)));
+    return float(min_ + (max_ - min_) * 0.5 * (1.0 + std::cos(detail::kPi * r)));
   }
 
  private:
