@@ -9,13 +9,17 @@
 //   decoder        null or ByteLevel.
 //   added_tokens   id, content, special, single_word, lstrip, rstrip, normalized.
 // Ignored: truncation, padding, post_processor (encode adds no special tokens by itself).
+//
+// Reading a file streams it through a SAX handler: model.vocab and model.merges (100k entries for GPT-NeoX)
+// go straight into vectors, only the small rest of the document becomes a DOM.
 #pragma once
 
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -53,15 +57,18 @@ inline void read_pre_tokenizer(const nlohmann::json& spec, BpeOptions& options, 
   options.use_regex = byte_level->value("use_regex", true);
 }
 
+// "a b" -> (a, b): the one space separates the two parts (byte-level tokens hold no spaces).
+inline std::pair<std::string, std::string> split_merge(const std::string& text, size_t rank, const std::string& file) {
+  const size_t space = text.find(' ', 1);
+  if (space == std::string::npos || space + 1 >= text.size() || text.find(' ', space + 1) != std::string::npos)
+    BIMAMBA_THROW(FormatError, file, ": merge ", rank, " is \"", text, "\", expected \"a b\"");
+  return {text.substr(0, space), text.substr(space + 1)};
+}
+
 inline std::pair<std::string, std::string> read_merge(const nlohmann::json& merge, size_t rank, const std::string& file) {
-  if (merge.is_string()) {
-    const std::string& text = merge.get_ref<const std::string&>();
-    const size_t space = text.find(' ', 1);
-    if (space != std::string::npos && space + 1 < text.size() && text.find(' ', space + 1) == std::string::npos)
-      return {text.substr(0, space), text.substr(space + 1)};
-  } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+  if (merge.is_string()) return split_merge(merge.get_ref<const std::string&>(), rank, file);
+  if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string())
     return {merge[0].get<std::string>(), merge[1].get<std::string>()};
-  }
   BIMAMBA_THROW(FormatError, file, ": merge ", rank, " is ", merge.dump(), ", expected \"a b\" or [\"a\", \"b\"]");
 }
 
@@ -77,9 +84,157 @@ T json_field(const nlohmann::json& object, const char* key, T fallback, const st
 
 }  // namespace detail
 
-// Builds the tokenizer from the parsed JSON of `file`.
-inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_json(const nlohmann::json& root, const std::string& file) {
+// tokenizer.json split into its bulk (vocabulary, merges) and the rest of the document, where model.vocab and
+// model.merges are left as empty placeholders of the type they had.
+struct BpeJsonParts {
+  nlohmann::json root;
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+
+namespace detail {
+
+inline int32_t vocab_id(const std::string& text, int64_t id, const std::string& file) {
+  if (id < 0 || id > INT32_MAX) BIMAMBA_THROW(FormatError, file, ": model.vocab['", text, "'] = ", id, " is not a valid id");
+  return static_cast<int32_t>(id);
+}
+
+// SAX handler that builds BpeJsonParts.
+class TokenizerJsonReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  TokenizerJsonReader(BpeJsonParts& parts, const std::string& file) : parts_(parts), file_(file) {}
+
+  bool null() override { return value(nullptr); }
+  bool boolean(bool v) override { return value(v); }
+  bool number_integer(number_integer_t v) override {
+    if (mode_ == Mode::kVocab) return vocab_entry(v);
+    return value(v);
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (mode_ == Mode::kVocab) return vocab_entry(v > static_cast<uint64_t>(INT64_MAX) ? -1 : static_cast<int64_t>(v));
+    return value(v);
+  }
+  bool number_float(number_float_t v, const string_t&) override { return value(v); }
+  bool binary(binary_t&) override { return value(nullptr); }
+  bool string(string_t& v) override {
+    if (mode_ == Mode::kMerges) {
+      parts_.merges.push_back(split_merge(v, parts_.merges.size(), file_));
+      return true;
+    }
+    if (mode_ == Mode::kMergePair) {
+      pair_.push_back(std::move(v));
+      return true;
+    }
+    return value(std::move(v));
+  }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (mode_ == Mode::kDom && stack_.size() == 2 && stack_.back() == model_ && key_ == "vocab") {
+      add(nlohmann::json::object());
+      mode_ = Mode::kVocab;
+      return true;
+    }
+    check_dom("an object");
+    const bool is_model = stack_.size() == 1 && key_ == "model";
+    stack_.push_back(add(nlohmann::json::object()));
+    if (is_model) model_ = stack_.back();
+    return true;
+  }
+  bool end_object() override {
+    if (mode_ == Mode::kVocab) {
+      mode_ = Mode::kDom;
+    } else {
+      stack_.pop_back();
+    }
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (mode_ == Mode::kDom && stack_.size() == 2 && stack_.back() == model_ && key_ == "merges") {
+      add(nlohmann::json::array());
+      mode_ = Mode::kMerges;
+      return true;
+    }
+    if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kMergePair;
+      pair_.clear();
+      return true;
+    }
+    check_dom("an array");
+    stack_.push_back(add(nlohmann::json::array()));
+    return true;
+  }
+  bool end_array() override {
+    if (mode_ == Mode::kMergePair) {
+      if (pair_.size() != 2)
+        BIMAMBA_THROW(FormatError, file_, ": merge ", parts_.merges.size(), " has ", pair_.size(), " parts, expected 2");
+      parts_.merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+      mode_ = Mode::kMerges;
+    } else if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kDom;
+    } else {
+      stack_.pop_back();
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    BIMAMBA_THROW(FormatError, file_, ": not valid JSON: ", e.what());
+  }
+
+ private:
+  enum class Mode { kDom, kVocab, kMerges, kMergePair };
+
+  bool vocab_entry(int64_t id) {
+    parts_.vocab.emplace_back(key_, vocab_id(key_, id, file_));
+    return true;
+  }
+  void check_dom(const char* what) const {
+    if (mode_ == Mode::kVocab) BIMAMBA_THROW(FormatError, file_, ": model.vocab['", key_, "'] is ", what, ", not an id");
+    if (mode_ != Mode::kDom)
+      BIMAMBA_THROW(FormatError, file_, ": merge ", parts_.merges.size(), " holds ", what, ", expected \"a b\" or [\"a\", \"b\"]");
+  }
+  bool value(nlohmann::json v) {
+    if (mode_ == Mode::kVocab)
+      BIMAMBA_THROW(FormatError, file_, ": model.vocab['", key_, "'] = ", v.dump(), " is not a valid id");
+    if (mode_ != Mode::kDom)
+      BIMAMBA_THROW(FormatError, file_, ": merge ", parts_.merges.size(), " holds ", v.dump(),
+                    ", expected \"a b\" or [\"a\", \"b\"]");
+    add(std::move(v));
+    return true;
+  }
+  // Puts v into the open container (or makes it the root) and returns where it now lives.
+  nlohmann::json* add(nlohmann::json v) {
+    if (stack_.empty()) {
+      parts_.root = std::move(v);
+      return &parts_.root;
+    }
+    nlohmann::json& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    nlohmann::json& slot = parent[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  BpeJsonParts& parts_;
+  const std::string& file_;
+  std::vector<nlohmann::json*> stack_;  // open containers of the DOM
+  const nlohmann::json* model_ = nullptr;
+  std::string key_;
+  std::vector<std::string> pair_;
+  Mode mode_ = Mode::kDom;
+};
+
+}  // namespace detail
+
+// Builds the tokenizer from the parts of `file`.
+inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_parts(const BpeJsonParts& parts, const std::string& file) {
   using detail::json_field;
+  const nlohmann::json& root = parts.root;
   if (!root.is_object()) BIMAMBA_THROW(FormatError, file, ": tokenizer.json must be a JSON object");
   if (!root.contains("model") || !root["model"].is_object())
     BIMAMBA_THROW(FormatError, file, ": tokenizer.json has no \"model\" object");
@@ -95,18 +250,6 @@ inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_json(const nlohmann::jso
     BIMAMBA_THROW(FormatError, file, ": model.vocab is missing or not an object");
   if (!model.contains("merges") || !model["merges"].is_array())
     BIMAMBA_THROW(FormatError, file, ": model.merges is missing or not an array");
-
-  std::unordered_map<std::string, int32_t> vocab;
-  vocab.reserve(model["vocab"].size());
-  for (const auto& [text, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      BIMAMBA_THROW(FormatError, file, ": model.vocab['", text, "'] = ", id.dump(), " is not a valid id");
-    vocab.emplace(text, static_cast<int32_t>(id.get<int64_t>()));
-  }
-  std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(model["merges"].size());
-  for (size_t rank = 0; rank < model["merges"].size(); ++rank)
-    merges.push_back(detail::read_merge(model["merges"][rank], rank, file));
 
   std::vector<AddedToken> added;
   if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
@@ -136,18 +279,37 @@ inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_json(const nlohmann::jso
       !(root["decoder"].is_object() && root["decoder"].value("type", std::string()) == "ByteLevel"))
     BIMAMBA_THROW(FormatError, file, ": decoder ", root["decoder"].dump().substr(0, 200),
                   " is not supported (only ByteLevel)");
-  return std::make_unique<BpeTokenizer>(vocab, merges, added, std::move(options), file);
+  return std::make_unique<BpeTokenizer>(parts.vocab, parts.merges, added, std::move(options), file);
+}
+
+// Builds the tokenizer from a parsed tokenizer.json document (for documents built in memory).
+inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_json(const nlohmann::json& root, const std::string& file) {
+  BpeJsonParts parts;
+  parts.root = root;
+  if (root.is_object() && root.contains("model") && root["model"].is_object()) {
+    nlohmann::json& model = parts.root["model"];
+    if (model.contains("vocab") && model["vocab"].is_object()) {
+      for (const auto& [text, id] : model["vocab"].items()) {
+        if (!id.is_number_integer())
+          BIMAMBA_THROW(FormatError, file, ": model.vocab['", text, "'] = ", id.dump(), " is not a valid id");
+        parts.vocab.emplace_back(text, detail::vocab_id(text, id.get<int64_t>(), file));
+      }
+      model["vocab"] = nlohmann::json::object();
+    }
+    if (model.contains("merges") && model["merges"].is_array()) {
+      for (const auto& merge : model["merges"]) parts.merges.push_back(detail::read_merge(merge, parts.merges.size(), file));
+      model["merges"] = nlohmann::json::array();
+    }
+  }
+  return bpe_tokenizer_from_parts(parts, file);
 }
 
 // Parses `text` (the content of `file`) as tokenizer.json.
 inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_json_text(std::string_view text, const std::string& file) {
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    BIMAMBA_THROW(FormatError, file, ": not valid JSON: ", e.what());
-  }
-  return bpe_tokenizer_from_json(root, file);
+  BpeJsonParts parts;
+  detail::TokenizerJsonReader reader(parts, file);
+  nlohmann::json::sax_parse(text.begin(), text.end(), &reader);
+  return bpe_tokenizer_from_parts(parts, file);
 }
 
 inline std::unique_ptr<BpeTokenizer> load_bpe_tokenizer(const std::string& path) {

@@ -21,6 +21,7 @@
 // [0, vocab_size()), possibly with unused ids (empty text).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -33,6 +34,7 @@
 #include "bpe_added_tokens.hpp"
 #include "bpe_model.hpp"
 #include "bpe_pretokenizer.hpp"
+#include "bpe_string_map.hpp"
 #include "tokenizer.hpp"
 #include "unicode.hpp"
 
@@ -47,15 +49,18 @@ struct BpeOptions {
 
 class BpeTokenizer : public Tokenizer {
  public:
-  // vocab: byte-level token text ("Ġthe") -> id; merges in rank order as (left text, right text).
+  // vocab: (byte-level token text such as "Ġthe", id) pairs; merges in rank order as (left text, right text).
   // `source` names where the data came from in error messages.
-  BpeTokenizer(const std::unordered_map<std::string, int32_t>& vocab,
+  BpeTokenizer(const std::vector<std::pair<std::string, int32_t>>& vocab,
                const std::vector<std::pair<std::string, std::string>>& merges, const std::vector<AddedToken>& added,
                BpeOptions options, const std::string& source)
       : options_(std::move(options)) {
     int32_t size = 0;
+    StringIdMap ids;  // token text -> id
+    ids.reserve(vocab.size());
     for (const auto& [text, id] : vocab) {
       if (id < 0) BIMAMBA_THROW(FormatError, source, ": vocabulary token '", text, "' has negative id ", id);
+      if (!ids.insert(text, id)) BIMAMBA_THROW(FormatError, source, ": vocabulary token '", text, "' appears twice");
       size = std::max(size, id + 1);
     }
     for (const AddedToken& token : added) {
@@ -66,19 +71,19 @@ class BpeTokenizer : public Tokenizer {
     text_.assign(static_cast<size_t>(size), std::string());
     bytes_.assign(static_cast<size_t>(size), std::string());
     special_.assign(static_cast<size_t>(size), false);
-    std::string bytes;
     for (const auto& [text, id] : vocab) set_token(id, text);
     for (const AddedToken& token : added) {
       set_token(token.id, token.content);
       special_[static_cast<size_t>(token.id)] = token.special;
       (token.normalized ? normalized_added_ : raw_added_).add(token);
     }
+    std::string key;
     for (int b = 0; b < 256; ++b) {
-      std::string key;
+      key.clear();
       unicode::append_utf8(key, alphabet_.byte_to_cp[static_cast<size_t>(b)]);
-      const auto it = vocab.find(key);
-      if (it != vocab.end()) {
-        model_.set_byte_id(static_cast<unsigned char>(b), it->second);
+      const int32_t id = ids.find(key);
+      if (id >= 0) {
+        model_.set_byte_id(static_cast<unsigned char>(b), id);
       } else if (b < 0xC0 || (b >= 0xC2 && b <= 0xF4)) {
         BIMAMBA_THROW(FormatError, source, ": the vocabulary has no token for byte ", b, " ('", key,
                       "'); byte-level BPE needs every byte that occurs in UTF-8");
@@ -87,15 +92,16 @@ class BpeTokenizer : public Tokenizer {
     model_.merges().reserve(merges.size());
     for (size_t rank = 0; rank < merges.size(); ++rank) {
       const auto& [left, right] = merges[rank];
-      const auto l = vocab.find(left), r = vocab.find(right), m = vocab.find(left + right);
-      if (l == vocab.end() || r == vocab.end() || m == vocab.end())
+      key.assign(left).append(right);
+      const int32_t l = ids.find(left), r = ids.find(right), m = ids.find(key);
+      if (l < 0 || r < 0 || m < 0)
         BIMAMBA_THROW(FormatError, source, ": merge ", rank, " ('", left, "' '", right,
                       "') uses or makes a token that is not in the vocabulary");
-      model_.merges().insert(l->second, r->second, static_cast<int32_t>(rank), m->second);
+      model_.merges().insert(l, r, static_cast<int32_t>(rank), m);
     }
     if (options_.ignore_merges)
       for (const auto& [text, id] : vocab)
-        if (alphabet_.to_bytes(text, bytes)) whole_words_.emplace(bytes, id);
+        if (alphabet_.to_bytes(text, key)) whole_words_.insert(key, id);
     for (const char* name : {"<|endoftext|>", "<s>", "<|begin_of_text|>"})
       if (bos_id_ < 0) bos_id_ = special_id(added, name);
     for (const char* name : {"<|endoftext|>", "</s>", "<|end_of_text|>"})
@@ -216,9 +222,9 @@ class BpeTokenizer : public Tokenizer {
         BIMAMBA_THROW(InvalidArgument, "BpeTokenizer: the text is not valid UTF-8 (byte 0x", std::hex, int{b},
                       " has no token)");
     const size_t before = ids.size();
-    const auto whole = options_.ignore_merges ? whole_words_.find(std::string(word)) : whole_words_.end();
-    if (whole != whole_words_.end()) {
-      ids.push_back(whole->second);
+    const int32_t whole = options_.ignore_merges ? whole_words_.find(word) : -1;
+    if (whole >= 0) {
+      ids.push_back(whole);
     } else {
       model_.encode_word(word, ids, call.scratch);
     }
@@ -229,7 +235,7 @@ class BpeTokenizer : public Tokenizer {
   ByteLevelAlphabet alphabet_;
   BpeModel model_;
   AddedTokenMatcher raw_added_, normalized_added_;
-  std::unordered_map<std::string, int32_t> whole_words_;  // bytes -> id (ignore_merges only)
+  StringIdMap whole_words_;         // bytes -> id (ignore_merges only)
   std::vector<std::string> text_;   // id -> token text
   std::vector<std::string> bytes_;  // id -> the bytes it decodes to
   std::vector<bool> special_;       // id -> special added token
