@@ -26,13 +26,19 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "checkpoint_sharded.hpp"
 #include "file.hpp"
 #include "host_tensor.hpp"
 #include "safetensors.hpp"
-#include "checkpoint_sharded.hpp"
 #include "torch_checkpoint.hpp"
 
 namespace bimamba {
+
+namespace detail {
+inline bool io_has_suffix(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace detail
 
 // The HF name of a tensor named in either scheme.
 inline std::string normalize_tensor_name(const std::string& name) {
@@ -64,11 +70,11 @@ class Checkpoint {
       format_ = Format::TorchZip;
       TorchCheckpoint source(file);
       add_all(source);
-    } else if (ends_with(file, ".bin.index.json")) {
+    } else if (detail::io_has_suffix(file, ".bin.index.json")) {
       format_ = Format::ShardedTorchZip;
       ShardedTorchCheckpoint source(file);
       add_all(source);
-    } else if (ends_with(file, ".index.json")) {
+    } else if (detail::io_has_suffix(file, ".index.json")) {
       format_ = Format::ShardedSafetensors;
       ShardedSafetensors source(file);
       add_all(source);
@@ -93,9 +99,6 @@ class Checkpoint {
   }
 
  private:
-  static bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-  }
   static bool is_zip(const std::string& file) {
     const auto mapped = MappedFile::open(file);
     const uint8_t* p = mapped->data();
@@ -122,9 +125,8 @@ class Checkpoint {
 
 // True when the checkpoint holds FBI-Linear tensors (Bi-Mamba): any `*.in_proj.wscale`.
 inline bool checkpoint_is_binary(const Checkpoint& ckpt) {
-  const std::string suffix = ".in_proj.wscale";
   for (const std::string& name : ckpt.names())
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
+    if (detail::io_has_suffix(name, ".in_proj.wscale")) return true;
   return false;
 }
 
