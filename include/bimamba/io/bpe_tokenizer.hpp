@@ -26,7 +26,6 @@
 #include <deque>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -36,6 +35,7 @@
 #include "bpe_pretokenizer.hpp"
 #include "bpe_string_map.hpp"
 #include "tokenizer.hpp"
+#include "tokenizer_word_cache.hpp"
 #include "unicode.hpp"
 
 namespace bimamba {
@@ -162,7 +162,7 @@ class BpeTokenizer : public Tokenizer {
   // its first occurrence was written), strings the cache keys point into, BPE scratch.
   struct Call {
     std::vector<int32_t>& ids;
-    std::unordered_map<std::string_view, std::pair<size_t, size_t>> cache{};
+    WordCache cache{};
     std::deque<std::string> owned{};
     BpeScratch scratch{};
   };
@@ -208,11 +208,11 @@ class BpeTokenizer : public Tokenizer {
 
   void merge_word(std::string_view word, Call& call) const {
     std::vector<int32_t>& ids = call.ids;
-    const auto [it, fresh] = call.cache.try_emplace(word, ids.size(), 0);
+    bool fresh = false;
+    WordCache::Span* span = call.cache.find_or_insert(word, ids.size(), &fresh);
     if (!fresh) {
-      const auto [offset, count] = it->second;
-      for (size_t i = 0; i < count; ++i) {
-        const int32_t id = ids[offset + i];
+      for (size_t i = 0; i < span->count; ++i) {
+        const int32_t id = ids[span->offset + i];
         ids.push_back(id);
       }
       return;
@@ -228,7 +228,7 @@ class BpeTokenizer : public Tokenizer {
     } else {
       model_.encode_word(word, ids, call.scratch);
     }
-    it->second.second = ids.size() - before;
+    span->count = ids.size() - before;
   }
 
   BpeOptions options_;

@@ -35,8 +35,10 @@
 
 #include "../core/error.hpp"
 #include "bpe_added_tokens.hpp"
+#include "bpe_string_map.hpp"
 #include "sentencepiece_model.hpp"
 #include "tokenizer.hpp"
+#include "tokenizer_word_cache.hpp"
 #include "unicode.hpp"
 
 namespace bimamba {
@@ -60,24 +62,24 @@ class SentencePieceTokenizer : public Tokenizer {
         case PieceType::kNormal:
         case PieceType::kUserDefined:
         case PieceType::kUnused:
-          pieces_.emplace(p.piece, id);
+          pieces_.insert(p.piece, id);
           if (p.type == PieceType::kUserDefined) user_defined_.add(AddedToken{id, p.piece});
           if (!prefix_whitespace_only(p.piece)) whitespace_words_ = false;
           break;
         case PieceType::kUnknown:
           if (unk_id_ >= 0) BIMAMBA_THROW(FormatError, source, ": SentencePiece model has two unknown pieces");
           unk_id_ = id;
-          reserved_.emplace(p.piece, id);
+          reserved_.insert(p.piece, id);
           break;
         case PieceType::kByte: {
           const int byte = parse_byte_piece(p.piece);
           if (byte < 0) BIMAMBA_THROW(FormatError, source, ": byte piece ", id, " '", p.piece, "' is not <0xNN>");
           byte_id_[static_cast<size_t>(byte)] = id;
-          reserved_.emplace(p.piece, id);
+          reserved_.insert(p.piece, id);
           break;
         }
         case PieceType::kControl:
-          reserved_.emplace(p.piece, id);
+          reserved_.insert(p.piece, id);
           break;
       }
     }
@@ -90,10 +92,6 @@ class SentencePieceTokenizer : public Tokenizer {
     bos_id_ = special(proto_.bos_id);
     eos_id_ = special(proto_.eos_id);
   }
-
-  // Lookup tables hold views into proto_: copying would leave them pointing into the original.
-  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
-  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
 
   int32_t vocab_size() const override { return static_cast<int32_t>(proto_.pieces.size()); }
   int32_t bos_id() const override { return bos_id_; }
@@ -225,7 +223,7 @@ class SentencePieceTokenizer : public Tokenizer {
   };
   struct Call {
     std::vector<int32_t>& ids;
-    std::unordered_map<std::string_view, std::pair<size_t, size_t>> cache{};
+    WordCache cache{};
     std::vector<Symbol> symbols{};
     std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> agenda{};
     std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> unmerge{};
@@ -269,9 +267,10 @@ class SentencePieceTokenizer : public Tokenizer {
     }
   }
 
+  // sentencepiece's PieceToId (the two maps are disjoint, so the order of the lookups does not matter).
   int32_t piece_id(std::string_view piece) const {
-    if (const auto it = reserved_.find(piece); it != reserved_.end()) return it->second;
-    if (const auto it = pieces_.find(piece); it != pieces_.end()) return it->second;
+    if (const int32_t id = pieces_.find(piece); id >= 0) return id;
+    if (const int32_t id = reserved_.find(piece); id >= 0) return id;
     return unk_id_;
   }
 
@@ -280,18 +279,18 @@ class SentencePieceTokenizer : public Tokenizer {
   // Emits the ids of one word (cached per call).
   void encode_word(std::string_view word, Call& call) const {
     std::vector<int32_t>& ids = call.ids;
-    const auto [it, fresh] = call.cache.try_emplace(word, ids.size(), 0);
+    bool fresh = false;
+    WordCache::Span* span = call.cache.find_or_insert(word, ids.size(), &fresh);
     if (!fresh) {
-      const auto [offset, count] = it->second;
-      for (size_t i = 0; i < count; ++i) {
-        const int32_t id = ids[offset + i];
+      for (size_t i = 0; i < span->count; ++i) {
+        const int32_t id = ids[span->offset + i];
         ids.push_back(id);
       }
       return;
     }
     const size_t before = ids.size();
     merge(word, call);
-    it->second.second = ids.size() - before;
+    span->count = ids.size() - before;
   }
 
   void merge(std::string_view word, Call& call) const {
@@ -310,10 +309,10 @@ class SentencePieceTokenizer : public Tokenizer {
       const Symbol& l = symbols[static_cast<size_t>(left)];
       const Symbol& r = symbols[static_cast<size_t>(right)];
       const std::string_view joined = word.substr(l.begin, l.size + r.size);
-      const auto it = pieces_.find(joined);
-      if (it == pieces_.end()) return;
-      agenda.push({proto_.pieces[static_cast<size_t>(it->second)].score, left, right, l.size + r.size});
-      if (is_unused(it->second))
+      const int32_t id = pieces_.find(joined);
+      if (id < 0) return;
+      agenda.push({proto_.pieces[static_cast<size_t>(id)].score, left, right, l.size + r.size});
+      if (is_unused(id))
         call.unmerge[joined] = {word.substr(l.begin, l.size), word.substr(r.begin, r.size)};
     };
     for (size_t i = 1; i < symbols.size(); ++i) try_pair(static_cast<int32_t>(i - 1), static_cast<int32_t>(i));
@@ -352,8 +351,8 @@ class SentencePieceTokenizer : public Tokenizer {
   }
 
   SentencePieceModelProto proto_;
-  std::unordered_map<std::string_view, int32_t> pieces_;    // normal, user-defined, unused (mergeable)
-  std::unordered_map<std::string_view, int32_t> reserved_;  // unknown, control, byte
+  StringIdMap pieces_;    // normal, user-defined, unused (mergeable)
+  StringIdMap reserved_;  // unknown, control, byte
   AddedTokenMatcher user_defined_;
   std::array<int32_t, 256> byte_id_{};
   int32_t unk_id_ = -1, bos_id_ = -1, eos_id_ = -1;
