@@ -309,7 +309,7 @@ class PackedCheckpoint {
       const HostTensor t = file_.get(name);
       return HostTensor::from_values<float>(name, t.shape, to_float(t));
     }
-    if (detail::ends_with(name, ".weight") && file_.has(detail::signs_name(name))) {
+    if (detail::has_name_suffix(name, ".weight") && file_.has(detail::signs_name(name))) {
       const auto bits = signs<uint32_t>(name);
       std::vector<float> values(size_t(bits.rows() * bits.cols()));
       unpack_signs<uint32_t>(bits.cview(), TensorView<float, 2, Host>(values.data(), {bits.rows(), bits.cols()}));

@@ -6,7 +6,11 @@
 //     wscale[0, j] = alpha_j = mean_i |W[i, j] - beta_j|
 //   (sums in double). So W_eff = alpha * s(W) + beta starts at the column-wise best 1-bit fit of W.
 //   Every other tensor is copied unchanged; the config gets binary = true.
-// Latent Bi-Mamba (or any model) -> packed checkpoint: io/packed_checkpoint.hpp pack_checkpoint.
+// Latent Bi-Mamba (or any model) -> packed checkpoint: io/packed_checkpoint.hpp pack_checkpoint; for a
+//   LanguageModel, save_packed(ctx, model, path, opts) writes its parameters that way.
+// Packed checkpoint -> LanguageModel: load_packed_model(ctx, path) fills the latent parameters with the
+//   stored full-precision tensors and +-1 binary weights (s(+-1) gives back the stored signs), then packs the
+//   model: it runs on the sign bits, exactly the stored ones.
 //
 // ConversionReport: the storage before and after (model/storage.hpp) and the number of latent binary
 // weights that are exactly 0 (s(0) = +1 in this library, torch.sign(0) = 0 in the reference).
@@ -14,6 +18,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
@@ -22,7 +28,9 @@
 #include "../core/error.hpp"
 #include "../io/host_tensor.hpp"
 #include "../io/packed_checkpoint.hpp"
+#include "../tensor/copy.hpp"
 #include "config.hpp"
+#include "language_model.hpp"
 #include "storage.hpp"
 
 namespace bimamba {
@@ -82,11 +90,11 @@ inline std::vector<HostTensor> fp_to_bimamba(ModelConfig& config, const TensorSo
   int64_t zeros = 0;
   std::vector<float> pending_alpha, pending_beta;
   for (const TensorSpec& spec : model_tensor_specs(binary)) {
-    if (detail::ends_with(spec.name, ".wscale")) {
+    if (detail::has_name_suffix(spec.name, ".wscale")) {
       out.push_back(HostTensor::from_values<float>(spec.name, spec.shape, pending_alpha));
       continue;
     }
-    if (detail::ends_with(spec.name, ".wbias")) {
+    if (detail::has_name_suffix(spec.name, ".wbias")) {
       out.push_back(HostTensor::from_values<float>(spec.name, spec.shape, pending_beta));
       continue;
     }
@@ -124,6 +132,51 @@ inline std::vector<HostTensor> latent_to_packed(const ModelConfig& config, const
     report->zero_binary_weights = zeros;
   }
   return packed;
+}
+
+// A tensor source over a model's parameters (host copies of the ParamStore).
+template <class Backend>
+TensorSource model_tensor_source(Context<Backend>& ctx, const LanguageModel<Backend>& model) {
+  (void)ctx;
+  auto flat = std::make_shared<Tensor<float, 1, Host>>(to_host(model.params().params()));
+  const ParamStore<Backend>* store = &model.params();
+  return [flat, store](const std::string& name) {
+    const int id = store->find(name);
+    if (id < 0) BIMAMBA_THROW(FormatError, "the model has no parameter '", name, "'");
+    const auto& e = store->entries()[size_t(id)];
+    std::vector<float> values(flat->data() + e.offset, flat->data() + e.offset + e.numel);
+    return HostTensor::from_values<float>(name, e.shape, values);
+  };
+}
+
+// Writes the model as a packed checkpoint (atomically); returns the conversion report.
+template <class Backend>
+ConversionReport save_packed(Context<Backend>& ctx, const LanguageModel<Backend>& model, const std::string& path,
+                             const PackedOptions& opts = {}) {
+  ConversionReport report;
+  const std::vector<HostTensor> packed = latent_to_packed(model.config(), model_tensor_source(ctx, model), opts, &report);
+  save_packed_checkpoint(path, model.config(), packed, opts);
+  return report;
+}
+
+// A model read from a packed checkpoint, running on the stored sign bits.
+template <class Backend>
+LanguageModel<Backend> load_packed_model(Context<Backend>& ctx, const std::string& path) {
+  (void)ctx;
+  const PackedCheckpoint file(path);
+  LanguageModel<Backend> model(file.config());
+  ParamStore<Backend>& store = model.params();
+  Tensor<float, 1, Host> flat({store.flat_size()});
+  for (const auto& e : store.entries()) {
+    const HostTensor t = file.latent(e.name);
+    if (t.shape != e.shape)
+      BIMAMBA_THROW(FormatError, path, ": tensor '", e.name, "' has shape ", t.shape_string(), ", the model needs ",
+                    detail::shape_to_string(e.shape));
+    std::memcpy(flat.data() + e.offset, t.data(), t.nbytes());
+  }
+  copy(flat.cview(), store.params());
+  model.pack();
+  return model;
 }
 
 }  // namespace bimamba

@@ -44,7 +44,7 @@ inline const char* param_kind_name(ParamKind k) {
 }
 
 namespace detail {
-inline bool ends_with(const std::string& s, const std::string& suffix) {
+inline bool has_name_suffix(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace detail
@@ -52,12 +52,12 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
 // The kind of a tensor from its checkpoint name. `binary_model`: in_proj / out_proj weights are FBI signs.
 // Packed sign tensors (names ending in ".signs") are always binary.
 inline ParamKind param_kind_of(const std::string& name, bool binary_model) {
-  using detail::ends_with;
-  if (ends_with(name, ".signs")) return ParamKind::Binary;
-  if (ends_with(name, ".wscale") || ends_with(name, ".wbias")) return ParamKind::FbiScales;
-  if (ends_with(name, "embeddings.weight") || ends_with(name, "embedding.weight") || name == "lm_head.weight")
+  using detail::has_name_suffix;
+  if (has_name_suffix(name, ".signs")) return ParamKind::Binary;
+  if (has_name_suffix(name, ".wscale") || has_name_suffix(name, ".wbias")) return ParamKind::FbiScales;
+  if (has_name_suffix(name, "embeddings.weight") || has_name_suffix(name, "embedding.weight") || name == "lm_head.weight")
     return ParamKind::Embedding;
-  if (binary_model && (ends_with(name, "in_proj.weight") || ends_with(name, "out_proj.weight"))) return ParamKind::Binary;
+  if (binary_model && (has_name_suffix(name, "in_proj.weight") || has_name_suffix(name, "out_proj.weight"))) return ParamKind::Binary;
   return ParamKind::Other;
 }
 
@@ -194,8 +194,8 @@ struct PackedOptions {
 
 // True for the per-head SSM scalars that the packed format keeps in F32.
 inline bool is_ssm_scalar(const std::string& name) {
-  using detail::ends_with;
-  return ends_with(name, "mixer.A_log") || ends_with(name, "mixer.D") || ends_with(name, "mixer.dt_bias");
+  using detail::has_name_suffix;
+  return has_name_suffix(name, "mixer.A_log") || has_name_suffix(name, "mixer.D") || has_name_suffix(name, "mixer.dt_bias");
 }
 
 // The dtype the packed format stores a full-precision tensor in.

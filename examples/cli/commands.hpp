@@ -1,0 +1,32 @@
+// The subcommands of the bimamba CLI (docs/cli.md), one source file each. Each takes argv of its own
+// (argv[0] is the subcommand name), returns the exit code, and throws UsageError / bimamba::Error on failure
+// (main() turns those into one line on stderr and a non-zero exit code).
+#pragma once
+
+namespace bimamba::cli {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+int run_logits(int argc, char** argv);
+int run_generate(int argc, char** argv);
+int run_perplexity(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_convert(int argc, char** argv);
+int run_info(int argc, char** argv);
+int run_init(int argc, char** argv);
+
+inline constexpr Command kCommands[] = {
+    {"logits", "logits of input_ids (prefill or token by token) into a safetensors file", run_logits},
+    {"generate", "continue a prompt (greedy or sampled)", run_generate},
+    {"perplexity", "perplexity of a text file over non-overlapping windows", run_perplexity},
+    {"tokenize", "token ids of text (one string or a JSON-lines file)", run_tokenize},
+    {"convert", "full-precision or latent checkpoint -> packed Bi-Mamba file", run_convert},
+    {"info", "parameters and bytes by kind of a checkpoint", run_info},
+    {"init", "a randomly initialised model of a preset shape", run_init},
+};
+
+}  // namespace bimamba::cli
