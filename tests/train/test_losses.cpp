@@ -202,6 +202,23 @@ TEST(Losses, StableForHugeLogits) {
   EXPECT_LT(test::relative_l2(dlogits.data(), grad), kGradTol);
 }
 
+TEST(Losses, InPlaceGradientEqualsSeparateBuffer) {
+  Context<Host> ctx;
+  auto targets = random_targets(22);
+  auto teacher = random_logits(23);
+  auto logits = random_logits(24);
+  Tensor<float, 3, Host> dlogits({kB, kL, kV});
+  const double ce = cross_entropy_loss(ctx, logits, targets, dlogits);
+  auto in_place = random_logits(24);
+  EXPECT_EQ(cross_entropy_loss(ctx, in_place, targets, in_place), ce);
+  EXPECT_EQ(0, std::memcmp(in_place.data(), dlogits.data(), dlogits.bytes()));
+
+  const double kd = distill_loss(ctx, logits, teacher, dlogits);
+  in_place = random_logits(24);
+  EXPECT_EQ(distill_loss(ctx, in_place, teacher, in_place), kd);
+  EXPECT_EQ(0, std::memcmp(in_place.data(), dlogits.data(), dlogits.bytes()));
+}
+
 TEST(Losses, LossOnlyWithoutGradient) {
   Context<Host> ctx;
   auto logits = random_logits(18);

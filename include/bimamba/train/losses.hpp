@@ -16,10 +16,11 @@
 //   mixed_loss:          w_ce * cross_entropy + w_distill * distill (both parts reported).
 //
 // Gradient: dlogits = scale * dL/dx (GradientMode::Overwrite) or dlogits += scale * dL/dx (Accumulate);
-// pass an empty view to compute the loss only. Numerics: max-subtracted log-sum-exp, exponentials in
-// float, sums in double; the loss is summed per row and then over rows in a fixed order, so it does not
-// depend on the thread count. A non-finite logit gives a non-finite loss (no exception: the optimizer's
-// non-finite policy, train/grad_utils.hpp, decides what happens). Out-of-range ids throw InvalidArgument.
+// pass an empty view to compute the loss only. dlogits may be logits itself (in place, saving a (B, L, V)
+// buffer), except in mixed_loss (its second part reads the logits again); never a dense teacher's logits. Numerics:
+// max-subtracted log-sum-exp, exponentials in float, sums in double; the loss is summed per row and then over rows in a
+// fixed order, so it does not depend on the thread count. A non-finite logit gives a non-finite loss (no exception: the
+// optimizer's non-finite policy, train/grad_utils.hpp, decides what happens). Out-of-range ids throw InvalidArgument.
 #pragma once
 
 #include <cstdint>

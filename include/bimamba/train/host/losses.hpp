@@ -105,11 +105,12 @@ inline double cross_entropy_impl(Context<Host>& ctx, TensorView<const float, 3, 
     const float* x = &logits(b, t, 0);
     double z = 0;
     const double lse = exp_shifted(x, V, e, z);
+    const double loss = lse - double(x[y]);  // before g is written: g may alias x
     if (g) {
       write_scaled(e, float(coeff / z), V, mode, g);
       g[y] -= float(coeff);
     }
-    return lse - double(x[y]);
+    return loss;
   });
   return n ? total / double(n) : 0.0;
 }
@@ -128,12 +129,13 @@ inline double distill_dense_impl(Context<Host>& ctx, TensorView<const float, 3, 
     double zs = 0, zt = 0;
     const double lse = exp_shifted(x, V, es, zs);
     exp_shifted(&teacher(b, t, 0), V, et, zt);
+    const double loss = -weighted_log_softmax(et, x, V, lse) / zt;  // before g is written: g may alias x
     if (grad) {
       float* g = &dlogits(b, t, 0);
       write_scaled(es, float(coeff / zs), V, mode, g);
       write_scaled(et, float(-coeff / zt), V, GradientMode::Accumulate, g);
     }
-    return -weighted_log_softmax(et, x, V, lse) / zt;
+    return loss;
   });
   return n ? total / double(n) : 0.0;
 }
