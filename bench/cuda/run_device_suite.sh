@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds and runs the whole device test suite (every test_*_cuda target), the Cuda benchmarks and the HF
+# peer on a GPU machine; logs and JSON go to $OUT (default ./device-out). Usage, from the repository root:
+#   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|peer ...]
+# The CUDA architecture defaults to 90 (H200); set CUDA_ARCH to change it.
+set -u -o pipefail
+OUT=${OUT:-$PWD/device-out}
+PREFIX=${1:-}
+shift || true
+STEPS=${*:-tests bench peer}
+mkdir -p "$OUT"
+BUILD=build-device
+cmake -S . -B $BUILD -G Ninja ${PREFIX:+-DCMAKE_PREFIX_PATH=$PREFIX -DCMAKE_LIBRARY_ARCHITECTURE=x86_64-linux-gnu} \
+  -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DBIMAMBA_BUILD_EXAMPLES=OFF -DBIMAMBA_BUILD_BENCHMARKS=ON \
+  >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+targets=$(ninja -C $BUILD -t targets all 2>/dev/null | grep -oE '^test_[a-z_]+_cuda(_cuda)?:' | tr -d ':' | sort -u)
+for step in $STEPS; do
+  case $step in
+    tests)
+      cmake --build $BUILD -j"$(nproc)" --target $targets -- -k 0 >"$OUT/build_tests.log" 2>&1 ||
+        grep -E "error|FAILED" "$OUT/build_tests.log" | head -40
+      for t in $targets; do
+        if [ -x $BUILD/tests/$t ]; then
+          timeout 300 $BUILD/tests/$t --gtest_output=json:"$OUT/$t.json" >"$OUT/$t.log" 2>&1
+          echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$OUT/$t.log" | tr '\n' ' ')"
+          grep -E '^\[  FAILED  \]' "$OUT/$t.log" | head -20
+        else
+          echo "$t NOT BUILT"
+        fi
+      done ;;
+    bench)
+      cmake --build $BUILD -j"$(nproc)" --target bench_cuda_gemv >"$OUT/build_bench.log" 2>&1 ||
+        { grep -E "error" "$OUT/build_bench.log" | head -20; continue; }
+      timeout 300 $BUILD/bin/bench_cuda_gemv --benchmark_out="$OUT/bench_cuda_gemv.json" --benchmark_out_format=json \
+        2>&1 | tee "$OUT/bench_cuda_gemv.log" ;;
+    peer)
+      timeout 400 python3 bench/peers/hf_mamba2_decode.py 2>&1 | tee "$OUT/hf_mamba2_decode.log" | grep -v Warning ;;
+  esac
+done
