@@ -36,6 +36,20 @@ inline constexpr int kBlWarps = 4;             // warps per block, one 16-row ti
 inline constexpr int kBlRows = 16 * kBlWarps;  // output rows per block
 inline constexpr int kBlIterCols = 512;        // columns per warp iteration (4 threads x 128)
 inline constexpr int kBlMaxTokens = 4;         // tokens per launch (NT = 2 mma tiles of 2 tokens)
+inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
+
+// Programmatic dependent launch (sm_90): the kernel is launched while the previous kernel of the stream still
+// runs; everything before this call may only read constant inputs (the sign words).
+__device__ inline void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ inline void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 
 struct BinaryLinearArgs {
   const float* x;  // (tokens, in), row stride ldx
@@ -105,6 +119,20 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   const int64_t col_end = a.in < col0 + slice_cols ? a.in : col0 + slice_cols;
   const PlaneLayout layout(a.ips);
 
+  // 0. The first kBlDepth iterations of sign words are constant inputs: load them before anything else
+  //    (on sm_90 even before the previous kernel has finished, see wait_for_previous_kernel).
+  const int64_t r0 = (int64_t(blockIdx.x) * kBlWarps + warp) * 16;
+  const int64_t word0 = int64_t(slice) * a.ips * (kBlIterCols / 32);
+  auto word_at = [&](int it) { return word0 + int64_t(it) * (kBlIterCols / 32) + tig * 4; };
+  uint4 u[kBlDepth], v[kBlDepth];
+#pragma unroll
+  for (int d = 0; d < kBlDepth; ++d) {
+    u[d] = d < a.ips ? load_sign_words(a, r0 + g, word_at(d)) : make_uint4(0, 0, 0, 0);
+    v[d] = d < a.ips ? load_sign_words(a, r0 + g + 8, word_at(d)) : make_uint4(0, 0, 0, 0);
+  }
+  wait_for_previous_kernel();
+  allow_next_kernel();
+
   // 1. Per token: m = max |alpha x| and the slice's beta . x.
   for (int t = 0; t < a.tokens; ++t) {
     float m = 0.0f, bsum = 0.0f;
@@ -163,33 +191,32 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   }
   __syncthreads();
 
-  // 3. The warp's 16 rows against the slice: R (per plane) in int32 mma accumulators.
-  const int64_t r0 = (int64_t(blockIdx.x) * kBlWarps + warp) * 16;
+  // 3. The warp's 16 rows against the slice: R (per plane) in int32 mma accumulators. Iteration it uses
+  //    the words loaded kDepth iterations earlier (the first kDepth were loaded before the prologue).
   int acc[NT][4] = {};
-  const int64_t word0 = int64_t(slice) * a.ips * (kBlIterCols / 32);
-  uint4 u = load_sign_words(a, r0 + g, word0 + tig * 4), v = load_sign_words(a, r0 + g + 8, word0 + tig * 4);
-  for (int it = 0; it < a.ips; ++it) {
-    uint4 un = make_uint4(0, 0, 0, 0), vn = un;
-    if (it + 1 < a.ips) {  // next iteration's words in flight while this one computes
-      const int64_t w = word0 + (it + 1) * (kBlIterCols / 32) + tig * 4;
-      un = load_sign_words(a, r0 + g, w);
-      vn = load_sign_words(a, r0 + g + 8, w);
-    }
+  for (int it0 = 0; it0 < a.ips; it0 += kBlDepth) {
 #pragma unroll
-    for (int s = 0; s < 16; ++s) {
-      const int k = s / 4, ja = 2 * (s % 4);
-      const uint32_t wu = word_of(u, k), wv = word_of(v, k);
-      const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
-      const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
-      const int c = it * kBlIterCols + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
+    for (int d = 0; d < kBlDepth; ++d) {
+      const int it = it0 + d;
+      if (it >= a.ips) break;
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const uint2 b = *reinterpret_cast<const uint2*>(planes + layout.offset(nt, g, c));
-        mma_u8s8(acc[nt], a0, a1, a2, a3, b);
+      for (int s = 0; s < 16; ++s) {
+        const int k = s / 4, ja = 2 * (s % 4);
+        const uint32_t wu = word_of(u[d], k), wv = word_of(v[d], k);
+        const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
+        const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
+        const int c = it * kBlIterCols + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          const uint2 b = *reinterpret_cast<const uint2*>(planes + layout.offset(nt, g, c));
+          mma_u8s8(acc[nt], a0, a1, a2, a3, b);
+        }
+      }
+      if (it + kBlDepth < a.ips) {
+        u[d] = load_sign_words(a, r0 + g, word_at(it + kBlDepth));
+        v[d] = load_sign_words(a, r0 + g + 8, word_at(it + kBlDepth));
       }
     }
-    u = un;
-    v = vn;
   }
 
   // 4. Combine the planes per (row, token): acc columns n = 2 tig + {0, 1} of rows g and g + 8.
@@ -236,13 +263,22 @@ template <int NT>
 void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, const BinaryLinearArgs& args) {
   if (smem > (48 << 10))
     BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(binary_linear_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  binary_linear_kernel<NT><<<grid, kBlWarps * 32, smem, ctx.stream()>>>(args);
-  check_launch();
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(kBlWarps * 32);
+  config.dynamicSmemBytes = size_t(smem);
+  config.stream = ctx.stream();
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, binary_linear_kernel<NT>, args));
 }
 
-// Slices so that the grid covers the device about twice.
+// Slices so that the grid covers the device about once (more slices only add fix-up work).
 inline void choose_slices(int64_t row_groups, int64_t iters, int sms, int& ips, int& slices) {
-  const int64_t target = 2 * int64_t(sms);
+  const int64_t target = int64_t(sms);
   const int64_t want = std::clamp<int64_t>((target + row_groups - 1) / row_groups, 1, std::max<int64_t>(1, iters));
   ips = int((iters + want - 1) / want);
   slices = int((iters + ips - 1) / ips);
