@@ -81,6 +81,11 @@ TEST(TokenizerBadInput, TruncatedSentencePieceModel) {
     expect_format_error(temp_file("truncated.model", model.substr(0, keep)), "protobuf");
 }
 
+TEST(TokenizerBadInput, TextFile) {
+  expect_format_error(std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/ptb/test.txt", "a text file");
+  expect_format_error(temp_file("newline.txt", "\nstarts like a protobuf key\n"), "a text file");
+}
+
 TEST(TokenizerBadInput, UnknownBytes) {
   expect_format_error(temp_file("random.bin", std::string("\x7f" "ELF\x02\x01\x01", 7)), "neither");
 }

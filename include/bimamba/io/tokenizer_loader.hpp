@@ -4,8 +4,8 @@
 //   protobuf whose first key is a ModelProto field -> SentencePiece .model (SentencePieceTokenizer)
 //   a directory                                   -> its tokenizer.json, else its tokenizer.model
 // Anything else throws FormatError whose message starts with the path and says what the file looks like
-// (empty, a safetensors file, a zip archive such as a PyTorch checkpoint, unknown bytes). Malformed files of
-// a recognised kind throw the FormatError of their reader.
+// (empty, a safetensors file, a zip archive such as a PyTorch checkpoint, a text file, unknown bytes).
+// Malformed files of a recognised kind throw the FormatError of their reader.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,14 @@ inline bool looks_like_safetensors(std::string_view data) {
   return header <= data.size() - 8 && data[8] == '{';
 }
 
+// No control bytes other than tab / newline / carriage return in the first 512 bytes. (A ModelProto has
+// some within its first few bytes: the length of its first piece message and the 0x15 key of a score.)
+inline bool looks_like_text(std::string_view data) {
+  for (unsigned char c : data.substr(0, 512))
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return false;
+  return true;
+}
+
 }  // namespace detail
 
 // Builds a tokenizer from the bytes of a file; `path` names it in errors.
@@ -41,6 +49,8 @@ inline std::unique_ptr<Tokenizer> tokenizer_from_bytes(std::string_view data, co
     BIMAMBA_THROW(FormatError, path, ": this is a safetensors file, not a tokenizer (tokenizer.json or SentencePiece .model)");
   if (data.size() >= 4 && data.substr(0, 4) == std::string_view("PK\x03\x04", 4))
     BIMAMBA_THROW(FormatError, path, ": this is a zip archive (a PyTorch checkpoint?), not a tokenizer");
+  if (detail::looks_like_text(data))
+    BIMAMBA_THROW(FormatError, path, ": a text file, not a tokenizer (tokenizer.json or SentencePiece .model)");
   // A serialized ModelProto starts with the key of field 1, 2 or 3, length-delimited (0x0A, 0x12, 0x1A).
   const auto key = static_cast<unsigned char>(data[0]);
   if (key != 0x0A && key != 0x12 && key != 0x1A)
