@@ -123,7 +123,9 @@ class Context<Cuda> {
       if (counters_) BIMAMBA_CUDA_CHECK(cudaFree(counters_));
       counters_ = nullptr;
       counter_words_ = 0;
-      BIMAMBA_CUDA_CHECK(cudaMalloc(&counters_, n * sizeof(unsigned)));
+      void* words = nullptr;
+      BIMAMBA_CUDA_CHECK(cudaMalloc(&words, n * sizeof(unsigned)));
+      counters_ = static_cast<unsigned*>(words);
       BIMAMBA_CUDA_CHECK(cudaMemset(counters_, 0, n * sizeof(unsigned)));
       BIMAMBA_CUDA_CHECK(cudaDeviceSynchronize());  // zeroed before any stream may use them
       counter_words_ = n;
