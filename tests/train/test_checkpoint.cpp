@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "temp_path.hpp"
 #include "test_support.hpp"
 
 namespace bimamba {
@@ -21,15 +22,9 @@ namespace fs = std::filesystem;
 constexpr int64_t kV = 29, kB = 3, kL = 12;
 constexpr int kSteps = 12, kResumeAt = 5;
 
-std::string temp_path(const std::string& stem) {
-  return (fs::path(::testing::TempDir()) /
-          (stem + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-      .string();
-}
-
 // A corpus with structure to learn: a noisy walk through the vocabulary.
 std::string make_corpus() {
-  const std::string path = temp_path("corpus") + ".tokens";
+  const std::string path = test::temp_path("corpus.tokens");
   std::mt19937_64 rng(5);
   std::vector<int32_t> tokens(3000);
   int32_t t = 0;
@@ -102,7 +97,7 @@ std::vector<float> flat(TensorView<const float, 1, Host> v) {
 
 TEST(Checkpoint, ResumeAfterKillIsBitIdentical) {
   const std::string corpus = make_corpus();
-  const std::string checkpoint = temp_path("run") + ".safetensors";
+  const std::string checkpoint = test::temp_path("run.safetensors");
 
   ToyRun straight(corpus, 77);
   for (int i = 0; i < kSteps; ++i) straight.train_step();
@@ -141,7 +136,7 @@ TEST(Checkpoint, ResumeAfterKillIsBitIdentical) {
 
 // A checkpoint of one Bigram, for the validation tests.
 std::string saved_bigram() {
-  const std::string path = temp_path("saved") + ".safetensors";
+  const std::string path = test::temp_path("saved.safetensors");
   Bigram model;
   AdamW<Host> opt(model.store, {});
   TrainingState state;
@@ -192,7 +187,7 @@ TEST(Checkpoint, LoadRejectsAnotherModel) {
 }
 
 TEST(Checkpoint, LoadRejectsOtherFilesAndWarnsOnOtherSettings) {
-  const std::string plain = temp_path("plain") + ".safetensors";
+  const std::string plain = test::temp_path("plain.safetensors");
   save_safetensors(plain, {HostTensor::from_values<float>("bigram.weight", {1}, {1.0f})});
   Bigram model;
   expect_load_error(plain, model.store, "not a bimamba training checkpoint");

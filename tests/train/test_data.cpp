@@ -5,6 +5,7 @@
 #include <bimamba/train/data.hpp>
 #include <filesystem>
 
+#include "temp_path.hpp"
 #include "test_support.hpp"
 
 namespace bimamba {
@@ -17,9 +18,7 @@ constexpr int64_t kVocab = 1009;  // prime: token i is i % kVocab, so a window's
 class DataTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = (fs::path(::testing::TempDir()) /
-             ("data_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".tokens"))
-                .string();
+    path_ = test::temp_path("corpus.tokens");
     std::vector<int32_t> tokens(5000);
     for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i % kVocab);
     write_token_file(path_, tokens, kVocab);

@@ -5,6 +5,7 @@
 #include <bimamba/train/teacher_topk.hpp>
 #include <filesystem>
 
+#include "temp_path.hpp"
 #include "test_support.hpp"
 
 namespace bimamba {
@@ -13,12 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kB = 2, kL = 4, kV = 37;
-
-std::string temp_path(const std::string& stem) {
-  return (fs::path(::testing::TempDir()) /
-          (stem + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".safetensors"))
-      .string();
-}
 
 Tensor<float, 3, Host> random_logits(uint64_t seed) {
   return tensor_from<float, 3>(test::random_floats(size_t(kB * kL * kV), seed, -5, 5), {kB, kL, kV});
@@ -59,7 +54,7 @@ TEST(TopK, MatchesFullSortWithTiesBySmallerId) {
 
 TEST(TeacherTopKFile, RoundTripAndLossFromFile) {
   Context<Host> ctx;
-  const std::string path = temp_path("teacher");
+  const std::string path = test::temp_path("teacher.safetensors");
   constexpr int64_t kK = 5;
   TeacherTopKWriter writer(path, kV, kK);
   std::vector<Tensor<float, 3, Host>> teachers;
@@ -92,7 +87,7 @@ TEST(TeacherTopKFile, RoundTripAndLossFromFile) {
 
 TEST(TeacherTopKFile, FullTopKEqualsDenseTeacher) {
   Context<Host> ctx;
-  const std::string path = temp_path("full");
+  const std::string path = test::temp_path("full.safetensors");
   const auto teacher = random_logits(3);
   TeacherTopKWriter writer(path, kV, kV);
   writer.add(ctx, random_tokens(4), teacher);
@@ -106,7 +101,7 @@ TEST(TeacherTopKFile, FullTopKEqualsDenseTeacher) {
 }
 
 TEST(TeacherTopKFile, DamagedFilesNameTheProblem) {
-  const std::string path = temp_path("bad");
+  const std::string path = test::temp_path("bad.safetensors");
   auto expect_error = [&](const std::string& needle) {
     try {
       TeacherTopKFile file(path);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_path.hpp"
 #include "test_support.hpp"
 
 namespace bimamba {
@@ -16,8 +17,7 @@ namespace fs = std::filesystem;
 class TokenFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("token_file_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = test::temp_path("dir");
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

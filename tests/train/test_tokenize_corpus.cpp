@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_path.hpp"
 #include "test_support.hpp"
 
 namespace bimamba {
@@ -20,14 +21,8 @@ const Tokenizer& neox() {
   return *tokenizer;
 }
 
-std::string temp_path(const std::string& name) {
-  return (fs::path(::testing::TempDir()) /
-          (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" + name))
-      .string();
-}
-
 TEST(TokenizeCorpus, DocumentsEncodedWholeWithEosBetween) {
-  const std::string a = temp_path("a.txt"), b = temp_path("b.txt"), out = temp_path("corpus.tokens");
+  const std::string a = test::temp_path("a.txt"), b = test::temp_path("b.txt"), out = test::temp_path("corpus.tokens");
   const std::string text_a = " = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 : Unrecorded Chronicles\n";
   const std::string text_b = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n";
   std::ofstream(a, std::ios::binary) << text_a;
@@ -48,12 +43,12 @@ TEST(TokenizeCorpus, DocumentsEncodedWholeWithEosBetween) {
 
   tokenize_corpus(tok, {a}, out, {.eos_between_documents = false});
   EXPECT_EQ(TokenFile::open(out).read_all(), tok.encode(text_a));
-  EXPECT_THROW(tokenize_corpus(tok, {temp_path("missing.txt")}, out), Error);
+  EXPECT_THROW(tokenize_corpus(tok, {test::temp_path("missing.txt")}, out), Error);
   for (const auto& p : {a, b, out}) fs::remove(p);
 }
 
 TEST(TokenizeCorpus, WholeWikitextTestMatchesReferenceCount) {
-  const std::string out = temp_path("wikitext.tokens");
+  const std::string out = test::temp_path("wikitext.tokens");
   const int64_t n = tokenize_corpus(neox(), {std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/wikitext-2/test.txt"},
                                     out, {.eos_between_documents = false});
   EXPECT_EQ(n, 295232);  // tests/data/tokenizers/file-token-counts.json, HF tokenizers
