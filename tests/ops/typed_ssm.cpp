@@ -78,6 +78,23 @@ TYPED_TEST(Ssm, SsdScanMatchesSequentialAtEveryChunkSize) {
   }
 }
 
+TEST(SsmHost, SsdScanThreadedEqualsSingleThreaded) {
+  // Large enough for several workers; every (batch, head) pair runs the same code on any thread: bit-equal.
+  const int64_t B = 2, L = 64, H = 8, P = 8, G = 2, N = 16;
+  const auto x = random_floats(size_t(B * L * H * P), 1), dt = random_floats(size_t(B * L * H), 2, 0.01f, 0.3f),
+             A = random_floats(size_t(H), 3, -3.0f, -0.5f), Bm = random_floats(size_t(B * L * G * N), 4),
+             Cm = random_floats(size_t(B * L * G * N), 5);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2}) {
+    Context<Host> ctx(threads);
+    Tensor<float, 4, Host> y({B, L, H, P});
+    ssd_scan(ctx, tensor_from<float, 4>(x, {B, L, H, P}), tensor_from<float, 3>(dt, {B, L, H}), tensor_from<float, 1>(A, {H}),
+             tensor_from<float, 4>(Bm, {B, L, G, N}), tensor_from<float, 4>(Cm, {B, L, G, N}), {}, 16, y);
+    results.push_back(to_vector(y));
+  }
+  EXPECT_EQ(results[0], results[1]);
+}
+
 TYPED_TEST(Ssm, SsdScanSplitSequenceContinuesFromState) {
   const SsdCase c(200);
   auto& ctx = this->ctx();

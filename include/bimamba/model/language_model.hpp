@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../nn/embedding.hpp"
+#include "../ops/apply_mask.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/mamba2_mixer.hpp"
 #include "../nn/mamba_mixer.hpp"
@@ -66,12 +67,16 @@ class LanguageModel {
 
   InferenceState<Backend> new_state(int64_t batch) const { return InferenceState<Backend>(cfg_, batch); }
 
-  // ids (B, L) -> logits (B, L, V); with a state (batch B) it starts from and updates it.
+  // ids (B, L) -> logits (B, L, V); with a state (batch B) it starts from and updates it. mask (B, L), when
+  // given, marks padding with 0 (real tokens 1): padding positions are zeroed at every mixer's input and
+  // conv output and so leave the states untouched (HF's attention_mask for Mamba); their logits are
+  // meaningless. positions() counts padding too.
   void forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids, View<float, 3, Backend> logits,
-               InferenceState<Backend>* state = nullptr) const {
+               InferenceState<Backend>* state = nullptr, View<const float, 2, Backend> mask = {}) const {
     const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg_.d_model;
     check_shape(logits, {B, L, cfg_.vocab_size}, "LanguageModel::forward: logits");
     if (state) check_state(*state, B);
+    if (present(mask)) check_shape(mask, {B, L}, "LanguageModel::forward: mask");
     auto& ws = ctx.workspace();
     WorkspaceScope<Backend> scope(ws);
     TensorView<float, 3, Backend> residual(ws.template take<float>(size_t(T * D)), {B, L, D});
@@ -82,8 +87,9 @@ class LanguageModel {
     norms_[0].forward(ctx, r2, n2);
     for (int64_t i = 0; i < cfg_.n_layer; ++i) {
       const MixerState<Backend> s = state ? state->layer(i) : MixerState<Backend>{};
-      if (mamba2()) mixers2_[size_t(i)].forward(ctx, normed, mixed, s);
-      else mixers1_[size_t(i)].forward(ctx, normed, mixed, s);
+      if (present(mask)) apply_mask(ctx, mask, normed);
+      if (mamba2()) mixers2_[size_t(i)].forward(ctx, normed, mixed, s, mask);
+      else mixers1_[size_t(i)].forward(ctx, normed, mixed, s, mask);
       next_norm(i).add_forward(ctx, r2, mixed.template reshape<2>({T, D}), n2);
     }
     head(ctx, n2, logits.template reshape<2>({T, cfg_.vocab_size}));
@@ -97,9 +103,9 @@ class LanguageModel {
     return logits;
   }
   Tensor<float, 3, Backend> forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids,
-                                    InferenceState<Backend>& state) const {
+                                    InferenceState<Backend>& state, View<const float, 2, Backend> mask = {}) const {
     Tensor<float, 3, Backend> logits({ids.size(0), ids.size(1), cfg_.vocab_size});
-    forward(ctx, ids, logits.view(), &state);
+    forward(ctx, ids, logits.view(), &state, mask);
     return logits;
   }
 

@@ -11,12 +11,16 @@
 // forward: u (B, L, D) -> out (B, L, D); step: u (B, D) -> out (B, D). With a MixerState the prefill
 // starts from it and leaves it at the end of the sequence (fresh states are zeros, which is the same as
 // none), and the step advances it by one token. Scratch memory comes from ctx.workspace().
+// Padding (prefill only): with a mask (B, L) (1 = token, 0 = padding) the conv output is zeroed at padding
+// positions, so they add nothing to the SSM state (HF's apply_mask_to_padding_states); the caller zeroes
+// the mixer input u there too (LanguageModel does).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "../model/config.hpp"
+#include "../ops/apply_mask.hpp"
 #include "../ops/dt_softplus.hpp"
 #include "../ops/neg_exp.hpp"
 #include "../ops/ssd_scan.hpp"
@@ -56,7 +60,7 @@ class Mamba2Mixer {
   }
 
   void forward(Context<Backend>& ctx, View<const float, 3, Backend> u, View<float, 3, Backend> out,
-               MixerState<Backend> state = {}) const {
+               MixerState<Backend> state = {}, View<const float, 2, Backend> mask = {}) const {
     const int64_t B = u.size(0), L = u.size(1), T = B * L;
     check_shape(u, {B, L, D_}, "Mamba2Mixer: u");
     check_shape(out, {B, L, D_}, "Mamba2Mixer: out");
@@ -72,6 +76,7 @@ class Mamba2Mixer {
     in_proj_.forward(ctx, u.template reshape<2>({T, D_}), TensorView<float, 2, Backend>(zxbcdt, {T, R_}));
     conv_.forward(ctx, TensorView<const float, 3, Backend>(zxbcdt + E_, {B, L, C_}, {L * R_, R_, 1}),
                   TensorView<float, 3, Backend>(xbc, {B, L, C_}), state.conv);
+    if (present(mask)) apply_mask(ctx, mask, TensorView<float, 3, Backend>(xbc, {B, L, C_}));
     dt_softplus(ctx, TensorView<const float, 2, Backend>(zxbcdt + E_ + C_, {T, H_}, {R_, 1}), dt_bias_, dt_lo_, dt_hi_,
                 TensorView<float, 2, Backend>(dt, {T, H_}));
     neg_exp(ctx, a_log_, TensorView<float, 1, Backend>(A, {H_}));

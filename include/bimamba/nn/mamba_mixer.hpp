@@ -9,7 +9,8 @@
 //   y      = (SSM(x, dt, A = -exp(A_log), B, C) + D x) * silu(z)   (selective scan / its step)
 //   out    = out_proj(y)
 // forward: u (B, L, D) -> out (B, L, D); step: u (B, D) -> out (B, D); MixerState as in Mamba2Mixer
-// (ssm viewed (B, E, N)).
+// (ssm viewed (B, E, N)). Padding (prefill only): with a mask (B, L) (1 = token, 0 = padding) the conv input
+// x and the conv output are zeroed at padding positions (HF's MambaMixer), so they add nothing to the state.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "../model/config.hpp"
+#include "../ops/apply_mask.hpp"
 #include "../ops/dt_softplus.hpp"
 #include "../ops/neg_exp.hpp"
 #include "../ops/selective_scan.hpp"
@@ -51,7 +53,7 @@ class MambaMixer {
   }
 
   void forward(Context<Backend>& ctx, View<const float, 3, Backend> u, View<float, 3, Backend> out,
-               MixerState<Backend> state = {}) const {
+               MixerState<Backend> state = {}, View<const float, 2, Backend> mask = {}) const {
     const int64_t B = u.size(0), L = u.size(1), T = B * L, X = R_ + 2 * N_;
     check_shape(u, {B, L, D_}, "MambaMixer: u");
     check_shape(out, {B, L, D_}, "MambaMixer: out");
@@ -67,8 +69,10 @@ class MambaMixer {
     float* y = ws.template take<float>(size_t(T * E_));       // (B, L, E)
 
     in_proj_.forward(ctx, u.template reshape<2>({T, D_}), TensorView<float, 2, Backend>(xz, {T, 2 * E_}));
+    if (present(mask)) apply_mask(ctx, mask, TensorView<float, 3, Backend>(xz, {B, L, E_}, {L * 2 * E_, 2 * E_, 1}));
     conv_.forward(ctx, TensorView<const float, 3, Backend>(xz, {B, L, E_}, {L * 2 * E_, 2 * E_, 1}),
                   TensorView<float, 3, Backend>(xc, {B, L, E_}), state.conv);
+    if (present(mask)) apply_mask(ctx, mask, TensorView<float, 3, Backend>(xc, {B, L, E_}));
     time_step(ctx, TensorView<const float, 2, Backend>(xc, {T, E_}), xdbl, dtl, dt, A, T);
     TensorView<float, 3, Backend> ssm;
     if (present(state.ssm)) ssm = state.ssm.template reshape<3>({B, E_, N_});

@@ -8,7 +8,9 @@
 // whether one was given. Activation names the pointwise function some ops fuse into their output.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "../core/config.hpp"
 #include "../core/context.hpp"
@@ -32,6 +34,12 @@ BIMAMBA_HOST_DEVICE inline bool present(const TensorView<T, Rank, Backend>& v) {
 }
 
 enum class Activation { None, Silu };
+
+// Host threading grain: the fewest items a thread of ctx.parallel_for should get when one item costs
+// `cost` elementary operations, so that a thread gets at least kParallelWork of them (about 10 us): tiny
+// ops (decode steps, test shapes) then run on the calling thread instead of paying for a parallel region.
+inline constexpr int64_t kParallelWork = int64_t(1) << 15;
+inline int64_t grain(int64_t cost) { return std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, cost)); }
 
 // silu(x) = x * sigmoid(x) = x / (1 + exp(-x)).
 BIMAMBA_HOST_DEVICE inline float silu(float x) { return x / (1.0f + expf(-x)); }

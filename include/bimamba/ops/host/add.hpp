@@ -5,6 +5,7 @@
 
 #include "../../core/context.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "../common.hpp"
 
 namespace bimamba::detail {
 
@@ -13,7 +14,7 @@ inline void add_impl(Context<Host>& ctx, TensorView<const float, 2, Host> x, Ten
   ctx.parallel_for(x.size(0), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t)
       for (int64_t j = 0; j < D; ++j) y(t, j) += x(t, j);
-  }, 16);
+  }, grain(D));
 }
 
 }  // namespace bimamba::detail

@@ -29,7 +29,7 @@ inline void causal_conv1d_impl(Context<Host>& ctx, TensorView<const float, 3, Ho
         y(b, t, c) = activate(act, acc);
       }
     }
-  }, 16);
+  }, grain(2 * C * K));
   if (present(final_state)) {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c = 0; c < C; ++c)
@@ -52,7 +52,7 @@ inline void causal_conv1d_step_impl(Context<Host>& ctx, TensorView<const float, 
       for (int64_t k = 0; k < K; ++k) acc += weight(c, k) * s[k];
       y(b, c) = activate(act, acc);
     }
-  }, 256);
+  }, grain(2 * K + 8));
 }
 
 }  // namespace bimamba::detail

@@ -18,7 +18,7 @@ inline void dt_softplus_impl(Context<Host>& ctx, TensorView<const float, 2, Host
     for (int64_t t = begin; t < end; ++t)
       for (int64_t h = 0; h < H; ++h)
         out(t, h) = std::min(hi, std::max(lo, softplus(dt(t, h) + (has_bias ? bias(h) : 0.0f))));
-  }, 64);
+  }, grain(20 * H));
 }
 
 }  // namespace bimamba::detail

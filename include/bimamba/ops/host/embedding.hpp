@@ -7,6 +7,7 @@
 
 #include "../../core/context.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "../common.hpp"
 
 namespace bimamba::detail {
 
@@ -24,7 +25,7 @@ inline void embedding_impl(Context<Host>& ctx, TensorView<const int32_t, 2, Host
       const int64_t b = t / L, l = t % L;
       std::memcpy(&out(b, l, 0), &weight(ids(b, l), 0), size_t(D) * sizeof(float));
     }
-  }, 64);
+  }, grain(D));
 }
 
 }  // namespace bimamba::detail

@@ -5,6 +5,7 @@
 
 #include "../../core/context.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "../common.hpp"
 
 namespace bimamba::detail {
 
@@ -14,7 +15,7 @@ inline void fbi_weight_impl(Context<Host>& ctx, TensorView<const float, 2, Host>
   ctx.parallel_for(W.size(0), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       for (int64_t j = 0; j < in; ++j) W_eff(i, j) = (W(i, j) >= 0.0f ? alpha(j) : -alpha(j)) + beta(j);
-  }, 16);
+  }, grain(2 * in));
 }
 
 }  // namespace bimamba::detail

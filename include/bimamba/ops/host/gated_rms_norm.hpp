@@ -27,7 +27,7 @@ inline void gated_rms_norm_impl(Context<Host>& ctx, TensorView<const float, 2, H
         const float scale = 1.0f / std::sqrt(sum / float(S) + eps);
         for (int64_t j = g * S; j < (g + 1) * S; ++j) out(t, j) = out(t, j) * scale * weight(j);
       }
-  }, 16);
+  }, grain(8 * E));
 }
 
 }  // namespace bimamba::detail

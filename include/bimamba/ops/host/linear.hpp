@@ -3,6 +3,7 @@
 // features (decoding, where x has a few rows and W dominates).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "../../core/context.hpp"
@@ -20,14 +21,15 @@ inline void linear_impl(Context<Host>& ctx, TensorView<const float, 2, Host> x, 
   } else {
     const auto X = as_matrix(x);
     const auto W = as_matrix(weight);
-    if (x.size(0) >= 32 * int64_t(ctx.threads())) {
+    const int64_t T = x.size(0), in = x.size(1), out = weight.size(0);
+    if (T >= 32 * int64_t(ctx.threads())) {
       ctx.parallel_for(x.size(0), [&](int64_t begin, int64_t end) {
         Y.middleRows(begin, end - begin).noalias() = X.middleRows(begin, end - begin) * W.transpose();
-      }, 32);
+      }, std::max<int64_t>(8, grain(2 * in * out)));
     } else {
       ctx.parallel_for(weight.size(0), [&](int64_t begin, int64_t end) {
         Y.middleCols(begin, end - begin).noalias() = X * W.middleRows(begin, end - begin).transpose();
-      }, 64);
+      }, std::max<int64_t>(16, grain(2 * T * in)));
     }
   }
   if (present(bias)) Y.rowwise() += as_vector(bias).transpose();

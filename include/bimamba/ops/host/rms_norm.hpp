@@ -6,6 +6,7 @@
 
 #include "../../core/context.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "../common.hpp"
 
 namespace bimamba::detail {
 
@@ -23,7 +24,7 @@ inline void rms_norm_impl(Context<Host>& ctx, TensorView<const float, 2, Host> x
                           float eps, TensorView<float, 2, Host> y) {
   ctx.parallel_for(x.size(0), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) rms_norm_row(x[t], weight, eps, y[t]);
-  }, 16);
+  }, grain(4 * x.size(1)));
 }
 
 inline void add_rms_norm_impl(Context<Host>& ctx, TensorView<float, 2, Host> residual, TensorView<const float, 2, Host> x,
@@ -34,7 +35,7 @@ inline void add_rms_norm_impl(Context<Host>& ctx, TensorView<float, 2, Host> res
       for (int64_t j = 0; j < D; ++j) residual(t, j) += x(t, j);
       rms_norm_row(residual[t], weight, eps, y[t]);
     }
-  }, 16);
+  }, grain(5 * D));
 }
 
 }  // namespace bimamba::detail

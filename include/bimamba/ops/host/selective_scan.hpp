@@ -47,7 +47,7 @@ inline void selective_scan_impl(Context<Host>& ctx, TensorView<const float, 3, H
       if (present(final_state))
         for (int64_t n = 0; n < N; ++n) final_state(b, e, n) = s[n];
     }
-  }, 4);
+  }, grain(20 * L * N));
 }
 
 inline void selective_scan_step_impl(Context<Host>& ctx, TensorView<const float, 2, Host> x, TensorView<const float, 2, Host> dt,
@@ -69,7 +69,7 @@ inline void selective_scan_step_impl(Context<Host>& ctx, TensorView<const float,
       const float out = acc + (present(D) ? D(e) : 0.0f) * xv;
       y(b, e) = present(z) ? out * silu(z(b, e)) : out;
     }
-  }, 16);
+  }, grain(20 * N));
 }
 
 }  // namespace bimamba::detail

@@ -30,7 +30,9 @@ inline void ssd_scan_impl(Context<Host>& ctx, TensorView<const float, 4, Host> x
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   const int64_t pairs = B * H, heads_per_group = H / G;
   const int64_t Qmax = std::max<int64_t>(1, std::min(chunk_size, L));
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(ctx.threads(), pairs));
+  // One worker per thread, fewer when the whole scan is too small to pay for a parallel region.
+  const int64_t work = pairs * L * (2 * Qmax * (N + P) + 4 * P * N);
+  const int64_t workers = std::max<int64_t>(1, std::min({int64_t(ctx.threads()), pairs, work / kParallelWork}));
 
   using Matrix = RowMajorMatrix<float>;
   using ConstStrided = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;

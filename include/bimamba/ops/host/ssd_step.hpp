@@ -34,7 +34,7 @@ inline void ssd_step_impl(Context<Host>& ctx, TensorView<const float, 3, Host> x
         y(b, h, p) = acc + (has_d ? D(h) * x(b, h, p) : 0.0f);
       }
     }
-  }, 4);
+  }, grain(4 * P * N));
 }
 
 }  // namespace bimamba::detail
