@@ -39,10 +39,16 @@
 namespace bimamba::detail::shuffle {
 
 inline constexpr int kQuantMax = 1023;            // 8 groups * 4 columns * 1023 < 32768: int16 block sums are exact
-// Weight streaming, tuned on a 16-core Xeon (docs/kernels.md: prefetch 0 / 1 / 2 / 4 KiB ahead and 1 / 4 / 8
-// streams were within noise on one thread; 8 streams were up to 25% faster with 16 threads).
+// Weight streaming, tuned on a 16-core Xeon (docs/kernels.md). AVX-512 build: prefetch 0 / 1 / 2 / 4 KiB and
+// 1 / 4 / 8 streams were within noise on one thread, 8 streams 4-27% faster with 16 threads. AVX2 build, same-run
+// A/B: 1 stream with 2 KiB was 20% faster than 8 streams with 1 KiB on 1 thread and 15% on 16 threads.
+#if defined(__AVX512F__) && defined(__AVX512BW__)
 inline constexpr int64_t kPrefetchBytes = 1024;  // software prefetch distance in each weight stream
 inline constexpr int64_t kStreams = 8;           // tile ranges visited round-robin per thread
+#else
+inline constexpr int64_t kPrefetchBytes = 2048;
+inline constexpr int64_t kStreams = 1;
+#endif
 
 // Per-token quantized tables: words blocks of 32 columns; groups = 8 * words.
 struct TokenTables {
