@@ -51,12 +51,54 @@ void check_prefill_equals_step(const ModelConfig& cfg, bool pack) {
     model.set_chunk_size(chunk);
     EXPECT_LT(relative_l2(to_vector(model.forward(ctx, ids)), stepped), kTol) << "chunk " << chunk << " pack " << pack;
   }
+  // Prefill the first 11 tokens into a state, then step the other 8 from it.
+  const int64_t first = 11, L = ids.size(1), V = cfg.vocab_size;
+  auto state = model.new_state(2);
+  const auto prefilled = to_vector(model.forward(ctx, to_host(ids.cview().narrow(1, 0, first)), state));
+  std::vector<float> mixed(stepped.size());
+  for (int64_t b = 0; b < 2; ++b)
+    std::copy(prefilled.begin() + b * first * V, prefilled.begin() + (b + 1) * first * V, mixed.begin() + b * L * V);
+  for (int64_t t = first; t < L; ++t) {
+    const auto column = tensor_from<int32_t, 1>({ids(0, t), ids(1, t)}, {2});
+    const auto logits = to_vector(model.step(ctx, column, state));
+    for (int64_t b = 0; b < 2; ++b)
+      std::copy(logits.begin() + b * V, logits.begin() + (b + 1) * V, mixed.begin() + (b * L + t) * V);
+  }
+  EXPECT_LT(relative_l2(mixed, stepped), kTol) << "prefill then step, pack " << pack;
 }
 
 TEST(Consistency, Mamba2PrefillAtEveryChunkSizeEqualsStep) { check_prefill_equals_step(odd_mamba2(false), false); }
 TEST(Consistency, BiMambaLatentPrefillEqualsStep) { check_prefill_equals_step(odd_mamba2(true), false); }
 TEST(Consistency, BiMambaPackedPrefillEqualsStep) { check_prefill_equals_step(odd_mamba2(true), true); }
 TEST(Consistency, Mamba1UntiedPrefillEqualsStep) { check_prefill_equals_step(odd_mamba1(), false); }
+
+TEST(InitRandom, FollowsTheMambaSsmRulesAndTheSeed) {
+  const ModelConfig cfg = odd_mamba2(true);
+  auto a = init_random(cfg, 3), b = init_random(cfg, 3), c = init_random(cfg, 4);
+  EXPECT_EQ(to_vector(a.params().params()), to_vector(b.params().params()));
+  EXPECT_NE(to_vector(a.params().params()), to_vector(c.params().params()));
+  auto& store = a.params();
+  auto values = [&](const std::string& name) { return to_vector(store.params().narrow(0, store.entries()[size_t(store.id(name))].offset, store.entries()[size_t(store.id(name))].numel)); };
+  const std::string mixer = "backbone.layers.1.mixer.";
+  for (float v : values(mixer + "A_log")) EXPECT_TRUE(v >= 0.0f && v <= std::log(16.0f) + 1e-6f) << v;
+  for (float v : values(mixer + "D")) EXPECT_EQ(v, 1.0f);
+  for (float v : values(mixer + "dt_bias")) {
+    const double dt = std::log1p(std::exp(double(v)));  // softplus undoes the inverse softplus
+    EXPECT_TRUE(dt >= 1e-3 * (1 - 1e-5) && dt <= 0.1 * (1 + 1e-5)) << dt;
+  }
+  // FBI init: beta = column mean of the latent weight, alpha = mean absolute deviation from it.
+  const auto W = values(mixer + "out_proj.weight"), alpha = values(mixer + "out_proj.wscale"),
+             beta = values(mixer + "out_proj.wbias");
+  const int64_t out = cfg.d_model, in = cfg.d_inner();
+  for (int64_t j = 0; j < in; j += 7) {
+    double mean = 0, dev = 0;
+    for (int64_t i = 0; i < out; ++i) mean += W[size_t(i * in + j)];
+    mean /= double(out);
+    for (int64_t i = 0; i < out; ++i) dev += std::abs(W[size_t(i * in + j)] - mean);
+    EXPECT_NEAR(beta[size_t(j)], mean, 1e-6);           // float storage of a double mean of 20 values
+    EXPECT_NEAR(alpha[size_t(j)], dev / double(out), 1e-6);
+  }
+}
 
 TEST(Consistency, BiMambaPackedEqualsLatent) {
   Context<Host> ctx;
