@@ -71,8 +71,9 @@ TEST(TiledSigns, RoundTripsBitForBit) {
 TEST(BinaryLinearTiled, WithinQuantizationBoundOnOddShapes) {
   Context<Host> ctx;
   for (int64_t T : {1, 3, 17})
-    for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 65}, {1027, 97}}) {
-      const Case c(T, in, out, uint64_t(T * 100000 + in * 100 + out));
+    for (auto [in, out] :
+         {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 65}, {1027, 97}, {300, 1447}}) {
+      const Case c(T, in, out, uint64_t(T * 100000 + in * 100 + out));  // 1447 rows: 46 tiles over the workers
       const auto bits = signs_of(c);
       const auto y = c.run(ctx, TiledSigns(bits.cview()));
       const auto ref = c.reference(bits);
