@@ -14,6 +14,7 @@
 //       tokens[:, 1:L+1] (both (B, L) strided views).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
