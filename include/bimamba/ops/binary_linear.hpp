@@ -6,7 +6,9 @@
 // The bit layout is tensor/bit_tensor.hpp's (bit j of a row is bit j % 32 of word j / 32, 1 = +1); padding
 // bits never influence y. x and y must have unit inner stride (any row stride); alpha and beta any stride.
 // y is overwritten. On Host the kernel is the fp32 lookup-table kernel of ops/host/binary_linear.hpp; its
-// rounding error is that of fp32 sums over in/8 terms (docs/kernels.md).
+// error is below (in + 2) u sum_j |x_j| (|alpha_j| + |beta_j|), u = 2^-24 (docs/kernels.md).
+// For decoding at memory speed on Host, re-lay the signs out once as TiledSigns and call the overload at the
+// end of this file (int16 shuffle tables on activations quantized per 32 columns; relative error ~7e-4).
 //
 // Backend is deduced from the Context alone (ops/common.hpp View), so Tensors and BitTensors may be passed.
 #pragma once

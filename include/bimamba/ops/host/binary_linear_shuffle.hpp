@@ -7,14 +7,14 @@
 // beyond in, so padding bits never leak). Then
 //   y[t, i] = sum_w d_w * sum_{j in w} s[i, j] q_j + b[t]
 // and |y - exact| <= sum_j d_{w(j)} / 2 + fp32 rounding of the block sums; for random activations the
-// relative error is about 2e-4 * (max / rms of a block) (docs/kernels.md has the measured numbers).
+// relative error is about 3e-4 * (max / rms of a block) (docs/kernels.md has the measured numbers).
 //
 // Tables: for each group k of 4 columns and pattern v in 0..15, L[k][v] = sum_{b<4} (bit b of v ? 1 : -1)
 // q_{4k+b}, an int16 in [-4092, 4092], stored as two 16-byte planes (low bytes, high bytes) so that vpshufb
 // looks up 32 rows at once. Per byte position of a tile (32 rows x 8 columns = 2 groups): 2 x (2 vpshufb +
 // 2 vpunpck + 2 vpaddw); the 8 groups of a block sum exactly in int16 (|sum| <= 8 * 4092 < 32768), then
 // vpmaddwd splits even / odd words into int32, which are converted and multiply-added with d_w into 4 fp32
-// accumulators (rows 0-7, 8-15, 16-24, 24-31 thanks to TiledSigns::slot).
+// accumulators (rows 0-7, 8-15, 16-23, 24-31 thanks to TiledSigns::slot).
 //
 // Paths, chosen at compile time: AVX-512BW (two tiles per 512-bit register, odd tile by AVX2), AVX2, and a
 // portable scalar kernel that computes the same integers and the same fp32 operations in the same order,
