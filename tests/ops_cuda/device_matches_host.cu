@@ -298,5 +298,53 @@ TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {
     }
 }
 
+TEST_F(DeviceOps, BinaryLinearChainReplayedFromAGraphEqualsEagerCalls) {
+  // Eight dependent calls (each output is the next input), with split-K fix-ups (2560 x 2560 runs in several
+  // K slices) and, on sm_90, programmatic dependent launch: captured into one graph and replayed, the result
+  // must be bit-identical to the eager calls (the kernel is deterministic and waits for its input).
+  const int64_t n = 2560, layers = 8;
+  std::vector<BitTensor<uint32_t, Cuda>> signs;
+  for (int64_t l = 0; l < layers; ++l) {
+    BitTensor<uint32_t, Host> bits(n, n);
+    pack_signs<uint32_t>(rand_host<2>({n, n}, 300 + uint64_t(l)).cview(), bits.view());
+    signs.push_back(to<Cuda>(bits));
+  }
+  auto alpha = to<Cuda>(rand_host<1>({n}, 310, 0.005f, 0.03f));  // keeps |y| ~ |x| from layer to layer
+  auto beta = to<Cuda>(rand_host<1>({n}, 311, -0.001f, 0.001f));
+  auto x0 = to<Cuda>(rand_host<2>({1, n}, 312));
+  std::vector<Tensor<float, 2, Cuda>> h;
+  for (int64_t l = 0; l < layers; ++l) h.emplace_back(Extents<2>{1, n});
+  auto chain = [&](Context<Cuda>& ctx) {
+    for (int64_t l = 0; l < layers; ++l)
+      binary_linear(ctx, l == 0 ? x0.cview() : h[size_t(l - 1)].cview(), signs[size_t(l)].cview(), alpha, beta,
+                    h[size_t(l)]);
+  };
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  {
+    Context<Cuda> ctx(stream);
+    chain(ctx);  // eager; also grows the workspace and the counters before the capture
+    ctx.synchronize();
+    const auto eager = to_vector(h.back());
+    ASSERT_GT(relative_l2(eager, std::vector<float>(eager.size(), 0.0f)), 0.0);
+    ctx.workspace().reset();
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    chain(ctx);
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int replay = 0; replay < 3; ++replay) {
+      for (auto& t : h) BIMAMBA_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, size_t(n) * sizeof(float), stream));
+      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+      ctx.synchronize();
+      EXPECT_EQ(to_vector(h.back()), eager) << "replay " << replay;
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  cudaStreamDestroy(stream);
+}
+
 }  // namespace
 }  // namespace bimamba::test

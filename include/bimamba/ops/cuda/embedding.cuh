@@ -50,7 +50,7 @@ inline void embedding_impl(Context<Cuda>& ctx, TensorView<const int32_t, 2, Cuda
   const int64_t b = int64_t(bad) / L, l = int64_t(bad) % L;
   int32_t id = 0;
   BIMAMBA_CUDA_CHECK(cudaMemcpy(&id, &ids(b, l), sizeof(id), cudaMemcpyDeviceToHost));
-  BIMAMBA_CHECK(false, "embedding: token id ", id, " at (", b, ", ", l, ") is outside the vocabulary [0, ", V, ")");
+  BIMAMBA_THROW(InvalidArgument, "embedding: token id ", id, " at (", b, ", ", l, ") is outside the vocabulary [0, ", V, ")");
 }
 
 }  // namespace bimamba::detail

@@ -1,6 +1,7 @@
-// Cuda gated group-wise RMSNorm (see ops/gated_rms_norm.hpp): one block per (token, group). Pass 1 sums
-// g^2 with g = y * silu(z); pass 2 recomputes g and writes g * rsqrt(mean g^2 + eps) * w. Each element is
-// read and written by the same thread, so out may alias y.
+// Cuda gated group-wise RMSNorm (see ops/gated_rms_norm.hpp): one block per (token, group), tokens along the
+// grid's x (up to 2^31 - 1), groups along y. Pass 1 sums g^2 with g = y * silu(z); pass 2 recomputes g and
+// writes g * rsqrt(mean g^2 + eps) * w. Each element is read and written by the same thread, so out may
+// alias y.
 #pragma once
 
 #include "../common.hpp"
@@ -14,7 +15,7 @@ __global__ void gated_rms_norm_kernel(TensorView<const T, 2, Cuda> y, TensorView
                                       TensorView<const T, 1, Cuda> weight, int64_t group_size, float eps,
                                       TensorView<T, 2, Cuda> out) {
   __shared__ float scratch[32];
-  const int64_t t = blockIdx.y, j0 = blockIdx.x * group_size;
+  const int64_t t = blockIdx.x, j0 = blockIdx.y * group_size;
   float sum = 0.0f;
   for (int64_t j = j0 + threadIdx.x; j < j0 + group_size; j += blockDim.x) {
     const float g = y(t, j) * silu(z(t, j));
@@ -30,8 +31,9 @@ inline void gated_rms_norm_impl(Context<Cuda>& ctx, TensorView<const float, 2, C
                                 TensorView<const float, 1, Cuda> weight, int64_t groups, float eps,
                                 TensorView<float, 2, Cuda> out) {
   if (y.numel() == 0) return;
-  BIMAMBA_CHECK(y.size(0) < 65536, "gated_rms_norm: ", y.size(0), " rows exceed the Cuda grid limit of 65535");
-  const dim3 grid(unsigned(groups), unsigned(y.size(0)));
+  BIMAMBA_CHECK(groups < 65536 && y.size(0) < (int64_t(1) << 31), "gated_rms_norm: ", y.size(0), " rows x ", groups,
+                " groups exceed the Cuda grid");
+  const dim3 grid{unsigned(y.size(0)), unsigned(groups)};
   gpu::gated_rms_norm_kernel<float><<<grid, gpu::kThreads, 0, ctx.stream()>>>(y, z, weight, y.size(1) / groups, eps, out);
   gpu::check_launch();
 }
