@@ -47,7 +47,8 @@ class AddedTokenMatcher {
   void add(const AddedToken& token) {
     if (token.content.empty()) return;
     int32_t node = 0;
-    for (unsigned char b : token.content) {
+    for (char c : token.content) {
+      const auto b = static_cast<unsigned char>(c);
       int32_t child = child_of(node, b);
       if (child < 0) {
         child = static_cast<int32_t>(nodes_.size());

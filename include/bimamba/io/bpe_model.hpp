@@ -58,7 +58,6 @@ class BpeMergeTable {
     }
   }
 
-  size_t size() const { return size_; }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};

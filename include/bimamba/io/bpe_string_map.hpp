@@ -48,14 +48,6 @@ class StringIdMap {
     }
   }
 
-  size_t size() const { return entries_.size(); }
-
-  // Calls f(key, id) for every entry in insertion order.
-  template <class F>
-  void for_each(F&& f) const {
-    for (size_t e = 0; e < entries_.size(); ++e) f(key_of(static_cast<int32_t>(e)), entries_[e].id);
-  }
-
  private:
   struct Slot {
     uint32_t hash;
@@ -68,8 +60,8 @@ class StringIdMap {
 
   static uint32_t hash(std::string_view key) {  // FNV-1a, 64-bit, folded
     uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char c : key) {
-      h ^= c;
+    for (char c : key) {
+      h ^= static_cast<unsigned char>(c);
       h *= 0x100000001b3ull;
     }
     return static_cast<uint32_t>(h ^ (h >> 32));

@@ -217,10 +217,10 @@ class BpeTokenizer : public Tokenizer {
       }
       return;
     }
-    for (unsigned char b : word)
-      if (model_.byte_id(b) < 0)
-        BIMAMBA_THROW(InvalidArgument, "BpeTokenizer: the text is not valid UTF-8 (byte 0x", std::hex, int{b},
-                      " has no token)");
+    for (char c : word)
+      if (model_.byte_id(static_cast<unsigned char>(c)) < 0)
+        BIMAMBA_THROW(InvalidArgument, "BpeTokenizer: the text is not valid UTF-8 (byte 0x", std::hex,
+                      int{static_cast<unsigned char>(c)}, " has no token)");
     const size_t before = ids.size();
     const int32_t whole = options_.ignore_merges ? whole_words_.find(word) : -1;
     if (whole >= 0) {

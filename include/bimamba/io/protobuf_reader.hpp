@@ -96,8 +96,6 @@ class Reader {
            ", expected ", static_cast<uint32_t>(type));
   }
 
-  const std::string& file() const { return file_; }
-
   template <class... Args>
   [[noreturn]] void fail(size_t pos, Args&&... args) const {
     BIMAMBA_THROW(FormatError, file_, ": protobuf: ", std::forward<Args>(args)..., " (at byte ", base_ + pos, ")");

@@ -344,7 +344,7 @@ class SentencePieceTokenizer : public Tokenizer {
       }
     }
     if (id == unk_id_ && proto_.byte_fallback) {
-      for (unsigned char b : symbol) call.ids.push_back(byte_id_[b]);
+      for (char b : symbol) call.ids.push_back(byte_id_[static_cast<unsigned char>(b)]);
       return;
     }
     call.ids.push_back(id);

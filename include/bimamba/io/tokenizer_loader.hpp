@@ -33,8 +33,10 @@ inline bool looks_like_safetensors(std::string_view data) {
 // No control bytes other than tab / newline / carriage return in the first 512 bytes. (A ModelProto has
 // some within its first few bytes: the length of its first piece message and the 0x15 key of a score.)
 inline bool looks_like_text(std::string_view data) {
-  for (unsigned char c : data.substr(0, 512))
+  for (char byte : data.substr(0, 512)) {
+    const auto c = static_cast<unsigned char>(byte);
     if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return false;
+  }
   return true;
 }
 

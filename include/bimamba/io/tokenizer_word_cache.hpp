@@ -49,8 +49,8 @@ class WordCache {
 
   static uint64_t hash(std::string_view word) {  // FNV-1a
     uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char c : word) {
-      h ^= c;
+    for (char c : word) {
+      h ^= static_cast<unsigned char>(c);
       h *= 0x100000001b3ull;
     }
     return h ^ (h >> 29);

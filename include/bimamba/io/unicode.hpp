@@ -203,13 +203,14 @@ inline void canonical_order(std::vector<uint32_t>& cps) {
 
 // Canonical composition in place: each character composes with the last starter unless blocked.
 inline void canonical_compose(std::vector<uint32_t>& cps) {
+  constexpr size_t kNone = ~size_t{0};
   size_t out = 0;
-  long starter = -1;  // index (in the output) of the last starter
-  int last_cc = -1;   // class of the last character kept after the starter; -1: none (adjacent)
+  size_t starter = kNone;  // index (in the output) of the last starter
+  int last_cc = -1;        // class of the last character kept after the starter; -1: none (adjacent)
   for (size_t i = 0; i < cps.size(); ++i) {
     const uint32_t cp = cps[i];
     const int cc = combining_class(cp);
-    if (starter >= 0 && (last_cc == -1 || last_cc < cc)) {
+    if (starter != kNone && (last_cc == -1 || last_cc < cc)) {
       const uint32_t composite = compose_pair(cps[starter], cp);
       if (composite != kInvalid) {
         cps[starter] = composite;
@@ -217,7 +218,7 @@ inline void canonical_compose(std::vector<uint32_t>& cps) {
       }
     }
     if (cc == 0) {
-      starter = static_cast<long>(out);
+      starter = out;
       last_cc = -1;
     } else {
       last_cc = cc;
