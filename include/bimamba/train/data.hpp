@@ -6,8 +6,9 @@
 //       range.begin + (x mod (range.size() - L)),  x = the next output of std::mt19937_64 seeded with `seed`
 //       (the modulo bias is below range.size() / 2^64). The engine's output sequence is fixed by the C++
 //       standard, so the same seed gives the same batches everywhere. state() / restore() save and restore
-//       the engine (its standard textual form) and the number of batches drawn, so a resumed run draws
-//       exactly the batches the uninterrupted one would have.
+//       the engine (operator<< text: libstdc++ writes the 312 state words and its index, other libraries
+//       may differ, so a state moves between builds with the same standard library) and the number of
+//       batches drawn, so a resumed run draws exactly the batches the uninterrupted one would have.
 //   SequentialWindows: window w covers [begin + w L, begin + w L + L + 1) for w < floor((size - 1) / L):
 //       every token after the first is a target exactly once; batch i holds windows [i B, min((i+1) B, W)).
 //   Batch<Backend>: tokens (B, L + 1) int32 on the backend; inputs() = tokens[:, 0:L], targets() =
@@ -77,7 +78,7 @@ inline void check_windows(const char* what, const TokenFile& file, TokenRange ra
 
 // The sampler's resumable state: the random engine and the number of batches drawn.
 struct SamplerState {
-  std::string rng;      // std::mt19937_64 in its textual form
+  std::string rng;      // std::mt19937_64 as operator<< writes it
   int64_t batches = 0;  // batches drawn so far (the data position)
 };
 
