@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <bimamba/train/grad_utils.hpp>
+#include <bimamba/train/losses.hpp>
 
 #include "test_support.hpp"
 
@@ -92,6 +93,55 @@ TEST(GradUtils, MicroBatchesAverageAndAccumulate) {
   EXPECT_TRUE(last.last);
   EXPECT_TRUE(micro_batch(0, 1).last);
   EXPECT_THROW(micro_batch(4, 4), InvalidArgument);
+}
+
+// A bigram model's backward, dW[input(b, t), :] (+)= dlogits[b, t, :], with the micro-batch's GradientMode.
+void bigram_backward(TensorView<const int32_t, 2, Host> inputs, const Tensor<float, 3, Host>& dlogits,
+                     TensorView<float, 2, Host> dW, GradientMode mode) {
+  if (mode == GradientMode::Overwrite)
+    for (int64_t i = 0; i < dW.numel(); ++i) dW.data()[i] = 0;
+  for (int64_t b = 0; b < inputs.size(0); ++b)
+    for (int64_t t = 0; t < inputs.size(1); ++t)
+      for (int64_t v = 0; v < dW.size(1); ++v) dW(inputs(b, t), v) += dlogits(b, t, v);
+}
+
+TEST(GradUtils, MicroBatchesGiveTheFullBatchGradient) {
+  Context<Host> ctx;
+  constexpr int64_t kB = 4, kL = 6, kV = 11, kMicro = 2;
+  std::mt19937_64 rng(9);
+  Tensor<int32_t, 2, Host> tokens({kB, kL + 1});
+  for (int64_t i = 0; i < tokens.numel(); ++i) tokens.data()[i] = int32_t(rng() % kV);
+  const auto W = test::random_floats(size_t(kV * kV), 10);
+  auto forward = [&](TensorView<const int32_t, 2, Host> inputs) {  // logits[b, t, :] = W[input, :]
+    Tensor<float, 3, Host> logits({inputs.size(0), kL, kV});
+    for (int64_t b = 0; b < inputs.size(0); ++b)
+      for (int64_t t = 0; t < kL; ++t)
+        for (int64_t v = 0; v < kV; ++v) logits(b, t, v) = W[size_t(inputs(b, t) * kV + v)];
+    return logits;
+  };
+  auto inputs = tokens.cview().narrow(1, 0, kL);
+  auto targets = tokens.cview().narrow(1, 1, kL);
+
+  Tensor<float, 2, Host> full({kV, kV}), accumulated({kV, kV});
+  {
+    auto logits = forward(inputs);
+    Tensor<float, 3, Host> dlogits(logits.shape());
+    cross_entropy_loss(ctx, logits, targets, dlogits);
+    bigram_backward(inputs, dlogits, full, GradientMode::Overwrite);
+  }
+  for (int64_t i = 0; i < accumulated.numel(); ++i) accumulated.data()[i] = 7.0f;  // the last step's, stale
+  for (int i = 0; i < kMicro; ++i) {
+    const MicroBatch micro = micro_batch(i, kMicro);
+    auto in = inputs.narrow(0, i * kB / kMicro, kB / kMicro);
+    auto logits = forward(in);
+    Tensor<float, 3, Host> dlogits(logits.shape());
+    cross_entropy_loss(ctx, logits, targets.narrow(0, i * kB / kMicro, kB / kMicro), dlogits,
+                       {.scale = micro.loss_scale});
+    bigram_backward(in, dlogits, accumulated, micro.backward_mode);
+    EXPECT_EQ(micro.last, i == kMicro - 1);
+  }
+  // Equal-sized micro-batches: mean of means == mean. Float gradients summed in another grouping: ~1e-7.
+  EXPECT_LT(test::relative_l2(accumulated.data(), std::vector<float>(full.data(), full.data() + full.numel())), 1e-6);
 }
 
 }  // namespace
