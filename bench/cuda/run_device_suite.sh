@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs the whole device test suite (every test_*_cuda target), the Cuda benchmarks and the HF
 # peer on a GPU machine; logs and JSON go to $OUT (default ./device-out). Usage, from the repository root:
-#   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|peer ...]
+#   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|decode|peer ...]
 # The CUDA architecture defaults to 90 (H200); set CUDA_ARCH to change it.
 set -u -o pipefail
 OUT=${OUT:-$PWD/device-out}
 PREFIX=${1:-}
 shift || true
-STEPS=${*:-tests bench peer}
+STEPS=${*:-tests bench decode peer}
 mkdir -p "$OUT"
 BUILD=build-device
 cmake -S . -B $BUILD -G Ninja ${PREFIX:+-DCMAKE_PREFIX_PATH=$PREFIX -DCMAKE_LIBRARY_ARCHITECTURE=x86_64-linux-gnu} \
@@ -33,6 +33,11 @@ for step in $STEPS; do
         { grep -E "error" "$OUT/build_bench.log" | head -20; continue; }
       timeout 300 $BUILD/bin/bench_cuda_gemv --benchmark_out="$OUT/bench_cuda_gemv.json" --benchmark_out_format=json \
         2>&1 | tee "$OUT/bench_cuda_gemv.log" ;;
+    decode)
+      cmake --build $BUILD -j"$(nproc)" --target bench_cuda_decode >"$OUT/build_decode.log" 2>&1 ||
+        { grep -E "error" "$OUT/build_decode.log" | head -20; continue; }
+      timeout 500 $BUILD/bin/bench_cuda_decode --benchmark_out="$OUT/bench_cuda_decode.json" \
+        --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda_decode.log" ;;
     peer)
       timeout 400 python3 bench/peers/hf_mamba2_decode.py 2>&1 | tee "$OUT/hf_mamba2_decode.log" | grep -v Warning ;;
   esac

@@ -1,0 +1,163 @@
+// End-to-end decode and prefill of a Bi-Mamba model on the device (random weights, packed in_proj /
+// out_proj), the issue's "decode tokens/s at batch 1, 16, 64" and "prefill tokens/s".
+//
+//   BM_cuda_decode_graph/<preset>/B<b>  one LanguageModel::step per iteration, captured once into a CUDA graph
+//                                       (after a warm-up step and Workspace::reset, so nothing allocates inside)
+//                                       and replayed; tokens/s = b / time per step.
+//   BM_cuda_decode_eager/<preset>/B<b>  the same step launched kernel by kernel.
+//   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
+// Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
+// the fp32 tied head and the other fp32 parameters read once; the fp32 SSM and conv states read and written
+// for every sequence) divided by b: the bandwidth limit is hbm_gbps / bytes_per_token (bench_cuda_gemv).
+// The graph replays the same ids and does not advance InferenceState::positions (host-side counters).
+#include <benchmark/benchmark.h>
+
+#include <bimamba/cuda.hpp>
+#include <bimamba/model/init.hpp>
+#include <bimamba/model/presets.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bimamba::bench_cuda {
+namespace {
+
+struct Setup {
+  ModelConfig cfg;
+  LanguageModel<Cuda> model;
+  static Setup& get(Context<Cuda>& ctx, const std::string& preset) {
+    static std::string name;
+    static std::unique_ptr<Setup> cached;
+    if (!cached || name != preset) {
+      cached.reset();
+      ModelConfig cfg = model_preset(preset);
+      cached.reset(new Setup{cfg, init_random<Cuda>(cfg, 1)});
+      cached->model.pack();
+      name = preset;
+      ctx.synchronize();
+    }
+    return *cached;
+  }
+};
+
+// Bytes one decode step moves for a batch of b sequences (see the file comment).
+double step_bytes(const ModelConfig& c, int64_t b) {
+  const double D = double(c.d_model), E = double(c.expand * c.d_model), N = double(c.d_state), G = double(c.ngroups);
+  const double H = E / double(c.headdim), C = E + 2 * G * N, R = 2 * E + 2 * G * N + H;
+  const double per_layer_params = (R * D + D * E) / 8.0 + 4.0 * (2 * D + 2 * E)  // signs, alpha / beta
+                                  + 4.0 * (C * double(c.d_conv) + C + 3 * H + E + D);  // conv, dt_bias, A_log, D, norms
+  const double head = 4.0 * double(c.vocab_size) * D;
+  const double state = 2.0 * 4.0 * (H * double(c.headdim) * N + C * double(c.d_conv)) * double(b);  // read + write
+  return double(c.n_layer) * (per_layer_params) + head + double(c.n_layer) * state;
+}
+
+void BM_cuda_decode(benchmark::State& st, std::string preset, int64_t batch, bool graph) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    Context<Cuda> ctx(stream);
+    Setup& s = Setup::get(ctx, preset);
+    auto state = s.model.new_state(batch);
+    std::vector<int32_t> host_ids(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) host_ids[size_t(b)] = int32_t((b * 7919 + 13) % s.cfg.vocab_size);
+    auto ids = to<Cuda>(tensor_from<int32_t, 1>(host_ids, {batch}));
+    Tensor<float, 2, Cuda> logits({batch, s.cfg.vocab_size});
+    s.model.step(ctx, ids, state, logits);  // warm-up: workspace, cuBLAS handle, counters
+    ctx.synchronize();
+    ctx.workspace().reset();
+    cudaGraphExec_t exec = nullptr;
+    cudaGraph_t g = nullptr;
+    if (graph) {
+      BIMAMBA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+      s.model.step(ctx, ids, state, logits);
+      BIMAMBA_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
+      BIMAMBA_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+    }
+    cudaEvent_t start, stop;
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
+    constexpr int kSteps = 20;
+    for (auto _ : st) {
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
+      for (int k = 0; k < kSteps; ++k) {
+        if (graph) BIMAMBA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+        else s.model.step(ctx, ids, state, logits);
+      }
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
+      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      st.SetIterationTime(double(ms) * 1e-3 / kSteps);
+    }
+    st.counters["tokens_per_s"] = benchmark::Counter(double(batch) * double(st.iterations()),
+                                                     benchmark::Counter::kIsRate);  // per second of manual time
+    st.counters["bytes_per_token"] = step_bytes(s.cfg, batch) / double(batch);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    if (exec) cudaGraphExecDestroy(exec);
+    if (g) cudaGraphDestroy(g);
+  }
+  cudaStreamDestroy(stream);
+}
+
+void BM_cuda_prefill(benchmark::State& st, std::string preset, int64_t L) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    Context<Cuda> ctx(stream);
+    Setup& s = Setup::get(ctx, preset);
+    std::vector<int32_t> host_ids(static_cast<size_t>(L));
+    for (int64_t l = 0; l < L; ++l) host_ids[size_t(l)] = int32_t((l * 7919 + 13) % s.cfg.vocab_size);
+    auto ids = to<Cuda>(tensor_from<int32_t, 2>(host_ids, {1, L}));
+    Tensor<float, 3, Cuda> logits({1, L, s.cfg.vocab_size});
+    s.model.forward(ctx, ids, logits.view());  // warm-up
+    cudaEvent_t start, stop;
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
+    for (auto _ : st) {
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
+      s.model.forward(ctx, ids, logits.view());
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
+      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      st.SetIterationTime(double(ms) * 1e-3);
+    }
+    st.counters["tokens_per_s"] = benchmark::Counter(double(L) * double(st.iterations()), benchmark::Counter::kIsRate);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  cudaStreamDestroy(stream);
+}
+
+int register_all() {
+  for (const char* preset : {"bimamba-780m", "bimamba-2.7b"}) {
+    for (int64_t b : {1, 16, 64})
+      for (bool graph : {true, false})
+        benchmark::RegisterBenchmark((std::string(graph ? "BM_cuda_decode_graph/" : "BM_cuda_decode_eager/") + preset +
+                                      "/B" + std::to_string(b)).c_str(),
+                                     BM_cuda_decode, std::string(preset), b, graph)
+            ->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("BM_cuda_prefill/") + preset + "/L2048").c_str(), BM_cuda_prefill,
+                                 std::string(preset), int64_t(2048))
+        ->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+[[maybe_unused]] const int registered = register_all();
+
+}  // namespace
+}  // namespace bimamba::bench_cuda
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (!bimamba::cuda_device_available()) {
+    std::fprintf(stderr, "bench_cuda_decode: no CUDA device\n");
+    return 0;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
