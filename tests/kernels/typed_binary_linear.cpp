@@ -55,7 +55,8 @@ TYPED_TEST_SUITE(BinaryLinear, test::Backends);
 
 TYPED_TEST(BinaryLinear, MatchesReferenceOnOddShapes) {
   for (int64_t T : {1, 3, 17})
-    for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 17}, {1027, 65}}) {
+    for (auto [in, out] :  // 300 x 257: enough rows for several workers on a multi-core Host
+         {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 17}, {1027, 65}, {300, 257}}) {
       const Problem p(T, in, out, uint64_t(T * 100000 + in * 100 + out));
       auto weights = tensor_from<float, 2>(p.w, {out, in});
       const auto bits = pack_signs<uint32_t>(weights.cview());

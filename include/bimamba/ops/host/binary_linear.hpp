@@ -3,10 +3,12 @@
 //
 // Tokens are taken in blocks of 8: a block of one token uses the g = 8 scalar tables (decode), larger blocks
 // the g = 4 tables with 8 token lanes per vector add (small-batch GEMM: the tables are reused across all
-// rows, each row's words are read once per block). Per block: build the tables (one thread) in
-// ctx.workspace(), then ctx.parallel_for over output rows. b = beta · x is summed in double.
+// rows, each row's words are read once per block). Per block: build the tables in ctx.workspace(), split
+// over the workers by column groups, then the output rows over the same workers. b = beta · x is summed
+// in double.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -33,6 +35,19 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
   float* a = ws.take<float>(size_t(cols));                  // (cols) lane 0 of at, dense
   float* tab = ws.take<float>(size_t(cols / 4 * 16 * B));  // (cols / 4, 16, B) or (cols / 8, 256) tables
   float b[B];
+  // Every parallel region (table building, rows) uses the same number of workers, one chunk of [0, n) each:
+  // OpenMP runtimes are slow to alternate team sizes between consecutive regions (docs/kernels.md).
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(ctx.threads(), out / kRowsPerThread));
+  auto split = [&](int64_t n, auto&& body) {
+    if (workers == 1) {
+      if (n > 0) body(int64_t(0), n);
+      return;
+    }
+    ctx.parallel_for(workers, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c)
+        if (n * c / workers < n * (c + 1) / workers) body(n * c / workers, n * (c + 1) / workers);
+    });
+  };
 
   for (int64_t t0 = 0; t0 < T; t0 += B) {
     const int tb = int(std::min<int64_t>(B, T - t0));
@@ -48,20 +63,20 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
     }
     if (tb == 1) {
       for (int64_t j = 0; j < cols; ++j) a[j] = at[j * B];
-      lut::build_lut8(a, cols / 8, tab);
+      split(cols / 8, [&](int64_t lo, int64_t hi) { lut::build_lut8(a + 8 * lo, hi - lo, tab + 256 * lo); });
       float* yt = y.data() + t0 * y.stride(0);
-      ctx.parallel_for(out, [&](int64_t begin, int64_t end) {
+      split(out, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) yt[i] = lut::lut8_row(signs.row(i), words, tab) + b[0];
-      }, kRowsPerThread);
+      });
     } else {
-      lut::build_lut4x8(at, cols / 4, tab);
-      ctx.parallel_for(out, [&](int64_t begin, int64_t end) {
+      split(cols / 4, [&](int64_t lo, int64_t hi) { lut::build_lut4x8(at + 4 * B * lo, hi - lo, tab + 16 * B * lo); });
+      split(out, [&](int64_t begin, int64_t end) {
         alignas(32) float acc[B];
         for (int64_t i = begin; i < end; ++i) {
           lut::lut4x8_row(signs.row(i), words, tab, acc);
           for (int l = 0; l < tb; ++l) y(t0 + l, i) = acc[l] + b[l];
         }
-      }, kRowsPerThread);
+      });
     }
   }
 }
