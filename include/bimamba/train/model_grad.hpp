@@ -1,0 +1,130 @@
+// Training forward and backward of a LanguageModel (model/language_model.hpp): Mamba-2 and Bi-Mamba (latent
+// FBI-Linear projections), from fresh states, no padding mask.
+//
+//   TrainingPass<Host> pass = training_forward(ctx, model, ids);        // ids (B, L); keeps activations
+//   double loss = distill_loss(ctx, pass.logits(), teacher, pass.dlogits());   // any loss writing dlogits
+//   training_backward(ctx, model, pass, GradientMode::Overwrite);       // model.params().grads() = dL/dparams
+//
+// The math, forward then backward (h_i the residual stream entering layer i, n_i = RMSNorm_i(h_i)):
+//   h_0 = E[ids];  h_{i+1} = h_i + Mixer_i(n_i);  logits = RMSNorm_f(h_n) W_head^T   (W_head = E when tied)
+//   dn_f = dlogits W_head,  dW_head += dlogits^T n_f      (tied: added to dE)
+//   dh_n = RMSNorm_f'(dn_f);  for i = n-1 .. 0:  dh_i = dh_{i+1} + RMSNorm_i'(Mixer_i'(dh_{i+1}))
+//   dE += scatter_add(ids, dh_0)
+// GradientMode: Overwrite zeroes the store's gradients first; Accumulate adds this batch's gradients to
+// them (micro-batches: Accumulate twice == 2x Overwrite). dlogits is read, not modified.
+// Memory kept (floats): per layer h_i and n_i (2 T D) plus the mixer's Mamba2Saved (T (R + C + H + 2E) + H),
+// then h_n, n_f (2 T D), logits and dlogits (2 T V). Backward scratch: 3 T D plus one mixer's gradients.
+// A packed model (pack()) or a Mamba-1 model throws InvalidArgument.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../model/language_model.hpp"
+#include "../ops/embedding_backward.hpp"
+#include "../ops/rms_norm_backward.hpp"
+#include "../tensor/copy.hpp"
+#include "mamba2_mixer_grad.hpp"
+
+namespace bimamba {
+
+// The head's weight (V, D): the embedding when tied, else lm_head.weight.
+template <class Backend>
+TensorView<float, 2, Backend> head_weight(LanguageModel<Backend>& model) {
+  if (model.config().tie_embeddings) return model.embedding().weight();
+  return model.params().template param<2>(model.params().id("lm_head.weight"));
+}
+
+template <class Backend>
+class TrainingPass {
+ public:
+  TensorView<float, 3, Backend> logits() { return logits_.view(); }     // (B, L, V)
+  TensorView<float, 3, Backend> dlogits() { return dlogits_.view(); }   // (B, L, V), zero until a loss fills it
+  TensorView<const int32_t, 2, Backend> ids() const { return ids_.cview(); }
+
+ private:
+  template <class B>
+  friend TrainingPass<B> training_forward(Context<B>&, LanguageModel<B>&, View<const int32_t, 2, B>);
+  template <class B>
+  friend void training_backward(Context<B>&, LanguageModel<B>&, TrainingPass<B>&, GradientMode);
+
+  Tensor<int32_t, 2, Backend> ids_;                  // (B, L)
+  std::vector<Tensor<float, 3, Backend>> h_, n_;     // n_layer + 1 each (B, L, D); the last pair feeds norm_f
+  std::vector<Mamba2Saved<Backend>> mixers_;         // n_layer
+  Tensor<float, 3, Backend> logits_, dlogits_;       // (B, L, V)
+};
+
+template <class Backend>
+TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Backend>& model,
+                                       View<const int32_t, 2, Backend> ids) {
+  const ModelConfig& cfg = model.config();
+  BIMAMBA_CHECK(cfg.architecture == Architecture::Mamba2, "training_forward: only Mamba-2 / Bi-Mamba models are supported");
+  BIMAMBA_CHECK(!model.packed(), "training_forward: the model is packed; unpack() to train the latent weights");
+  const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size, n = cfg.n_layer;
+  TrainingPass<Backend> p;
+  p.ids_ = Tensor<int32_t, 2, Backend>({B, L});
+  copy(ids, p.ids_.view());
+  for (int64_t i = 0; i <= n; ++i) {
+    p.h_.emplace_back(Extents<3>{B, L, D});
+    p.n_.emplace_back(Extents<3>{B, L, D});
+  }
+  p.mixers_.resize(size_t(n));
+  p.logits_ = Tensor<float, 3, Backend>({B, L, V});
+  p.dlogits_ = Tensor<float, 3, Backend>({B, L, V});
+  WorkspaceScope<Backend> scope(ctx.workspace());
+  TensorView<float, 3, Backend> mixed(ctx.workspace().template take<float>(size_t(T * D)), {B, L, D});  // (B, L, D)
+  model.embedding().forward(ctx, ids, p.h_[0].view());
+  model.norm(0).forward(ctx, p.h_[0].view().template reshape<2>({T, D}), p.n_[0].view().template reshape<2>({T, D}));
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t k = size_t(i);
+    mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers_[k]);
+    copy(p.h_[k].cview(), p.h_[k + 1].view());
+    const RMSNorm<Backend>& next = i + 1 < n ? model.norm(i + 1) : model.norm_f();
+    next.add_forward(ctx, p.h_[k + 1].view().template reshape<2>({T, D}), mixed.template reshape<2>({T, D}),
+                     p.n_[k + 1].view().template reshape<2>({T, D}));
+  }
+  const auto nf = p.n_[size_t(n)].cview().template reshape<2>({T, D});
+  auto logits = p.logits_.view().template reshape<2>({T, V});
+  linear(ctx, nf, head_weight(model), {}, logits);
+  return p;
+}
+
+template <class Backend>
+void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, TrainingPass<Backend>& p,
+                       GradientMode mode) {
+  const ModelConfig& cfg = model.config();
+  const int64_t B = p.ids_.size(0), L = p.ids_.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size,
+                n = cfg.n_layer;
+  BIMAMBA_CHECK(int64_t(p.mixers_.size()) == n, "training_backward: the pass was not made by training_forward of this model");
+  ParamStore<Backend>& store = model.params();
+  if (mode == GradientMode::Overwrite) store.zero_grad();
+  const auto acc = GradientMode::Accumulate;
+  auto& ws = ctx.workspace();
+  WorkspaceScope<Backend> scope(ws);
+  const size_t TD = size_t(T * D);
+  float* base = ws.template take<float>(3 * TD);
+  TensorView<float, 2, Backend> dh(base, {T, D});            // (T, D) gradient of the residual stream
+  TensorView<float, 2, Backend> dn(base + TD, {T, D});       // (T, D) gradient of a norm's output
+  TensorView<float, 2, Backend> du(base + 2 * TD, {T, D});   // (T, D) gradient of a mixer's input
+  MemoryOps<Backend>::fill_zero(base, 3 * TD * sizeof(float));
+
+  const auto dlogits = p.dlogits_.cview().template reshape<2>({T, V});
+  const auto nf = p.n_[size_t(n)].cview().template reshape<2>({T, D});
+  const TensorView<float, 2, Backend> head_w = head_weight(model);
+  linear_backward(ctx, nf, head_w, dlogits, dn, grad_of(store, head_w), {}, acc);
+  const RMSNorm<Backend>& norm_f = model.norm_f();
+  rms_norm_backward(ctx, p.h_[size_t(n)].cview().template reshape<2>({T, D}), norm_f.weight(), norm_f.eps(), dn, dh,
+                    grad_of(store, norm_f.weight()), acc);
+  for (int64_t i = n - 1; i >= 0; --i) {
+    const size_t k = size_t(i);
+    mamba2_backward(ctx, model.mamba2_mixer(i), cfg, store, p.n_[k].cview(), p.mixers_[k], dh.template reshape<3>({B, L, D}),
+                    du.template reshape<3>({B, L, D}));
+    const RMSNorm<Backend>& norm = model.norm(i);
+    rms_norm_backward(ctx, p.h_[k].cview().template reshape<2>({T, D}), norm.weight(), norm.eps(), du, dh,
+                      grad_of(store, norm.weight()), acc);
+  }
+  embedding_backward(ctx, p.ids_.cview(), dh.template reshape<3>({B, L, D}), grad_of(store, model.embedding().weight()),
+                     acc);
+}
+
+}  // namespace bimamba
