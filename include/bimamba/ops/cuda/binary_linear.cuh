@@ -260,7 +260,8 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
 }
 
 template <int NT>
-void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, const BinaryLinearArgs& args) {
+void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, bool dependent_launch,
+                          const BinaryLinearArgs& args) {
   if (smem > (48 << 10))
     BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(binary_linear_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t config{};
@@ -272,7 +273,7 @@ void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, const BinaryL
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.numAttrs = dependent_launch ? 1 : 0;  // programmatic dependent launch exists from sm_90
   BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, binary_linear_kernel<NT>, args));
 }
 
@@ -326,8 +327,8 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
     args.tokens = int(std::min<int64_t>(kBlMaxTokens, T - t0));
     args.x = x.data() + t0 * x.stride(0);
     args.y = y.data() + t0 * y.stride(0);
-    if (args.tokens <= 2) launch_binary_linear<1>(ctx, grid, layout.bytes(1), args);
-    else launch_binary_linear<2>(ctx, grid, layout.bytes(2), args);
+    if (args.tokens <= 2) launch_binary_linear<1>(ctx, grid, layout.bytes(1), major >= 9, args);
+    else launch_binary_linear<2>(ctx, grid, layout.bytes(2), major >= 9, args);
   }
 }
 
