@@ -1,10 +1,12 @@
 // Host chunked SSD scan (see ops/ssd_scan.hpp for the math).
 //
-// Work is split into one contiguous range of (batch, head) pairs per thread, each thread with its own
+// Phase 1 computes CB = Cc Bc^T (Q x Q) once per (batch, group, chunk), in parallel: the H / G heads of a
+// group share it (with one group it would otherwise be recomputed by every head: half of all the flops).
+// Phase 2 splits the (batch, head) pairs into one contiguous range per thread, each thread with its own
 // scratch from the workspace. For every pair, chunk by chunk (Q <= chunk_size tokens):
 //   seg(i, j) = a_{j+1} + ... + a_i  (j < i; a_t = dt_t A), summed directly rather than as a difference of
 //               cumulative sums, so that long chunks with large decays lose no precision
-//   M   = (Cc Bc^T) ⊙ [exp(seg(i, j)) dt_j for j <= i, 0 above]     (Q x Q)      GEMM
+//   M   = CB ⊙ [exp(seg(i, j)) dt_j for j <= i, 0 above]           (Q x Q)
 //   Y   = M X + diag(exp(cs)) (Cc S^T) + D X                        (Q x P)      two GEMMs
 //   S  <- exp(cs_{Q-1}) S + X^T diag(exp(seg(Q-1, j)) dt_j) Bc      (P x N)      GEMM
 // with cs_i = a_0 + ... + a_i. X, Bc, Cc and Y are Eigen maps straight onto the (strided) tensors.
@@ -40,10 +42,23 @@ inline void ssd_scan_impl(Context<Host>& ctx, TensorView<const float, 4, Host> x
   using Dense = Eigen::Map<Matrix>;
   using Vec = Eigen::Map<Eigen::VectorXf>;
 
-  // Per worker: M (Q x Q), seg row (Q), tmp (Q x P), state (P x N), dt (Q), decay vectors (Q) x 2.
-  const int64_t per_worker = Qmax * Qmax + Qmax + Qmax * P + P * N + 3 * Qmax;
+  // Phase 1: slot (b * G + g) * chunks + c of Qmax * Qmax floats holds Cc Bc^T of chunk c, dense (Q x Q).
+  const int64_t chunks = (L + Qmax - 1) / Qmax;
   auto& ws = ctx.workspace();
   WorkspaceScope<Host> scope(ws);
+  float* cb = ws.take<float>(size_t(B * G * chunks * Qmax * Qmax));
+  ctx.parallel_for(B * G * chunks, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / (G * chunks), g = item / chunks % G, c0 = item % chunks * Qmax;
+      const int64_t Q = std::min(Qmax, L - c0);
+      ConstStrided Bc(&Bm(b, c0, g, 0), Q, N, Eigen::OuterStride<>(Bm.stride(1)));
+      ConstStrided Cc(&Cm(b, c0, g, 0), Q, N, Eigen::OuterStride<>(Cm.stride(1)));
+      Dense(cb + item * Qmax * Qmax, Q, Q).noalias() = Cc * Bc.transpose();
+    }
+  }, grain(2 * Qmax * Qmax * N));
+
+  // Per worker: M (Q x Q), seg row (Q), tmp (Q x P), state (P x N), dt (Q), decay vectors (Q) x 2.
+  const int64_t per_worker = Qmax * Qmax + Qmax + Qmax * P + P * N + 3 * Qmax;
   float* scratch = ws.take<float>(size_t(workers * per_worker));
 
   ctx.parallel_for(workers, [&](int64_t wbegin, int64_t wend) {
@@ -80,12 +95,12 @@ inline void ssd_scan_impl(Context<Host>& ctx, TensorView<const float, 4, Host> x
             cs += dtv[i] * a;
             in_decay[i] = std::exp(cs);
           }
-          M.noalias() = Cc * Bc.transpose();
+          const Dense CB(cb + ((b * G + g) * chunks + c0 / Qmax) * Qmax * Qmax, Q, Q);
           for (int64_t i = 0; i < Q; ++i) {
             // seg[j] = a_{j+1} + ... + a_i for j <= i, accumulated from the diagonal down.
             seg[i] = 0.0f;
             for (int64_t j = i - 1; j >= 0; --j) seg[j] = seg[j + 1] + dtv[j + 1] * a;
-            for (int64_t j = 0; j <= i; ++j) M(i, j) *= std::exp(seg[j]) * dtv[j];
+            for (int64_t j = 0; j <= i; ++j) M(i, j) = CB(i, j) * (std::exp(seg[j]) * dtv[j]);
             for (int64_t j = i + 1; j < Q; ++j) M(i, j) = 0.0f;
             if (i == Q - 1)
               for (int64_t j = 0; j < Q; ++j) out_w[j] = std::exp(seg[j]) * dtv[j];
