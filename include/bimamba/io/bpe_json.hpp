@@ -138,6 +138,7 @@ class TokenizerJsonReader : public nlohmann::json_sax<nlohmann::json> {
       return true;
     }
     check_dom("an object");
+    check_depth();
     const bool is_model = stack_.size() == 1 && key_ == "model";
     stack_.push_back(add(nlohmann::json::object()));
     if (is_model) model_ = stack_.back();
@@ -163,6 +164,7 @@ class TokenizerJsonReader : public nlohmann::json_sax<nlohmann::json> {
       return true;
     }
     check_dom("an array");
+    check_depth();
     stack_.push_back(add(nlohmann::json::array()));
     return true;
   }
@@ -189,6 +191,11 @@ class TokenizerJsonReader : public nlohmann::json_sax<nlohmann::json> {
   bool vocab_entry(int64_t id) {
     parts_.vocab.emplace_back(key_, vocab_id(key_, id, file_));
     return true;
+  }
+  void check_depth() const {
+    if (int64_t(stack_.size()) >= io_limits().max_json_depth)
+      BIMAMBA_THROW(FormatError, file_, ": JSON nested deeper than the limit of ", io_limits().max_json_depth,
+                    " (io_limits().max_json_depth)");
   }
   void check_dom(const char* what) const {
     if (mode_ == Mode::kVocab) BIMAMBA_THROW(FormatError, file_, ": model.vocab['", key_, "'] is ", what, ", not an id");

@@ -34,6 +34,7 @@
 #include "bpe_model.hpp"
 #include "bpe_pretokenizer.hpp"
 #include "bpe_string_map.hpp"
+#include "limits.hpp"
 #include "tokenizer.hpp"
 #include "tokenizer_word_cache.hpp"
 #include "unicode.hpp"
@@ -55,16 +56,24 @@ class BpeTokenizer : public Tokenizer {
                const std::vector<std::pair<std::string, std::string>>& merges, const std::vector<AddedToken>& added,
                BpeOptions options, const std::string& source)
       : options_(std::move(options)) {
+    // Ids index per-token tables of max id + 1 entries: bound them before allocating.
+    const int64_t max_vocab = io_limits().max_vocab_size;
     int32_t size = 0;
     StringIdMap ids;  // token text -> id
     ids.reserve(vocab.size());
     for (const auto& [text, id] : vocab) {
       if (id < 0) BIMAMBA_THROW(FormatError, source, ": vocabulary token '", text, "' has negative id ", id);
+      if (id >= max_vocab)
+        BIMAMBA_THROW(FormatError, source, ": vocabulary token '", text, "' has id ", id, ", over the vocabulary limit of ",
+                      max_vocab, " (io_limits().max_vocab_size)");
       if (!ids.insert(text, id)) BIMAMBA_THROW(FormatError, source, ": vocabulary token '", text, "' appears twice");
       size = std::max(size, id + 1);
     }
     for (const AddedToken& token : added) {
       if (token.id < 0) BIMAMBA_THROW(FormatError, source, ": added token '", token.content, "' has negative id ", token.id);
+      if (token.id >= max_vocab)
+        BIMAMBA_THROW(FormatError, source, ": added token '", token.content, "' has id ", token.id,
+                      ", over the vocabulary limit of ", max_vocab, " (io_limits().max_vocab_size)");
       if (token.content.empty()) BIMAMBA_THROW(FormatError, source, ": added token ", token.id, " has empty content");
       size = std::max(size, token.id + 1);
     }

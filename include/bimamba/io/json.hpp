@@ -21,13 +21,15 @@
 
 #include "../core/error.hpp"
 #include "file.hpp"
+#include "limits.hpp"
 
 namespace bimamba {
 
 namespace detail {
 inline constexpr const char* kJsonNonFinitePrefix = "\x01" "bimamba-nonfinite:";
 
-// Rewrites the non-finite literals outside strings into sentinel strings.
+// Rewrites the non-finite literals outside strings into sentinel strings, and refuses arrays / objects nested
+// deeper than io_limits().max_json_depth (the DOM is later walked recursively).
 inline std::string rewrite_nonfinite_literals(const std::string& text, const std::string& what) {
   const std::string prefix = kJsonNonFinitePrefix;
   // The prefix starts with a control character, which strict JSON only allows escaped (\u0001): a file can
@@ -37,6 +39,8 @@ inline std::string rewrite_nonfinite_literals(const std::string& text, const std
   std::string out;
   out.reserve(text.size());
   bool in_string = false;
+  int64_t depth = 0;
+  const int64_t max_depth = io_limits().max_json_depth;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
@@ -53,6 +57,10 @@ inline std::string rewrite_nonfinite_literals(const std::string& text, const std
       out += c;
       continue;
     }
+    if ((c == '[' || c == '{') && ++depth > max_depth)
+      BIMAMBA_THROW(FormatError, what, ": JSON nested deeper than the limit of ", max_depth, " (at byte ", i,
+                    "; io_limits().max_json_depth)");
+    if (c == ']' || c == '}') --depth;
     auto literal_at = [&](const char* lit) { return text.compare(i, std::strlen(lit), lit) == 0; };
     const char* replaced = nullptr;
     size_t length = 0;

@@ -44,6 +44,7 @@
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
 #include "../model/config.hpp"
+#include "../model/config_io.hpp"
 #include "../model/storage.hpp"
 #include "../tensor/bit_tensor.hpp"
 #include "host_tensor.hpp"
@@ -90,17 +91,17 @@ inline ModelConfig packed_config_from_json(const nlohmann::json& j, const std::s
   else if (arch == "mamba1") c.architecture = Architecture::Mamba1;
   else BIMAMBA_THROW(FormatError, what, ": unknown architecture '", arch, "' (expected mamba2 or mamba1)");
   c.binary = json_bool(j, "binary", what);
-  c.d_model = json_int(j, "d_model", what);
-  c.n_layer = json_int(j, "n_layer", what);
-  c.vocab_size = json_int(j, "vocab_size", what);
-  c.pad_vocab_size_multiple = json_int(j, "pad_vocab_size_multiple", what);
-  c.d_state = json_int(j, "d_state", what);
-  c.d_conv = json_int(j, "d_conv", what);
-  c.expand = json_int(j, "expand", what);
-  c.headdim = json_int(j, "headdim", what);
-  c.ngroups = json_int(j, "ngroups", what);
-  c.chunk_size = json_int(j, "chunk_size", what);
-  c.dt_rank = json_int(j, "dt_rank", what);
+  c.d_model = detail::config_int(j, "d_model", what);
+  c.n_layer = detail::config_int(j, "n_layer", what);
+  c.vocab_size = detail::config_int(j, "vocab_size", what);
+  c.pad_vocab_size_multiple = detail::config_int(j, "pad_vocab_size_multiple", what);
+  c.d_state = detail::config_int(j, "d_state", what);
+  c.d_conv = detail::config_int(j, "d_conv", what);
+  c.expand = detail::config_int(j, "expand", what);
+  c.headdim = detail::config_int(j, "headdim", what);
+  c.ngroups = detail::config_int(j, "ngroups", what);
+  c.chunk_size = detail::config_int(j, "chunk_size", what);
+  c.dt_rank = detail::config_int(j, "dt_rank", what);
   c.conv_bias = json_bool(j, "conv_bias", what);
   c.proj_bias = json_bool(j, "proj_bias", what);
   c.tie_embeddings = json_bool(j, "tie_embeddings", what);
@@ -116,6 +117,7 @@ inline ModelConfig packed_config_from_json(const nlohmann::json& j, const std::s
   } catch (const InvalidArgument& e) {
     BIMAMBA_THROW(FormatError, what, ": invalid model config: ", e.what());
   }
+  detail::check_config_size(c, what);  // before model_tensor_specs builds n_layer entries
   return c;
 }
 

@@ -11,11 +11,17 @@
 // the allow-list -> FormatError naming it; malformed streams (stack underflow, missing MARK, a memo miss,
 // truncation, no STOP) -> FormatError with the byte offset.
 //
+// Bounds (io/limits.hpp): containers nest at most io_limits().max_pickle_depth deep, and a container may only
+// be filled (APPEND(S), SETITEM(S)) while it is not itself inside another container, so no value can
+// contain itself: the value graph is acyclic (no leak through shared_ptr cycles) and shallow (releasing it
+// cannot overflow the stack). torch.save output always fills a container before placing it.
+//
 // Values: PickleValue (None, Bool, Int, Float, String, Tuple, List, Dict in insertion order, Global naming
 // "module.name", Object holding whatever a hook built in a std::any). Values are shared (shared_ptr) exactly
 // as the pickle memo shares them, so two references to one storage stay one object.
 #pragma once
 
+#include <algorithm>
 #include <any>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +35,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "limits.hpp"
 
 namespace bimamba {
 
@@ -44,6 +51,8 @@ struct PickleValue {
   std::vector<PickleRef> items;                         // Tuple, List
   std::vector<std::pair<PickleRef, PickleRef>> entries; // Dict (insertion order)
   std::any object;                                      // Object
+  int64_t depth = 0;                                    // nesting below this value (0 for a scalar or empty)
+  bool contained = false;                               // placed inside a Tuple / List / Dict
 
   static PickleRef make(Kind k) {
     auto v = std::make_shared<PickleValue>();
@@ -127,6 +136,7 @@ class Unpickler {
         case 't': {
           auto t = PickleValue::make(Kind::Tuple);
           t->items = pop_mark();
+          for (const PickleRef& item : t->items) adopt(t.get(), item);
           push(t);
           break;
         }
@@ -134,6 +144,7 @@ class Unpickler {
           auto t = PickleValue::make(Kind::Tuple);
           t->items.resize(size_t(op - 0x84));
           for (size_t k = t->items.size(); k-- > 0;) t->items[k] = pop();
+          for (const PickleRef& item : t->items) adopt(t.get(), item);
           push(t);
           break;
         }
@@ -207,24 +218,34 @@ class Unpickler {
         }
         case 's': {
           const PickleRef value = pop(), key = pop();
-          dict_target()->entries.emplace_back(key, value);
+          PickleValue* d = dict_target();
+          adopt(d, key);
+          adopt(d, value);
+          d->entries.emplace_back(key, value);
           break;
         }
         case 'u': {
           std::vector<PickleRef> kv = pop_mark();
           if (kv.size() % 2) fail("SETITEMS with an odd number of values");
           PickleValue* d = dict_target();
-          for (size_t k = 0; k < kv.size(); k += 2) d->entries.emplace_back(kv[k], kv[k + 1]);
+          for (size_t k = 0; k < kv.size(); k += 2) {
+            adopt(d, kv[k]);
+            adopt(d, kv[k + 1]);
+            d->entries.emplace_back(kv[k], kv[k + 1]);
+          }
           break;
         }
         case 'a': {
           const PickleRef value = pop();
-          list_target()->items.push_back(value);
+          PickleValue* l = list_target();
+          adopt(l, value);
+          l->items.push_back(value);
           break;
         }
         case 'e': {
           std::vector<PickleRef> values = pop_mark();
           PickleValue* l = list_target();
+          for (const PickleRef& v : values) adopt(l, v);
           l->items.insert(l->items.end(), values.begin(), values.end());
           break;
         }
@@ -281,6 +302,17 @@ class Unpickler {
     std::string s = bytes(n);
     ++pos_;
     return s;
+  }
+
+  // Records that `child` goes into `parent`: refuses a parent already inside a container (or the child
+  // itself), which is what a cycle needs, and nesting past the depth limit.
+  void adopt(PickleValue* parent, const PickleRef& child) const {
+    if (parent->contained || parent == child.get())
+      fail("a ", pickle_kind_name(parent->kind), " is filled after being placed in a container (a recursive structure)");
+    if (child->depth + 1 > io_limits().max_pickle_depth)
+      fail("values nested deeper than the limit of ", io_limits().max_pickle_depth, " (io_limits().max_pickle_depth)");
+    parent->depth = std::max(parent->depth, child->depth + 1);
+    child->contained = true;
   }
 
   void push(PickleRef v) { stack_.push_back(std::move(v)); }

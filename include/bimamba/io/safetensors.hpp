@@ -35,6 +35,7 @@
 #include "../core/error.hpp"
 #include "file.hpp"
 #include "host_tensor.hpp"
+#include "limits.hpp"
 
 namespace bimamba {
 
@@ -124,7 +125,11 @@ class SafetensorsFile {
   nlohmann::json parse_header(const char* begin, const char* end) const {
     std::set<std::string> seen;
     std::string duplicate;
+    const int64_t max_depth = io_limits().max_json_depth;
     auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+      if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+          depth >= max_depth)
+        fail("header JSON nested deeper than the limit of ", max_depth, " (io_limits().max_json_depth)");
       if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second)
         duplicate = parsed.get<std::string>();
       return true;

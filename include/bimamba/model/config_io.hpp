@@ -35,14 +35,24 @@
 
 #include "../core/error.hpp"
 #include "../io/json.hpp"
+#include "../io/limits.hpp"
 #include "config.hpp"
 
 namespace bimamba {
 
 namespace detail {
 
+// An integer of a config, bounded by kMaxConfigInteger so that products of two dimensions (d_inner, the
+// projection sizes) cannot overflow; a larger value is a FormatError naming the key.
+inline int64_t config_int(const nlohmann::json& j, const std::string& key, const std::string& what) {
+  const int64_t v = json_int(j, key, what);
+  if (v > kMaxConfigInteger || v < -kMaxConfigInteger)
+    BIMAMBA_THROW(FormatError, what, ": '", key, "' = ", v, " is outside [-", kMaxConfigInteger, ", ", kMaxConfigInteger, "]");
+  return v;
+}
+
 inline int64_t json_int_or(const nlohmann::json& j, const std::string& key, int64_t fallback, const std::string& what) {
-  return j.contains(key) && !j.at(key).is_null() ? json_int(j, key, what) : fallback;
+  return j.contains(key) && !j.at(key).is_null() ? config_int(j, key, what) : fallback;
 }
 inline bool json_bool_or(const nlohmann::json& j, const std::string& key, bool fallback, const std::string& what) {
   return j.contains(key) && !j.at(key).is_null() ? json_bool(j, key, what) : fallback;
@@ -54,7 +64,9 @@ inline double json_number_or(const nlohmann::json& j, const std::string& key, do
 // An integer that may also be written as an integral float (Python configs sometimes write 2.0).
 inline int64_t json_integral(const nlohmann::json& j, const std::string& key, const std::string& what) {
   const double v = json_number(j, key, what);
-  if (v != std::floor(v) || std::abs(v) > 1e15) BIMAMBA_THROW(FormatError, what, ": '", key, "' must be an integer, got ", v);
+  if (std::abs(v) > double(kMaxConfigInteger))
+    BIMAMBA_THROW(FormatError, what, ": '", key, "' = ", v, " is outside [-", kMaxConfigInteger, ", ", kMaxConfigInteger, "]");
+  if (v != std::floor(v)) BIMAMBA_THROW(FormatError, what, ": '", key, "' must be an integer, got ", v);
   return int64_t(v);
 }
 
@@ -70,7 +82,7 @@ inline int64_t read_dt_rank(const nlohmann::json& j, const std::string& key, int
     if (v.get<std::string>() != "auto") BIMAMBA_THROW(FormatError, what, ": '", key, "' must be an integer or \"auto\"");
     return (d_model + 15) / 16;
   }
-  return json_int(j, key, what);
+  return config_int(j, key, what);
 }
 
 // [min, max] of the Mamba-2 dt clamp.
@@ -91,30 +103,30 @@ inline ModelConfig read_hf_config(const nlohmann::json& j, const std::string& wh
   if (type != "mamba2" && type != "mamba")
     BIMAMBA_THROW(FormatError, what, ": model_type '", type, "' is not supported (expected \"mamba2\" or \"mamba\")");
   c.architecture = type == "mamba2" ? Architecture::Mamba2 : Architecture::Mamba1;
-  c.d_model = json_int(j, "hidden_size", what);
-  c.n_layer = json_int(j, "num_hidden_layers", what);
-  c.vocab_size = json_int(j, "vocab_size", what);
-  c.d_state = json_int(j, "state_size", what);
+  c.d_model = config_int(j, "hidden_size", what);
+  c.n_layer = config_int(j, "num_hidden_layers", what);
+  c.vocab_size = config_int(j, "vocab_size", what);
+  c.d_state = config_int(j, "state_size", what);
   c.expand = json_integral(j, "expand", what);
-  c.d_conv = json_int(j, "conv_kernel", what);
+  c.d_conv = config_int(j, "conv_kernel", what);
   c.proj_bias = json_bool_or(j, "use_bias", false, what);
   c.conv_bias = json_bool_or(j, "use_conv_bias", true, what);
   c.tie_embeddings = json_bool_or(j, "tie_word_embeddings", true, what);
   c.norm_eps = json_number_or(j, "layer_norm_epsilon", 1e-5, what);
   c.residual_in_fp32 = json_bool_or(j, "residual_in_fp32", true, what);
   if (c.architecture == Architecture::Mamba2) {
-    c.headdim = json_int(j, "head_dim", what);
-    c.ngroups = json_int(j, "n_groups", what);
+    c.headdim = config_int(j, "head_dim", what);
+    c.ngroups = config_int(j, "n_groups", what);
     c.chunk_size = json_int_or(j, "chunk_size", 256, what);
     read_dt_limit(j, "time_step_limit", c, what);
     if (c.headdim > 0 && j.contains("num_heads") && !j.at("num_heads").is_null() &&
-        json_int(j, "num_heads", what) * c.headdim != c.d_inner())
+        config_int(j, "num_heads", what) * c.headdim != c.d_inner())
       BIMAMBA_THROW(FormatError, what, ": num_heads ", j.at("num_heads").dump(), " * head_dim ", c.headdim,
                     " != expand * hidden_size = ", c.d_inner());
   } else {
     c.dt_rank = read_dt_rank(j, "time_step_rank", c.d_model, true, what);
     if (j.contains("intermediate_size") && !j.at("intermediate_size").is_null() &&
-        json_int(j, "intermediate_size", what) != c.d_inner())
+        config_int(j, "intermediate_size", what) != c.d_inner())
       BIMAMBA_THROW(FormatError, what, ": intermediate_size ", j.at("intermediate_size").dump(),
                     " != expand * hidden_size = ", c.d_inner());
   }
@@ -123,9 +135,9 @@ inline ModelConfig read_hf_config(const nlohmann::json& j, const std::string& wh
 
 inline ModelConfig read_mamba_ssm_config(const nlohmann::json& j, const std::string& what) {
   ModelConfig c;
-  c.d_model = json_int(j, "d_model", what);
-  c.n_layer = json_int(j, "n_layer", what);
-  const int64_t vocab = json_int(j, "vocab_size", what);
+  c.d_model = config_int(j, "d_model", what);
+  c.n_layer = config_int(j, "n_layer", what);
+  const int64_t vocab = config_int(j, "vocab_size", what);
   c.pad_vocab_size_multiple = json_int_or(j, "pad_vocab_size_multiple", 8, what);
   if (c.pad_vocab_size_multiple <= 0)
     BIMAMBA_THROW(FormatError, what, ": pad_vocab_size_multiple must be positive, got ", c.pad_vocab_size_multiple);
@@ -179,13 +191,30 @@ inline ModelConfig read_mamba_ssm_config(const nlohmann::json& j, const std::str
       BIMAMBA_THROW(FormatError, ssm_what, ": rmsnorm false (no gated norm) is not supported");
     if (json_bool_or(ssm, "D_has_hdim", false, ssm_what))
       BIMAMBA_THROW(FormatError, ssm_what, ": D_has_hdim true is not supported");
-    if (ssm.contains("d_ssm") && !ssm.at("d_ssm").is_null() && json_int(ssm, "d_ssm", ssm_what) != c.d_inner())
+    if (ssm.contains("d_ssm") && !ssm.at("d_ssm").is_null() && config_int(ssm, "d_ssm", ssm_what) != c.d_inner())
       BIMAMBA_THROW(FormatError, ssm_what, ": d_ssm ", ssm.at("d_ssm").dump(), " != d_inner ", c.d_inner(),
                     " is not supported");
   } else {
     c.dt_rank = read_dt_rank(ssm, "dt_rank", c.d_model, false, ssm_what);
   }
   return c;
+}
+
+// Refuses a config whose vocabulary or parameter count exceeds io_limits() (io/limits.hpp), before a
+// loader allocates anything for it. The parameter count is estimated from the dimensions (the embedding,
+// an untied head, and per layer in_proj, conv, out_proj and the per-channel vectors).
+inline void check_config_size(const ModelConfig& c, const std::string& what) {
+  const IoLimits& limits = io_limits();
+  if (c.vocab_size > limits.max_vocab_size)
+    BIMAMBA_THROW(FormatError, what, ": vocab_size ", c.vocab_size, " exceeds the limit of ", limits.max_vocab_size,
+                  " (io_limits().max_vocab_size)");
+  const double D = double(c.d_model), E = double(c.d_inner());
+  const double per_layer = D * double(c.in_proj_rows()) + double(c.conv_dim()) * double(c.d_conv + 1) + E * D +
+                           E * (double(c.d_state) + 2 * double(c.dt_rank) + 4) + 2 * D;
+  const double params = double(c.vocab_size) * D * (c.tie_embeddings ? 1 : 2) + double(c.n_layer) * per_layer;
+  if (params > double(limits.max_model_parameters))
+    BIMAMBA_THROW(FormatError, what, ": the config describes about ", params, " parameters, over the limit of ",
+                  limits.max_model_parameters, " (io_limits().max_model_parameters)");
 }
 
 }  // namespace detail
@@ -208,6 +237,7 @@ inline ModelConfig read_config(const std::string& path_or_dir) {
   } catch (const InvalidArgument& e) {
     BIMAMBA_THROW(FormatError, path, ": inconsistent model config: ", e.what());
   }
+  detail::check_config_size(c, path);
   return c;
 }
 
