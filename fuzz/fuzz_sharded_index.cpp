@@ -2,6 +2,7 @@
 // "model-00001-of-00001.safetensors" (tensors "a" and "b", written once per process): ShardedCheckpoint
 // (weight_map, shard names, shard / listing consistency), then every listed tensor.
 #include <bimamba/io/checkpoint_sharded.hpp>
+#include <bimamba/io/safetensors.hpp>
 
 #include "fuzz_support.hpp"
 
@@ -16,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)shard_written;
   const std::string path = bimamba::fuzz::write_input(data, size, "model.safetensors.index.json");
   bimamba::fuzz::expect_ok_or_error([&] {
-    const bimamba::ShardedCheckpoint index(path);
+    const bimamba::ShardedCheckpoint<bimamba::SafetensorsFile> index(path);
     for (const std::string& name : index.names()) (void)index.get(name).nbytes();
   });
   return 0;

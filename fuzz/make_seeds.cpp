@@ -1,6 +1,7 @@
 // fuzz_make_seeds <out-dir>: writes seed inputs for the formats tests/data has no file of: a packed
 // Bi-Mamba checkpoint (packed from tests/data/bimamba2-tiny), a token file, a training checkpoint matching
-// fuzz_training_checkpoint's store, and a sharded index matching fuzz_sharded_index's shard. One
+// fuzz_training_checkpoint's store, a sharded index matching fuzz_sharded_index's shard, and a small
+// tokenizer.json. One
 // sub-directory per fuzz target. Not a fuzzer.
 #include <bimamba/io/checkpoint.hpp>
 #include <bimamba/io/packed_checkpoint.hpp>
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   }
   namespace fs = std::filesystem;
   const fs::path out = argv[1];
-  for (const char* d : {"packed", "token_file", "training_checkpoint", "sharded_index"}) fs::create_directories(out / d);
+  for (const char* d : {"packed", "token_file", "training_checkpoint", "sharded_index", "tokenizer_json"}) fs::create_directories(out / d);
   const std::string tiny = std::string(BIMAMBA_FUZZ_DATA_DIR) + "/bimamba2-tiny";
 
   bimamba::ModelConfig config = bimamba::read_config(tiny);
@@ -48,6 +49,14 @@ int main(int argc, char** argv) {
   bimamba::write_file_atomically((out / "sharded_index/index.json").string(),
                                  R"({"metadata": {"total_size": 12}, "weight_map": {"a": "model-00001-of-00001.safetensors",)"
                                  R"( "b": "model-00001-of-00001.safetensors"}})");
+  // A small byte-level BPE tokenizer.json: a few tokens, one merge, one special added token.
+  bimamba::write_file_atomically((out / "tokenizer_json/tiny.json").string(), R"({"version": "1.0",
+ "added_tokens": [{"id": 5, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false,
+                   "normalized": false, "special": true}],
+ "normalizer": {"type": "NFC"},
+ "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true},
+ "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true},
+ "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3, "\u0120ab": 4}, "merges": ["a b", "\u0120 ab"]}})");
   std::cout << "seeds written to " << out.string() << "\n";
   return 0;
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets (build-fuzz, clang, -DBIMAMBA_BUILD_FUZZERS=ON), assembles each target's seed
+# corpus from tests/data (plus fuzz_make_seeds for formats tests/data has no file of), and runs every
+# target (or the ones named) for SECONDS each at low priority. Findings land in build-fuzz/artifacts/<target>;
+# each run's log, with libFuzzer's final execution count, in build-fuzz/logs/<target>.log.
+#
+#   fuzz/run.sh [SECONDS] [target ...]        e.g. fuzz/run.sh 1800 pickle zip
+#   BIMAMBA_FUZZ_BUILD_DIR (build-fuzz), BIMAMBA_JOBS (2), BIMAMBA_FUZZ_NICE (15), BIMAMBA_FUZZ_SKIP_BUILD=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+build=${BIMAMBA_FUZZ_BUILD_DIR:-build-fuzz}
+all=(safetensors sharded_index torch_bin zip pickle config tokenizer_json sentencepiece bpe_encode
+     sentencepiece_encode packed token_file training_checkpoint)
+targets=("${@:-${all[@]}}")
+[ $# -gt 0 ] || targets=("${all[@]}")
+if [ -z "${BIMAMBA_FUZZ_SKIP_BUILD:-}" ]; then
+  launcher=()
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" -DBIMAMBA_BUILD_FUZZERS=ON \
+    -DBIMAMBA_ENABLE_CUDA=OFF -DBIMAMBA_BUILD_TESTS=OFF -DBIMAMBA_BUILD_EXAMPLES=OFF -DBIMAMBA_BUILD_BENCHMARKS=OFF
+  cmake --build "$build" -j "${BIMAMBA_JOBS:-2}"
+fi
+
+corpus=$build/corpus
+seeds=$build/generated-seeds
+[ -d "$seeds" ] || ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/fuzz_make_seeds" "$seeds"
+add() {  # add <target> <files...>: copies seed files into the target's corpus
+  local t=$1
+  shift
+  mkdir -p "$corpus/$t"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$corpus/$t/$(echo "$f" | tr '/' '_')"; done
+  return 0
+}
+data=tests/data
+add safetensors $data/*/*.safetensors $seeds/packed/* $seeds/training_checkpoint/*
+add sharded_index $seeds/sharded_index/* $data/tokenizers/file-token-counts.json
+add torch_bin $data/*/pytorch_model.bin
+add zip $data/*/pytorch_model.bin
+add config $data/*/config.json
+add tokenizer_json $seeds/tokenizer_json/* $data/tokenizers/gpt-neox-20b.json
+add sentencepiece $data/tokenizers/llama-2.model
+add packed $seeds/packed/*
+add token_file $seeds/token_file/*
+add training_checkpoint $seeds/training_checkpoint/*
+add pickle tests/data/fuzz/pickle/* 2>/dev/null || true
+if [ ! -f "$corpus/pickle/data.pkl" ] && command -v python3 >/dev/null; then  # the state dict of the tiny .bin
+  mkdir -p "$corpus/pickle"
+  python3 -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = [x for x in z.namelist() if x.endswith('/data.pkl')][0]; open(sys.argv[2], 'wb').write(z.read(n))" \
+    $data/bimamba2-tiny-mamba-ssm/pytorch_model.bin "$corpus/pickle/data.pkl"
+fi
+for t in bpe_encode sentencepiece_encode; do  # the texts of the tokenizer fixtures, one file each
+  mkdir -p "$corpus/$t"
+  if command -v python3 >/dev/null; then
+    python3 -c "import json, sys; [open(f'{sys.argv[2]}/line{i}', 'w').write(json.loads(l)['text']) for i, l in enumerate(open(sys.argv[1]))]" \
+      $data/tokenizers/$([ $t = bpe_encode ] && echo gpt-neox-20b || echo llama-2).jsonl "$corpus/$t"
+  fi
+done
+# Regression inputs (every finding becomes one) are seeds too.
+for t in "${targets[@]}"; do
+  [ -d tests/data/fuzz/$t ] && cp tests/data/fuzz/$t/* "$corpus/$t/" 2>/dev/null || true
+done
+
+mkdir -p "$build/logs"
+for t in "${targets[@]}"; do
+  mkdir -p "$build/artifacts/$t"
+  echo "== fuzz_$t: $seconds s"
+  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$corpus/$t" >"$build/logs/$t.log" 2>&1 || {
+    echo "fuzz_$t FAILED: see $build/logs/$t.log and $build/artifacts/$t"
+    status=1
+  }
+  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/logs/$t.log" | tail -2
+done
+exit ${status:-0}
