@@ -44,6 +44,9 @@ void check_fixture(const std::string& folder) {
   auto pass = training_forward(ctx, model, r.ids);
   const double loss = distill_loss(ctx, pass.logits(), r.teacher, pass.dlogits());
   EXPECT_NEAR(loss, r.distill, kLossTol * r.distill) << folder;
+  std::ostringstream loss_text;
+  loss_text << std::scientific << std::abs(loss - r.distill) / r.distill;
+  ::testing::Test::RecordProperty("distill_loss_rel_error", loss_text.str());
   training_backward(ctx, model, pass, GradientMode::Overwrite);
 
   ParamStore<Host>& store = model.params();
@@ -93,6 +96,65 @@ TEST(ModelGrad, AccumulateTwiceIsTwiceOverwrite) {
   // few multi-term sums that were accumulated in float.
   EXPECT_LT(relative_l2(twice, doubled), 1e-6);
 }
+
+// Directional finite differences of the whole model's loss, (L(p + h v) - L(p - h v)) / 2h against <grad, v>,
+// along random unit directions v over every parameter except FBI latent weights (their gradient is the
+// straight-through estimate, not the derivative of the loss, which is 0 almost everywhere; the fixture
+// test covers them). The losses come from the inference forward (model.forward), so this also ties the
+// training forward to it. Float32 forward: loss rounding ~1e-7 relative gives ~5e-5 / h = 5e-3 absolute
+// noise at h = 1e-2 against directional derivatives of order 0.1-1, and curvature adds O(h^2): 2e-2 relative.
+void check_directions(const std::string& folder, bool distill) {
+  constexpr double kH = 1e-2, kTol = 2e-2;
+  Context<Host> ctx;
+  auto model = load_model<Host>(ctx, data_path(folder));
+  SafetensorsFile ref(data_path(folder + "/reference.safetensors"));
+  const HostTensor ids_t = ref.get("input_ids");
+  const auto ids = tensor_from<int32_t, 2>(to_int32(ids_t), {ids_t.shape[0], ids_t.shape[1]});
+  Tensor<float, 3, Host> teacher;
+  if (distill) {
+    const HostTensor t = ref.get("teacher_logits");
+    teacher = tensor_from<float, 3>(to_float(t), {t.shape[0], t.shape[1], t.shape[2]});
+  }
+  auto loss_of = [&](TensorView<const float, 3, Host> logits, TensorView<float, 3, Host> dlogits) {
+    return distill ? distill_loss(ctx, logits, teacher, dlogits) : next_token_loss(ctx, logits, ids, dlogits);
+  };
+  auto pass = training_forward(ctx, model, ids);
+  loss_of(pass.logits(), pass.dlogits());
+  EXPECT_LT(relative_l2(to_vector(pass.logits()), to_vector(model.forward(ctx, ids))), 1e-6)
+      << "training forward == inference forward (the same ops; only the SSD chunking may differ in rounding)";
+  training_backward(ctx, model, pass, GradientMode::Overwrite);
+  ParamStore<Host>& store = model.params();
+  const std::vector<float> grads = to_vector(store.grads());
+  const std::vector<float> params = to_vector(store.params());
+  double worst = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    std::vector<float> v = random_floats(params.size(), 100 + seed);
+    for (const auto& e : store.entries()) {
+      const bool latent = model.config().binary && (e.name.find("in_proj.weight") != std::string::npos ||
+                                                   e.name.find("out_proj.weight") != std::string::npos);
+      if (latent) std::fill(v.begin() + e.offset, v.begin() + e.offset + e.numel, 0.0f);
+    }
+    double norm = 0, slope = 0;
+    for (float x : v) norm += double(x) * x;
+    norm = std::sqrt(norm);
+    for (size_t i = 0; i < v.size(); ++i) slope += double(grads[i]) * v[i] / norm;
+    auto loss_at = [&](double step) {
+      float* p = store.params().data();
+      for (size_t i = 0; i < v.size(); ++i) p[i] = float(params[i] + step * v[i] / norm);
+      return loss_of(model.forward(ctx, ids).cview(), {});
+    };
+    const double fd = (loss_at(kH) - loss_at(-kH)) / (2 * kH);
+    loss_at(0);
+    EXPECT_NEAR(fd, slope, kTol * std::abs(slope)) << folder << " direction " << seed;
+    worst = std::max(worst, std::abs(fd - slope) / std::abs(slope));
+  }
+  std::ostringstream text;
+  text << std::scientific << worst;
+  ::testing::Test::RecordProperty("worst_direction_rel_error", text.str());
+}
+
+TEST(ModelGrad, BiMamba2TinyDistillDirections) { check_directions("bimamba2-tiny", true); }
+TEST(ModelGrad, Mamba2TinyCrossEntropyDirections) { check_directions("mamba2-tiny", false); }
 
 }  // namespace
 }  // namespace bimamba::test
