@@ -128,9 +128,10 @@ TEST(Cli, GreedyGenerateReproducesGenIds) {
 }
 
 TEST(Cli, TokenizeReproducesTheTokenizerFixtures) {
-  for (const std::string name : {"gpt-neox-20b.json", "llama-2.model"}) {
-    const std::string stem = name.substr(0, name.find('.', name.find('-') + 4));
-    const std::string jsonl = test::data_path("tokenizers/" + stem + ".jsonl");
+  const std::pair<std::string, std::string> cases[] = {{"gpt-neox-20b.json", "gpt-neox-20b.jsonl"},
+                                                       {"llama-2.model", "llama-2.jsonl"}};
+  for (const auto& [name, expected] : cases) {
+    const std::string jsonl = test::data_path("tokenizers/" + expected);
     const Result r = bimamba("tokenize --tokenizer " + quote(test::data_path("tokenizers/" + name)) + " --jsonl " + quote(jsonl));
     ASSERT_EQ(r.code, 0) << r.err;
     std::istringstream got(r.out), want(slurp(jsonl));
@@ -265,7 +266,7 @@ TEST(CliBadInput, EmptyTextFile) {
 TEST(CliBadInput, UsageMistakesExitWithCode2) {
   Result r = bimamba("logits --model x");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--input is required"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is required"), std::string::npos) << r.err;
   r = bimamba("frobnicate");
   EXPECT_EQ(r.code, 2);
   r = bimamba("logits --no-such-option 1");
