@@ -155,6 +155,7 @@ void check_directions(const std::string& folder, bool distill) {
 
 TEST(ModelGrad, BiMamba2TinyDistillDirections) { check_directions("bimamba2-tiny", true); }
 TEST(ModelGrad, Mamba2TinyCrossEntropyDirections) { check_directions("mamba2-tiny", false); }
+TEST(ModelGrad, Mamba1TinyCrossEntropyDirections) { check_directions("mamba1-tiny", false); }
 
 }  // namespace
 }  // namespace bimamba::test

@@ -1,5 +1,5 @@
-// Training forward and backward of a LanguageModel (model/language_model.hpp): Mamba-2 and Bi-Mamba (latent
-// FBI-Linear projections), from fresh states, no padding mask.
+// Training forward and backward of a LanguageModel (model/language_model.hpp): Mamba-2, Bi-Mamba (latent
+// FBI-Linear projections) and Mamba-1, from fresh states, no padding mask.
 //
 //   TrainingPass<Host> pass = training_forward(ctx, model, ids);        // ids (B, L); keeps activations
 //   double loss = distill_loss(ctx, pass.logits(), teacher, pass.dlogits());   // any loss writing dlogits
@@ -12,9 +12,9 @@
 //   dE += scatter_add(ids, dh_0)
 // GradientMode: Overwrite zeroes the store's gradients first; Accumulate adds this batch's gradients to
 // them (micro-batches: Accumulate twice == 2x Overwrite). dlogits is read, not modified.
-// Memory kept (floats): per layer h_i and n_i (2 T D) plus the mixer's Mamba2Saved (T (R + C + H + 2E) + H),
-// then h_n, n_f (2 T D), logits and dlogits (2 T V). Backward scratch: 3 T D plus one mixer's gradients.
-// A packed model (pack()) or a Mamba-1 model throws InvalidArgument.
+// Memory kept (floats): per layer h_i and n_i (2 T D) plus the mixer's Mamba2Saved / MambaSaved (see
+// train/mamba2_mixer_grad.hpp, train/mamba_mixer_grad.hpp), then h_n, n_f (2 T D), logits and dlogits
+// (2 T V). Backward scratch: 3 T D plus one mixer's gradients. A packed model (pack()) throws InvalidArgument.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,7 @@
 #include "../ops/rms_norm_backward.hpp"
 #include "../tensor/copy.hpp"
 #include "mamba2_mixer_grad.hpp"
+#include "mamba_mixer_grad.hpp"
 
 namespace bimamba {
 
@@ -50,7 +51,8 @@ class TrainingPass {
 
   Tensor<int32_t, 2, Backend> ids_;                  // (B, L)
   std::vector<Tensor<float, 3, Backend>> h_, n_;     // n_layer + 1 each (B, L, D); the last pair feeds norm_f
-  std::vector<Mamba2Saved<Backend>> mixers_;         // n_layer
+  std::vector<Mamba2Saved<Backend>> mixers2_;        // n_layer (Mamba-2 / Bi-Mamba)
+  std::vector<MambaSaved<Backend>> mixers1_;         // n_layer (Mamba-1)
   Tensor<float, 3, Backend> logits_, dlogits_;       // (B, L, V)
 };
 
@@ -58,7 +60,6 @@ template <class Backend>
 TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Backend>& model,
                                        View<const int32_t, 2, Backend> ids) {
   const ModelConfig& cfg = model.config();
-  BIMAMBA_CHECK(cfg.architecture == Architecture::Mamba2, "training_forward: only Mamba-2 / Bi-Mamba models are supported");
   BIMAMBA_CHECK(!model.packed(), "training_forward: the model is packed; unpack() to train the latent weights");
   const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size, n = cfg.n_layer;
   TrainingPass<Backend> p;
@@ -68,7 +69,9 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
     p.h_.emplace_back(Extents<3>{B, L, D});
     p.n_.emplace_back(Extents<3>{B, L, D});
   }
-  p.mixers_.resize(size_t(n));
+  const bool mamba2 = cfg.architecture == Architecture::Mamba2;
+  if (mamba2) p.mixers2_.resize(size_t(n));
+  else p.mixers1_.resize(size_t(n));
   p.logits_ = Tensor<float, 3, Backend>({B, L, V});
   p.dlogits_ = Tensor<float, 3, Backend>({B, L, V});
   WorkspaceScope<Backend> scope(ctx.workspace());
@@ -77,7 +80,8 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
   model.norm(0).forward(ctx, p.h_[0].view().template reshape<2>({T, D}), p.n_[0].view().template reshape<2>({T, D}));
   for (int64_t i = 0; i < n; ++i) {
     const size_t k = size_t(i);
-    mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers_[k]);
+    if (mamba2) mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers2_[k]);
+    else mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers1_[k]);
     copy(p.h_[k].cview(), p.h_[k + 1].view());
     const RMSNorm<Backend>& next = i + 1 < n ? model.norm(i + 1) : model.norm_f();
     next.add_forward(ctx, p.h_[k + 1].view().template reshape<2>({T, D}), mixed.template reshape<2>({T, D}),
@@ -95,7 +99,9 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
   const ModelConfig& cfg = model.config();
   const int64_t B = p.ids_.size(0), L = p.ids_.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size,
                 n = cfg.n_layer;
-  BIMAMBA_CHECK(int64_t(p.mixers_.size()) == n, "training_backward: the pass was not made by training_forward of this model");
+  const bool mamba2 = cfg.architecture == Architecture::Mamba2;
+  BIMAMBA_CHECK(int64_t(mamba2 ? p.mixers2_.size() : p.mixers1_.size()) == n,
+                "training_backward: the pass was not made by training_forward of this model");
   ParamStore<Backend>& store = model.params();
   if (mode == GradientMode::Overwrite) store.zero_grad();
   const auto acc = GradientMode::Accumulate;
@@ -117,8 +123,13 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
                     grad_of(store, norm_f.weight()), acc);
   for (int64_t i = n - 1; i >= 0; --i) {
     const size_t k = size_t(i);
-    mamba2_backward(ctx, model.mamba2_mixer(i), cfg, store, p.n_[k].cview(), p.mixers_[k], dh.template reshape<3>({B, L, D}),
-                    du.template reshape<3>({B, L, D}));
+    const auto dout = dh.template reshape<3>({B, L, D});
+    if (mamba2)
+      mamba2_backward(ctx, model.mamba2_mixer(i), cfg, store, p.n_[k].cview(), p.mixers2_[k], dout,
+                      du.template reshape<3>({B, L, D}));
+    else
+      mamba_backward(ctx, model.mamba_mixer(i), cfg, store, p.n_[k].cview(), p.mixers1_[k], dout,
+                     du.template reshape<3>({B, L, D}));
     const RMSNorm<Backend>& norm = model.norm(i);
     rms_norm_backward(ctx, p.h_[k].cview().template reshape<2>({T, D}), norm.weight(), norm.eps(), du, dh,
                       grad_of(store, norm.weight()), acc);
