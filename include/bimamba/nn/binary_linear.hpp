@@ -8,10 +8,14 @@
 //   packed: after pack(), the signs s(W) live in a BitTensor<uint32_t> outside the store and the op
 //           binary_linear computes S (alpha ⊙ x) + (beta · x) 1 from the bits.
 // pack() reads the latent weight as it is now; later changes to it are not seen until pack() again.
+// Host decode fast path: set_tiled(true) on a packed layer also keeps a TiledSigns copy of the same bits
+// and forward uses the int16 shuffle kernel on it (quantized activations, relative error ~7e-4, see
+// ops/host/binary_linear_tiled.hpp and docs/decode.md); set_tiled(false) returns to the exact kernel.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "../ops/binary_linear.hpp"
 #include "../ops/fbi_weight.hpp"
@@ -46,12 +50,27 @@ class BinaryLinear {
   // Back to the latent path (the bits are dropped).
   void unpack() {
     signs_ = BitTensor<uint32_t, Backend>();
+    tiled_ = TiledSigns();
     packed_ = false;
   }
   bool packed() const { return packed_; }
 
+  // Host only; needs pack() first. The tiled copy is rebuilt from the current bits.
+  void set_tiled(bool on) {
+    static_assert(std::is_same_v<Backend, Host>, "TiledSigns is a Host layout");
+    BIMAMBA_CHECK(!on || packed_, "BinaryLinear::set_tiled: pack() first");
+    tiled_ = on ? TiledSigns(signs_.cview()) : TiledSigns();
+  }
+  bool tiled() const { return tiled_.data() != nullptr; }
+
   // x (T, in) -> y (T, out).
   void forward(Context<Backend>& ctx, View<const float, 2, Backend> x, View<float, 2, Backend> y) const {
+    if constexpr (std::is_same_v<Backend, Host>) {
+      if (tiled()) {
+        binary_linear(ctx, x, tiled_, alpha_, beta_, y);
+        return;
+      }
+    }
     if (packed_) {
       binary_linear(ctx, x, signs_.cview(), alpha_, beta_, y);
       return;
@@ -78,6 +97,7 @@ class BinaryLinear {
   TensorView<float, 2, Backend> weight_;
   TensorView<float, 1, Backend> alpha_, beta_;
   BitTensor<uint32_t, Backend> signs_;  // (out, in) after pack()
+  TiledSigns tiled_;                    // the same bits for the shuffle kernel after set_tiled(true) (Host)
   bool packed_ = false;
 };
 

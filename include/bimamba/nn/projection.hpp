@@ -37,6 +37,11 @@ class Projection {
     if (binary_) fbi_.unpack();
   }
   bool packed() const { return binary_ && fbi_.packed(); }
+  // Host decode fast path: packed binary projections use the tiled shuffle kernel (BinaryLinear::set_tiled).
+  void set_tiled(bool on) {
+    if (binary_ && (fbi_.packed() || on)) fbi_.set_tiled(on);
+  }
+  bool tiled() const { return binary_ && fbi_.tiled(); }
   const Linear<Backend>& dense() const { return dense_; }
   const BinaryLinear<Backend>& fbi() const { return fbi_; }
 
