@@ -18,6 +18,9 @@ int run_tokenize(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_init(int argc, char** argv);
+int run_train(int argc, char** argv);
+int run_distill(int argc, char** argv);
+int run_grad(int argc, char** argv);
 
 inline constexpr Command kCommands[] = {
     {"logits", "logits of input_ids (prefill or token by token) into a safetensors file", run_logits},
@@ -27,6 +30,9 @@ inline constexpr Command kCommands[] = {
     {"convert", "full-precision or latent checkpoint -> packed Bi-Mamba file", run_convert},
     {"info", "parameters and bytes by kind of a checkpoint", run_info},
     {"init", "a randomly initialised model of a preset shape", run_init},
+    {"train", "train a full-precision Mamba-2 from scratch on text files", run_train},
+    {"distill", "train a Bi-Mamba student by distillation from a full-precision teacher", run_distill},
+    {"grad", "loss and parameter gradients of one batch (distill or ce)", run_grad},
 };
 
 }  // namespace bimamba::cli

@@ -1,0 +1,162 @@
+// What `bimamba train` and `bimamba distill` share: the training options, the corpus, the run directory,
+// the Trainer wiring, progress and log lines, and the final model.
+//
+// Run directory DIR (created if needed):
+//   DIR/tokens.bin               the --text files tokenized once (io/token_file.hpp); reused by --resume
+//   DIR/train_state.safetensors  the training checkpoint (train/checkpoint.hpp), every --checkpoint-every
+//                                steps and at the end; --resume continues from it bit for bit
+//   DIR/log.jsonl                every log line of the Trainer (train/trainer.hpp), appended
+//   DIR/config.json, DIR/model.safetensors   the trained model (HF layout), written at the end
+// stdout: with --json the log lines, one JSON object each, then a summary object; stderr: a progress bar
+// (terminal or --progress) and one line per validation.
+#pragma once
+
+#include <bimamba/io/tokenizer_loader.hpp>
+#include <bimamba/train/tokenize_corpus.hpp>
+#include <bimamba/train/trainer.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "args.hpp"
+#include "hf_writer.hpp"
+#include "progress.hpp"
+
+namespace bimamba::cli {
+
+// Every value of a repeatable option (--text F --text F2), in order.
+inline std::vector<std::string> all_values(int argc, char** argv, const std::string& name) {
+  std::vector<std::string> values;
+  const std::string flag = "--" + name, prefix = flag + "=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == flag && i + 1 < argc) values.push_back(argv[++i]);
+    else if (a.rfind(prefix, 0) == 0) values.push_back(a.substr(prefix.size()));
+  }
+  return values;
+}
+
+inline void declare_training_options(Args& args) {
+  args.option("text", "FILE", "UTF-8 training text, one document per file (repeat for more files)");
+  args.option("tokenizer", "F", "tokenizer.json or SentencePiece .model");
+  args.option("out", "DIR", "run directory (tokens, checkpoint, log, final model)");
+  args.option("steps", "N", "optimizer steps", "200");
+  args.option("batch", "B", "windows per micro-batch", "8");
+  args.option("seq-len", "L", "tokens per window", "128");
+  args.option("accumulation", "N", "micro-batches per step", "1");
+  args.option("lr", "X", "peak learning rate", "1e-3");
+  args.option("min-lr", "X", "final learning rate (cosine floor; default lr / 10)");
+  args.option("warmup", "N", "linear warmup steps (default steps / 20)");
+  args.option("weight-decay", "X", "AdamW weight decay", "0.1");
+  args.option("clip", "X", "global gradient-norm clip", "1.0");
+  args.option("val-fraction", "F", "the last fraction of the tokens is the validation set", "0.05");
+  args.option("eval-every", "N", "validation every N steps (0: at the end only)", "50");
+  args.option("eval-batches", "N", "validation batches per evaluation", "8");
+  args.option("checkpoint-every", "N", "training checkpoint every N steps (0: at the end only)", "50");
+  args.option("seed", "S", "seed of the initialisation and of the window sampler", "0");
+  args.option("threads", "N", "host threads (0: all)", "0");
+  args.flag("resume", "continue from DIR/train_state.safetensors");
+  args.flag("json", "print the log lines and a summary as JSON on stdout");
+  args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
+}
+
+inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
+  TrainerConfig c;
+  c.steps = args.integer("steps");
+  c.accumulation = args.integer("accumulation");
+  c.lr = float(args.number("lr"));
+  c.min_lr = args.has("min-lr") ? float(args.number("min-lr")) : c.lr / 10;
+  c.warmup = args.has("warmup") ? args.integer("warmup") : c.steps / 20;
+  c.adamw.betas = {0.9f, 0.95f};
+  c.adamw.weight_decay = float(args.number("weight-decay"));
+  c.max_grad_norm = args.number("clip");
+  c.eval_every = args.integer("eval-every");
+  c.eval_batches = args.integer("eval-batches");
+  c.checkpoint_every = args.integer("checkpoint-every");
+  c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
+  if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
+      c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)
+    throw UsageError("need steps, accumulation, eval-batches >= 1, 0 <= warmup <= steps, 0 <= min-lr <= lr, clip > 0");
+  return c;
+}
+
+// Vocabulary rows for a tokenizer: its size rounded up to a multiple of 16 (Mamba-2's padding).
+inline int64_t padded_vocab(const Tokenizer& tok) { return (tok.vocab_size() + 15) / 16 * 16; }
+
+// The corpus of the run: DIR/tokens.bin, made from the --text files unless resuming with one present.
+struct Corpus {
+  TokenFile file;
+  TokenSplit split;
+};
+
+inline Corpus open_corpus(const Args& args, const std::vector<std::string>& texts, const Tokenizer& tok,
+                          const std::string& out) {
+  const std::string path = (std::filesystem::path(out) / "tokens.bin").string();
+  if (!(args.has("resume") && std::filesystem::exists(path))) {
+    if (texts.empty()) throw UsageError("--text is required");
+    tokenize_corpus(tok, texts, path);
+  }
+  Corpus c{TokenFile::open(path), {}};
+  c.split = split_by_position(c.file.size(), args.number("val-fraction"));
+  return c;
+}
+
+// Runs the Trainer with progress and log lines; writes the final model; prints the summary.
+inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,
+                        const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
+                        const std::string& out) {
+  const int64_t B = args.integer("batch"), L = args.integer("seq-len");
+  WindowSampler sampler(corpus.file, corpus.split.train, B, L, uint64_t(args.integer("seed")));
+  std::optional<SequentialWindows> validation;
+  if (corpus.split.validation.size() > L) validation.emplace(corpus.file, corpus.split.validation, B, L);
+  const std::string checkpoint = config.checkpoint_path;
+  const int64_t steps = config.steps;
+  Trainer<Host> trainer(model, teacher, sampler, validation ? &*validation : nullptr, std::move(config));
+  if (args.has("resume")) {
+    if (!std::filesystem::exists(checkpoint)) throw UsageError("--resume: " + checkpoint + " does not exist");
+    trainer.resume(ctx, checkpoint);
+    std::fprintf(stderr, "%s: resumed at step %lld\n", command.c_str(), (long long)trainer.step());
+  }
+  std::ofstream log_file((std::filesystem::path(out) / "log.jsonl").string(), std::ios::app);
+  const bool json = args.has("json");
+  nlohmann::ordered_json last_eval;
+  {
+    Progress progress(command, args.has("progress"));
+    trainer.run(ctx, [&](const nlohmann::ordered_json& j) {
+      log_file << j.dump() << "\n" << std::flush;
+      if (json) std::cout << j.dump() << std::endl;
+      if (j["event"] == "step") progress.update(j["step"].get<int64_t>(), steps);
+      if (j["event"] == "eval") {
+        last_eval = j;
+        std::fprintf(stderr, "\n%s: step %lld  val_loss %.4f  val_ppl %.2f\n", command.c_str(),
+                     (long long)j["step"].get<int64_t>(), j["val_loss"].get<double>(), j["val_ppl"].get<double>());
+      }
+    });
+  }
+  const auto& store = model.params();
+  std::vector<HostTensor> tensors;
+  for (const auto& e : store.entries()) {
+    const float* p = store.params().data() + e.offset;
+    tensors.push_back(HostTensor::from_values<float>(e.name, e.shape, std::vector<float>(p, p + e.numel)));
+  }
+  save_hf_directory(out, model.config(), tensors);
+  nlohmann::ordered_json summary{{"event", "done"}, {"out", out}, {"steps", trainer.step()},
+                                 {"parameters", store.parameter_count()}};
+  if (!last_eval.is_null()) summary["val_ppl"] = last_eval["val_ppl"];
+  if (json) std::cout << summary.dump() << std::endl;
+  else std::cout << command << ": " << trainer.step() << " steps, model written to " << out << "\n";
+  return 0;
+}
+
+inline void log_warnings_to_stderr(Context<Host>& ctx, const std::string& command) {
+  ctx.set_logger([command](LogLevel level, std::string_view message) {
+    if (level == LogLevel::Warning)
+      std::fprintf(stderr, "%s: warning: %.*s\n", command.c_str(), int(message.size()), message.data());
+  });
+}
+
+}  // namespace bimamba::cli
