@@ -18,6 +18,7 @@ int run_tokenize(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_init(int argc, char** argv);
+int run_bench(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_distill(int argc, char** argv);
 int run_grad(int argc, char** argv);
@@ -30,6 +31,7 @@ inline constexpr Command kCommands[] = {
     {"convert", "full-precision or latent checkpoint -> packed Bi-Mamba file", run_convert},
     {"info", "parameters and bytes by kind of a checkpoint", run_info},
     {"init", "a randomly initialised model of a preset shape", run_init},
+    {"bench", "decode / prefill speed of a model, packed GEMV speed (JSON)", run_bench},
     {"train", "train a full-precision Mamba-2 from scratch on text files", run_train},
     {"distill", "train a Bi-Mamba student by distillation from a full-precision teacher", run_distill},
     {"grad", "loss and parameter gradients of one batch (distill or ce)", run_grad},

@@ -1,0 +1,128 @@
+// bimamba bench decode --model FILE|DIR [--batch B] [--prompt-tokens P] [--new-tokens N] [--threads T]
+//                      [--exact] [--seed S] --json
+// Prefills B random prompts of P tokens, then decodes N tokens per sequence (greedy) one step at a time,
+// and prints JSON: tokens_per_s (B N / decode time, after 2 untimed warm-up steps), prefill_tokens_per_s
+// (B P / prefill time), peak_rss_bytes (VmHWM), bytes_per_token, limit_tokens_per_s = dram_read_gbps /
+// bytes_per_token, fraction_of_limit, the per-step time spread, and what the fast path used.
+//
+// bytes_per_token = (bytes one step must move) / B, the step's bytes being every weight it reads once (packed
+// signs as stored by the kernel in use, or fp32 dense weights; FBI alpha / beta, conv, norms, A_log, D,
+// dt_bias; the head: V x D in bf16 or fp32) plus, per sequence, each layer's conv and SSM state read and
+// written. Activations (a few KiB) are not counted. A Bi-Mamba latent checkpoint is packed first; by
+// default the Host fast path (tiled signs, fused step, bf16 head for packed models) is on, --exact turns it off.
+#include <bimamba/core/memory_stats.hpp>
+#include <bimamba/model/language_model.hpp>
+#include <algorithm>
+#include <iostream>
+#include <random>
+#include <vector>
+
+#include "args.hpp"
+#include "cmd_bench.hpp"
+#include "cmd_bench_support.hpp"
+#include "model_io.hpp"
+
+namespace bimamba::cli {
+namespace {
+
+bool is_binary_weight(const ModelConfig& cfg, const std::string& name) {
+  auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  return cfg.binary && (ends(".in_proj.weight") || ends(".out_proj.weight"));
+}
+
+// Bytes one decode step of B sequences moves (see the top comment).
+int64_t step_bytes(const LanguageModel<Host>& model, int64_t B, bool tiled, bool bf16_head) {
+  const ModelConfig& cfg = model.config();
+  int64_t bytes = 0;
+  for (const auto& e : model.params().entries()) {
+    if (is_binary_weight(cfg, e.name) && model.packed()) {
+      const int64_t rows = e.shape[0], words = (e.shape[1] + 31) / 32;
+      bytes += (tiled ? (rows + 31) / 32 * 32 : rows) * words * 4;
+    } else if (e.name == "backbone.embeddings.weight" && cfg.tie_embeddings) {
+      bytes += e.numel * (bf16_head ? 2 : 4);
+    } else {
+      bytes += e.numel * 4;
+    }
+  }
+  const auto state = model.new_state(1);
+  for (int64_t i = 0; i < state.layers(); ++i) bytes += 2 * B * (state.conv(i).numel() + state.ssm(i).numel()) * 4;
+  return bytes;
+}
+
+int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
+
+}  // namespace
+
+int run_bench_decode(int argc, char** argv) {
+  Args args("bench decode", "--model FILE|DIR [--batch B] [--prompt-tokens P] [--new-tokens N] [--threads T] --json",
+            "Prefill and decode speed of a model against the bytes / DRAM bandwidth limit, as JSON.");
+  args.option("model", "FILE|DIR", "packed file or checkpoint directory");
+  args.option("batch", "B", "sequences decoded together", "1");
+  args.option("prompt-tokens", "P", "prompt length of the prefill", "512");
+  args.option("new-tokens", "N", "decoded tokens per sequence (timed)", "64");
+  args.option("threads", "T", "threads (0: all)", "0");
+  args.option("seed", "S", "seed of the random prompts", "0");
+  args.flag("exact", "the exact path: fp32-table packed kernel, unfused step, fp32 head");
+  args.flag("json", "print JSON (the only output format)");
+  if (!args.parse(argc, argv)) return 0;
+  const int64_t B = args.integer("batch"), P = args.integer("prompt-tokens"), N = args.integer("new-tokens");
+  if (B <= 0 || P <= 0 || N <= 0) throw UsageError("--batch, --prompt-tokens and --new-tokens must be positive");
+  Context<Host> ctx(int(args.integer("threads")));
+
+  LanguageModel<Host> model = open_model(ctx, args.str("model"), false);
+  if (model.config().binary && !model.packed()) model.pack();
+  const bool exact = args.has("exact");
+  const LanguageModel<Host>::FastPath fast{!exact && model.packed(), !exact, !exact && model.packed()};
+  model.set_fast_path(fast);
+  const int64_t V = model.vocab_size();
+
+  std::mt19937 rng(uint32_t(args.integer("seed")));
+  std::uniform_int_distribution<int32_t> token(0, int32_t(V - 1));
+  Tensor<int32_t, 2, Host> prompt({B, P});
+  for (int64_t i = 0; i < B * P; ++i) prompt.data()[i] = token(rng);
+  auto state = model.new_state(B);
+  Tensor<float, 3, Host> prefill_logits({B, P, V});
+  auto t0 = Clock::now();
+  model.forward(ctx, prompt.cview(), prefill_logits.view(), &state);
+  const double prefill_s = seconds_since(t0);
+
+  Tensor<int32_t, 1, Host> next({B});
+  Tensor<float, 2, Host> logits({B, V});
+  for (int64_t b = 0; b < B; ++b) next(b) = argmax(prefill_logits.data() + (b * P + P - 1) * V, V);
+  constexpr int kWarmup = 2;
+  std::vector<double> step_ms;
+  double decode_s = 0;
+  for (int64_t t = 0; t < N + kWarmup; ++t) {
+    t0 = Clock::now();
+    model.step(ctx, next.cview(), state, logits.view());
+    for (int64_t b = 0; b < B; ++b) next(b) = argmax(logits.data() + b * V, V);
+    const double s = seconds_since(t0);
+    if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
+  }
+  std::sort(step_ms.begin(), step_ms.end());
+
+  const double gbps = dram_read_gbps(ctx);
+  const double bytes_per_token = double(step_bytes(model, B, fast.tiled_signs, fast.bf16_head)) / double(B);
+  const double tokens_per_s = double(B * N) / decode_s, limit = gbps * 1e9 / bytes_per_token;
+  nlohmann::ordered_json j;
+  j["tokens_per_s"] = tokens_per_s;
+  j["prefill_tokens_per_s"] = double(B * P) / prefill_s;
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["bytes_per_token"] = int64_t(bytes_per_token);
+  j["limit_tokens_per_s"] = limit;
+  j["fraction_of_limit"] = tokens_per_s / limit;
+  j["dram_read_gbps"] = gbps;
+  j["step_ms"] = {{"min", step_ms.front()}, {"median", step_ms[step_ms.size() / 2]}, {"max", step_ms.back()}};
+  j["model"] = args.str("model");
+  j["binary"] = model.config().binary;
+  j["batch"] = B;
+  j["prompt_tokens"] = P;
+  j["new_tokens"] = N;
+  j["threads"] = ctx.threads();
+  j["simd"] = simd_path();
+  j["fast_path"] = {{"tiled_signs", fast.tiled_signs}, {"fused_step", fast.fused_step}, {"bf16_head", fast.bf16_head}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace bimamba::cli
