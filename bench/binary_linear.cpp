@@ -7,7 +7,7 @@
 // quantization bound for the tiled kernel) before timing
 // and rotates its weights over more memory than the L3 (bench_support.hpp). bytes_per_second counts the
 // bytes streamed per call (weights + x + y); the FLOP counter counts 2 * out * in * T per call.
-#include <bimamba/bimamba.hpp>
+#include <bimamba/core.hpp>
 #include <bimamba/ops/binary_linear.hpp>
 #include <bimamba/ops/linear.hpp>
 #include <bimamba/ops/reference/binary_linear.hpp>

@@ -4,7 +4,7 @@
 //   BM_eigen_fp32_head/<model>/T:<T>/threads:<n>   ops/linear.hpp (Eigen), the peer
 // Validated once against ops/reference (sampled rows, fp32 dot bound), weights rotated beyond the LLC,
 // bytes_per_second on the weight + activation bytes streamed, FLOP = 2 V D T per call.
-#include <bimamba/bimamba.hpp>
+#include <bimamba/core.hpp>
 #include <bimamba/ops/dense_gemv.hpp>
 #include <bimamba/ops/linear.hpp>
 

@@ -1,6 +1,7 @@
-// Umbrella header for the Cuda backend: everything in bimamba.hpp plus the CUDA runtime pieces, and, in a
-// translation unit compiled as CUDA, the device kernels.
+// The Cuda backend's foundation: backends, Context<Cuda> (stream, cuBLAS handle, device workspace),
+// device memory, tensors and cross-backend copies. Ops, layers and models are included individually;
+// their device kernels are compiled in translation units compiled as CUDA.
 #pragma once
 
-#include "bimamba.hpp"
+#include "core.hpp"
 #include "core/cuda_runtime.hpp"

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include <bimamba/bimamba.hpp>
+#include <bimamba/core.hpp>
 #include <cmath>
 #include <random>
 #include <string>
