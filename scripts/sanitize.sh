@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the host test suite with AddressSanitizer + UndefinedBehaviorSanitizer in its own build directory
-# (CUDA, examples and benchmarks off, -O1, ccache when present) and runs the same tests as scripts/test.sh
+# (CUDA and benchmarks off; the CLI is built too, since tests run it; -O1, ccache when present) and runs
+# the same tests as scripts/test.sh
 # (ctest -E Slow). Any sanitizer report aborts the test that hit it (-fno-sanitize-recover=all,
 # halt_on_error), so the script fails on the first report.
 #
@@ -17,7 +18,7 @@ if command -v ccache >/dev/null; then
 fi
 flags="-O1 -g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
-  -DBIMAMBA_ENABLE_CUDA=OFF -DBIMAMBA_BUILD_EXAMPLES=OFF -DBIMAMBA_BUILD_BENCHMARKS=OFF \
+  -DBIMAMBA_ENABLE_CUDA=OFF -DBIMAMBA_BUILD_BENCHMARKS=OFF \
   -DCMAKE_CXX_FLAGS_RELEASE="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
