@@ -19,7 +19,8 @@
 
 namespace bimamba::fuzz {
 
-// A private directory created once per process (removed at exit) in $TMPDIR or /tmp.
+// A private directory created once per process in $TMPDIR (default /tmp); it is left behind, holding one
+// small file per target.
 inline const std::string& scratch_dir() {
   static const std::string dir = [] {
     const char* tmp = ::getenv("TMPDIR");
