@@ -5,6 +5,7 @@
 #include <bimamba/io/safetensors.hpp>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -30,7 +31,10 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-std::string temp_path(const std::string& name) { return ::testing::TempDir() + "bimamba_cli_" + name; }
+// Unique per process: ctest runs the tests of this file as parallel processes.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "bimamba_cli_" + std::to_string(::getpid()) + "_" + name;
+}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

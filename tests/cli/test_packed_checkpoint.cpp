@@ -5,6 +5,7 @@
 #include <bimamba/io/safetensors.hpp>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -27,7 +28,10 @@ struct Fixture {
   }
 };
 
-std::string temp_path(const std::string& name) { return ::testing::TempDir() + "bimamba_" + name; }
+// Unique per process: ctest runs the tests of this file as parallel processes.
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "bimamba_" + std::to_string(::getpid()) + "_" + name;
+}
 
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
