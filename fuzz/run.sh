@@ -2,12 +2,26 @@
 # Builds the fuzz targets (build-fuzz, clang, -DBIMAMBA_BUILD_FUZZERS=ON), assembles each target's seed
 # corpus from tests/data (plus fuzz_make_seeds for formats tests/data has no file of), and runs every
 # target (or the ones named) for SECONDS each at low priority. Findings land in build-fuzz/artifacts/<target>;
-# each run's log, with libFuzzer's final execution count, in build-fuzz/logs/<target>.log.
+# each run's log, with libFuzzer's final execution count, in build-fuzz/logs/<target>.log. A target stops
+# after SECONDS or BIMAMBA_FUZZ_RUNS executions, whichever comes first (docs/security.md's bar: 1800 s or
+# 10,000,000 executions). clang and its libFuzzer runtime are installed from Debian when missing (as root).
 #
 #   fuzz/run.sh [SECONDS] [target ...]        e.g. fuzz/run.sh 1800 pickle zip
-#   BIMAMBA_FUZZ_BUILD_DIR (build-fuzz), BIMAMBA_JOBS (2), BIMAMBA_FUZZ_NICE (15), BIMAMBA_FUZZ_SKIP_BUILD=1
+#   BIMAMBA_FUZZ_BUILD_DIR (build-fuzz), BIMAMBA_JOBS (2), BIMAMBA_FUZZ_NICE (15), BIMAMBA_FUZZ_SKIP_BUILD=1,
+#   BIMAMBA_FUZZ_RUNS (10000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "fuzz: installing clang libclang-rt-dev" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >&2
+  else
+    echo "fuzz: clang / libFuzzer missing; run: sudo apt-get install -y clang libclang-rt-dev" >&2
+    exit 1
+  fi
+fi
 seconds=${1:-60}
 shift || true
 build=${BIMAMBA_FUZZ_BUILD_DIR:-build-fuzz}
@@ -42,7 +56,8 @@ add zip $data/*/pytorch_model.bin
 add config $data/*/config.json
 # (not the 2 MB GPT-NeoX file: one load takes seconds under ASan; fuzz_bpe_encode uses it)
 add tokenizer_json $seeds/tokenizer_json/*
-add sentencepiece $data/tokenizers/llama-2.model
+# (small models cut from llama-2.model by fuzz/make_sentencepiece_seed.py, in tests/data/fuzz/sentencepiece:
+# the 500 KB model itself makes every input a 32,000-piece load; fuzz_sentencepiece_encode uses it)
 add packed $seeds/packed/*
 add token_file $seeds/token_file/*
 add training_checkpoint $seeds/training_checkpoint/*
@@ -68,8 +83,8 @@ mkdir -p "$build/logs"
 for t in "${targets[@]}"; do
   mkdir -p "$build/artifacts/$t"
   echo "== fuzz_$t: $seconds s"
-  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$corpus/$t" >"$build/logs/$t.log" 2>&1 || {
+  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="${BIMAMBA_FUZZ_RUNS:-10000000}" \
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$corpus/$t" >"$build/logs/$t.log" 2>&1 || {
     echo "fuzz_$t FAILED: see $build/logs/$t.log and $build/artifacts/$t"
     status=1
   }
