@@ -83,11 +83,15 @@ mkdir -p "$build/logs"
 for t in "${targets[@]}"; do
   mkdir -p "$build/artifacts/$t"
   echo "== fuzz_$t: $seconds s"
-  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="${BIMAMBA_FUZZ_RUNS:-10000000}" \
+  # /usr/bin/time (when present) adds the CPU seconds the fuzzer got: on a shared machine they, not the
+  # wall time, say how much fuzzing happened.
+  timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "cpu: user %U s, system %S s, wall %e s")
+  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "${timer[@]}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="${BIMAMBA_FUZZ_RUNS:-10000000}" \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$corpus/$t" >"$build/logs/$t.log" 2>&1 || {
     echo "fuzz_$t FAILED: see $build/logs/$t.log and $build/artifacts/$t"
     status=1
   }
-  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$build/logs/$t.log" | tail -2
+  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done [0-9]+ runs|^cpu: " "$build/logs/$t.log" | tail -4
 done
 exit ${status:-0}
