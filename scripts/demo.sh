@@ -9,9 +9,10 @@
 #
 # Settings (environment): BIMAMBA (a built CLI binary; when unset the script builds it in BIMAMBA_BUILD_DIR,
 # default build, as Release with BIMAMBA_JOBS parallel jobs, default 2), OUT (run directory, default
-# demo-run), D_MODEL, N_LAYER, BATCH, SEQ_LEN, TEACHER_STEPS, STUDENT_STEPS, TEACHER_LR, STUDENT_LR,
-# EVAL_TOKENS (tokens of each test file scored, W = 256), THREADS. Re-running resumes finished stages: a
-# stage whose output exists is skipped.
+# demo-run), D_MODEL, N_LAYER, D_STATE (default: the preset's), BATCH, SEQ_LEN, TEACHER_STEPS, STUDENT_STEPS,
+# TEACHER_LR, STUDENT_LR, EVAL_EVERY (validation and checkpoint interval, default 25), EVAL_TOKENS (tokens of
+# each test file scored, W = 256), THREADS. Re-running resumes finished stages: a stage whose output exists
+# is skipped. docs/results.md gives the settings of its table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,12 +28,14 @@ fi
 OUT=${OUT:-demo-run}
 D_MODEL=${D_MODEL:-128}
 N_LAYER=${N_LAYER:-2}
+D_STATE=${D_STATE:-}
 BATCH=${BATCH:-4}
 SEQ_LEN=${SEQ_LEN:-128}
 TEACHER_STEPS=${TEACHER_STEPS:-100}
 STUDENT_STEPS=${STUDENT_STEPS:-100}
 TEACHER_LR=${TEACHER_LR:-3e-3}
 STUDENT_LR=${STUDENT_LR:-1e-3}
+EVAL_EVERY=${EVAL_EVERY:-25}
 EVAL_TOKENS=${EVAL_TOKENS:-8192}
 THREADS=${THREADS:-0}
 TOKENIZER=tests/data/tokenizers/gpt-neox-20b.json
@@ -43,13 +46,14 @@ TESTS=(wikitext-2:examples/data/wikitext-2/test.txt)
 [[ -x "$BIMAMBA" ]] || { echo "demo: $BIMAMBA is not an executable" >&2; exit 1; }
 mkdir -p "$OUT"
 say() { printf '\n== %s\n' "$*" >&2; }
-common=(--tokenizer "$TOKENIZER" "${TRAIN_TEXT[@]}" --batch "$BATCH" --seq-len "$SEQ_LEN" --eval-every 25
-        --eval-batches 4 --checkpoint-every 25 --threads "$THREADS" --progress)
+common=(--tokenizer "$TOKENIZER" "${TRAIN_TEXT[@]}" --batch "$BATCH" --seq-len "$SEQ_LEN" --eval-every "$EVAL_EVERY"
+        --eval-batches 4 --checkpoint-every "$EVAL_EVERY" --threads "$THREADS" --progress)
 
 if [[ ! -f "$OUT/teacher/model.safetensors" ]]; then
   say "1. train the full-precision Mamba-2 teacher (d_model $D_MODEL, $N_LAYER layers, $TEACHER_STEPS steps)"
   resume=(); [[ -f "$OUT/teacher/train_state.safetensors" ]] && resume=(--resume)
-  "$BIMAMBA" train "${common[@]}" --preset mamba2-130m --d-model "$D_MODEL" --n-layer "$N_LAYER" \
+  shape=(--d-model "$D_MODEL" --n-layer "$N_LAYER"); [[ -n "$D_STATE" ]] && shape+=(--d-state "$D_STATE")
+  "$BIMAMBA" train "${common[@]}" --preset mamba2-130m "${shape[@]}" \
     --steps "$TEACHER_STEPS" --lr "$TEACHER_LR" --out "$OUT/teacher" "${resume[@]}"
 fi
 
