@@ -217,27 +217,18 @@ class BpeTokenizer : public Tokenizer {
 
   void merge_word(std::string_view word, Call& call) const {
     std::vector<int32_t>& ids = call.ids;
-    bool fresh = false;
-    WordCache::Span* span = call.cache.find_or_insert(word, ids.size(), &fresh);
-    if (!fresh) {
-      for (size_t i = 0; i < span->count; ++i) {
-        const int32_t id = ids[span->offset + i];
-        ids.push_back(id);
+    call.cache.append(word, ids, [&] {
+      for (char c : word)
+        if (model_.byte_id(static_cast<unsigned char>(c)) < 0)
+          BIMAMBA_THROW(InvalidArgument, "BpeTokenizer: the text is not valid UTF-8 (byte 0x", std::hex,
+                        int{static_cast<unsigned char>(c)}, " has no token)");
+      const int32_t whole = options_.ignore_merges ? whole_words_.find(word) : -1;
+      if (whole >= 0) {
+        ids.push_back(whole);
+      } else {
+        model_.encode_word(word, ids, call.scratch);
       }
-      return;
-    }
-    for (char c : word)
-      if (model_.byte_id(static_cast<unsigned char>(c)) < 0)
-        BIMAMBA_THROW(InvalidArgument, "BpeTokenizer: the text is not valid UTF-8 (byte 0x", std::hex,
-                      int{static_cast<unsigned char>(c)}, " has no token)");
-    const size_t before = ids.size();
-    const int32_t whole = options_.ignore_merges ? whole_words_.find(word) : -1;
-    if (whole >= 0) {
-      ids.push_back(whole);
-    } else {
-      model_.encode_word(word, ids, call.scratch);
-    }
-    span->count = ids.size() - before;
+    });
   }
 
   BpeOptions options_;

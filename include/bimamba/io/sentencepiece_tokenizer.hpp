@@ -278,19 +278,7 @@ class SentencePieceTokenizer : public Tokenizer {
 
   // Emits the ids of one word (cached per call).
   void encode_word(std::string_view word, Call& call) const {
-    std::vector<int32_t>& ids = call.ids;
-    bool fresh = false;
-    WordCache::Span* span = call.cache.find_or_insert(word, ids.size(), &fresh);
-    if (!fresh) {
-      for (size_t i = 0; i < span->count; ++i) {
-        const int32_t id = ids[span->offset + i];
-        ids.push_back(id);
-      }
-      return;
-    }
-    const size_t before = ids.size();
-    merge(word, call);
-    span->count = ids.size() - before;
+    call.cache.append(word, call.ids, [&] { merge(word, call); });
   }
 
   void merge(std::string_view word, Call& call) const {

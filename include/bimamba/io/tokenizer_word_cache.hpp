@@ -19,6 +19,26 @@ class WordCache {
 
   WordCache() : slots_(1024) {}
 
+  // Appends the ids of `word` to `ids`: a copy of the ids its first occurrence produced when the word was
+  // seen before, else what encode_fresh() appends (remembered for the next occurrence).
+  template <class EncodeFresh>
+  void append(std::string_view word, std::vector<int32_t>& ids, EncodeFresh&& encode_fresh) {
+    bool fresh = false;
+    const size_t before = ids.size();
+    Span* span = find_or_insert(word, before, &fresh);
+    if (!fresh) {
+      const Span seen = *span;
+      for (size_t i = 0; i < seen.count; ++i) {
+        const int32_t id = ids[seen.offset + i];  // a copy: push_back may reallocate
+        ids.push_back(id);
+      }
+      return;
+    }
+    encode_fresh();
+    // encode_fresh() does not touch this cache, so the span is still where it was.
+    span->count = ids.size() - before;
+  }
+
   // The span of `word`, inserting an empty one at `offset` when it is new (then *fresh = true). The pointer
   // stays valid until the next call.
   Span* find_or_insert(std::string_view word, size_t offset, bool* fresh) {
