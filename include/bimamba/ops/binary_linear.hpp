@@ -18,6 +18,7 @@
 #include "../tensor/bit_tensor.hpp"
 #include "common.hpp"
 #include "host/binary_linear.hpp"
+#include "host/binary_linear_prefill.hpp"
 #include "host/binary_linear_shuffle.hpp"
 
 #if defined(__CUDACC__) && __has_include("cuda/binary_linear.cuh")
@@ -53,6 +54,8 @@ void binary_linear(Context<Backend>& ctx, View<const float, 2, Backend> x,      
 
 // The same on TiledSigns (Host only): the quantized shuffle kernel of ops/host/binary_linear_shuffle.hpp,
 // several times faster for decoding; |error| <= sum_j d_w(j) / 2 with d_w = max_{j in word w} |alpha_j x_j| / 1023.
+// From T = 16 tokens on (prefill) the same arithmetic runs in the cache-blocked, token-parallel loop order of
+// ops/host/binary_linear_prefill.hpp; y is bit-identical either way.
 inline void binary_linear(Context<Host>& ctx, View<const float, 2, Host> x,  // (T, in)
                           const TiledSigns& signs,                            // (out, in)
                           View<const float, 1, Host> alpha,                   // (in)
@@ -60,7 +63,8 @@ inline void binary_linear(Context<Host>& ctx, View<const float, 2, Host> x,  // 
                           View<float, 2, Host> y) {                           // (T, out)
   detail::check_binary_linear<Host>(x, signs.rows(), signs.cols(), alpha, beta, y);
   if (x.size(0) == 0 || signs.rows() == 0) return;
-  detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);
+  if (x.size(0) >= detail::prefill::kMinTokens) detail::binary_linear_prefill_impl(ctx, x, signs, alpha, beta, y);
+  else detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);
 }
 
 }  // namespace bimamba
