@@ -11,6 +11,9 @@
 
 #include "common.hpp"
 #include "host/causal_conv1d_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/causal_conv1d_backward.cuh")
+#include "cuda/causal_conv1d_backward.cuh"
+#endif
 
 namespace bimamba {
 

@@ -7,6 +7,9 @@
 
 #include "common.hpp"
 #include "host/dt_softplus_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/dt_softplus_backward.cuh")
+#include "cuda/dt_softplus_backward.cuh"
+#endif
 
 namespace bimamba {
 

@@ -7,6 +7,9 @@
 
 #include "common.hpp"
 #include "host/embedding_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/embedding_backward.cuh")
+#include "cuda/embedding_backward.cuh"
+#endif
 
 namespace bimamba {
 

@@ -11,6 +11,9 @@
 
 #include "common.hpp"
 #include "host/fbi_linear_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/fbi_linear_backward.cuh")
+#include "cuda/fbi_linear_backward.cuh"
+#endif
 
 namespace bimamba {
 

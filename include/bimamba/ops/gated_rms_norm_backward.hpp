@@ -10,6 +10,9 @@
 
 #include "common.hpp"
 #include "host/gated_rms_norm_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/gated_rms_norm_backward.cuh")
+#include "cuda/gated_rms_norm_backward.cuh"
+#endif
 
 namespace bimamba {
 

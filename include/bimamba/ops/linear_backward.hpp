@@ -8,6 +8,9 @@
 
 #include "common.hpp"
 #include "host/linear_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/linear_backward.cuh")
+#include "cuda/linear_backward.cuh"
+#endif
 
 namespace bimamba {
 

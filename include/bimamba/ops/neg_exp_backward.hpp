@@ -4,6 +4,9 @@
 
 #include "common.hpp"
 #include "host/neg_exp_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/neg_exp_backward.cuh")
+#include "cuda/neg_exp_backward.cuh"
+#endif
 
 namespace bimamba {
 

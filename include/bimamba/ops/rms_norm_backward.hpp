@@ -10,6 +10,9 @@
 
 #include "common.hpp"
 #include "host/rms_norm_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/rms_norm_backward.cuh")
+#include "cuda/rms_norm_backward.cuh"
+#endif
 
 namespace bimamba {
 

@@ -15,6 +15,9 @@
 
 #include "common.hpp"
 #include "host/selective_scan_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/selective_scan_backward.cuh")
+#include "cuda/selective_scan_backward.cuh"
+#endif
 
 namespace bimamba {
 

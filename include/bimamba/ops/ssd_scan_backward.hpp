@@ -16,6 +16,9 @@
 
 #include "common.hpp"
 #include "host/ssd_scan_backward.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/ssd_scan_backward.cuh")
+#include "cuda/ssd_scan_backward.cuh"
+#endif
 
 namespace bimamba {
 

@@ -1,0 +1,60 @@
+// Cuda backward of out = clamp(softplus(dt + bias), lo, hi) (see ops/dt_softplus_backward.hpp):
+//   kernel 1, grid-stride over (t, h): ddt = dout * d, d = 0 where clamped, 1 above 20, else sigmoid(u)
+//   kernel 2, one thread per head h: dbias[h] = sum_t ddt[t, h] (recomputed, not read back) in double, in
+//             token order (the host's).
+#pragma once
+
+#include "launch_backward.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+template <class T>
+__device__ inline double dt_softplus_grad(const TensorView<const T, 2, Cuda>& dt, const TensorView<const T, 1, Cuda>& bias,
+                                          float lo, float hi, const TensorView<const T, 2, Cuda>& dout, int64_t t,
+                                          int64_t h) {
+  const float u = dt(t, h) + (present(bias) ? bias(h) : 0.0f);
+  const float sp = softplus(u);
+  const double d = (sp < lo || sp > hi) ? 0.0 : u > 20.0f ? 1.0 : dsigmoid(u);
+  return double(dout(t, h)) * d;
+}
+
+template <class T>
+__global__ void dt_softplus_backward_kernel(TensorView<const T, 2, Cuda> dt, TensorView<const T, 1, Cuda> bias, float lo,
+                                            float hi, TensorView<const T, 2, Cuda> dout, TensorView<T, 2, Cuda> ddt,
+                                            GradientMode mode) {
+  const int64_t H = dt.size(1), n = dt.size(0) * H;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    put_grad(ddt(i / H, i % H), dt_softplus_grad(dt, bias, lo, hi, dout, i / H, i % H), mode);
+}
+
+template <class T>
+__global__ void dt_softplus_bias_kernel(TensorView<const T, 2, Cuda> dt, TensorView<const T, 1, Cuda> bias, float lo,
+                                        float hi, TensorView<const T, 2, Cuda> dout, TensorView<T, 1, Cuda> dbias,
+                                        GradientMode mode) {
+  const int64_t h = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (h >= dt.size(1)) return;
+  double s = 0;
+  for (int64_t t = 0; t < dt.size(0); ++t) s += dt_softplus_grad(dt, bias, lo, hi, dout, t, h);
+  put_grad(dbias(h), s, mode);
+}
+}  // namespace gpu
+
+inline void dt_softplus_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> dt,
+                                      TensorView<const float, 1, Cuda> bias, float lo, float hi,
+                                      TensorView<const float, 2, Cuda> dout, TensorView<float, 2, Cuda> ddt,
+                                      TensorView<float, 1, Cuda> dbias, GradientMode mode) {
+  const int64_t H = dt.size(1);
+  if (present(ddt) && dt.numel() > 0) {
+    gpu::dt_softplus_backward_kernel<float><<<gpu::grid_for(dt.numel()), gpu::kThreads, 0, ctx.stream()>>>(
+        dt, bias, lo, hi, dout, ddt, mode);
+    gpu::check_launch();
+  }
+  if (present(dbias) && H > 0) {
+    gpu::dt_softplus_bias_kernel<float><<<unsigned((H + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
+                                          ctx.stream()>>>(dt, bias, lo, hi, dout, dbias, mode);
+    gpu::check_launch();
+  }
+}
+
+}  // namespace bimamba::detail

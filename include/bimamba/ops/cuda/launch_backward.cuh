@@ -1,0 +1,68 @@
+// Shared pieces of the Cuda backward kernels (ops/cuda/*_backward.cuh), the device side of
+// ops/host/backward_common.hpp:
+//   put_grad(g, v, mode)     g = v (Overwrite) or g += v (Accumulate), v a double rounded once to float
+//   block_sum_double(v, s)   sum over the block in double (blockDim.x a multiple of 32, at most 1024)
+//   dsigmoid / dsilu_grad    sigmoid(x) and silu'(x) = s (1 + x (1 - s)) in double, as the host's
+//   zero_grad(ctx, g)        g = 0 under Overwrite (scatter-style backward passes then only add)
+// Reductions over tokens are done by one thread per output element looping in token order (in double), so
+// the device sums are deterministic and in the host's order; only embedding_backward uses atomics.
+#pragma once
+
+#include <cstdint>
+
+#include "../../train/gradient_mode.hpp"
+#include "../common.hpp"
+#include "launch.cuh"
+
+namespace bimamba::detail::gpu {
+
+__device__ inline void put_grad(float& g, double v, GradientMode mode) {
+  g = mode == GradientMode::Overwrite ? float(v) : float(double(g) + v);
+}
+
+__device__ inline double warp_sum_double(double v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Every thread gets the total. Contains __syncthreads(): call from all threads. scratch: 32 doubles (shared).
+__device__ inline double block_sum_double(double v, double* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum_double(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.0;
+  return warp_sum_double(v);
+}
+
+__device__ inline double dsigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+__device__ inline double dsilu_grad(double x) {
+  const double s = dsigmoid(x);
+  return s * (1.0 + x * (1.0 - s));
+}
+
+// Threads per block for n items of a one-thread-per-item reduction kernel: a multiple of 32 in [32, 1024].
+inline int threads_for(int64_t n) {
+  return int(std::min<int64_t>(1024, std::max<int64_t>(32, (n + 31) / 32 * 32)));
+}
+
+template <class T>
+__global__ void zero_2d_kernel(TensorView<T, 2, Cuda> g) {
+  const int64_t cols = g.size(1), n = g.size(0) * cols;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x)
+    g(k / cols, k % cols) = T(0);
+}
+
+}  // namespace bimamba::detail::gpu
+
+namespace bimamba::detail {
+
+// g = 0 when mode is Overwrite and g is present (any strides).
+inline void zero_grad(Context<Cuda>& ctx, TensorView<float, 2, Cuda> g, GradientMode mode) {
+  if (mode == GradientMode::Accumulate || !present(g) || g.numel() == 0) return;
+  gpu::zero_2d_kernel<float><<<gpu::grid_for(g.numel()), gpu::kThreads, 0, ctx.stream()>>>(g);
+  gpu::check_launch();
+}
+
+}  // namespace bimamba::detail

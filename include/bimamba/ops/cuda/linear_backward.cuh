@@ -1,0 +1,85 @@
+// Cuda dense linear backward (see ops/linear_backward.hpp): two cuBLAS SGEMMs (fp32, the handle's default math
+// mode, no TF32) and one column-sum kernel. Row-major (r, c) with row stride ld is column-major (c, r), so
+//   dx^T (in, T)  = W^T (in, out) dy^T (out, T)  ->  Sgemm(N, N, m = in,  n = T,   k = out, W,  dy)
+//   dW^T (in, out) = x^T (in, T)  dy (T, out)    ->  Sgemm(N, T, m = in,  n = out, k = T,   x,  dy)
+// with beta = 0 (Overwrite) or 1 (Accumulate). dbias: one thread per output column sums dy over tokens in
+// double, in token order (the host's order). Every matrix needs a unit stride along its last dimension.
+#pragma once
+
+#include <algorithm>
+
+#include "../common.hpp"
+#include "launch_backward.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+// dbias[o] (= or +=) sum_t dy[t, o].
+template <class T>
+__global__ void column_sum_kernel(TensorView<const T, 2, Cuda> dy, TensorView<T, 1, Cuda> dbias, GradientMode mode) {
+  const int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (o >= dy.size(1)) return;
+  double s = 0;
+  for (int64_t t = 0; t < dy.size(0); ++t) s += dy(t, o);
+  put_grad(dbias(o), s, mode);
+}
+}  // namespace gpu
+
+// C (rows, cols, row-major) (= or +=) op(A) op(B) in the column-major reading above; see the top comment.
+inline void gemm_rowmajor(Context<Cuda>& ctx, cublasOperation_t op_b, int64_t m, int64_t n, int64_t k, const float* A,
+                          int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, GradientMode mode) {
+  BIMAMBA_CHECK(m < (int64_t(1) << 31) && n < (int64_t(1) << 31) && k < (int64_t(1) << 31),
+                "linear_backward: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
+  const float one = 1.0f, zero = 0.0f;
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
+  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_N, op_b, int(m), int(n), int(k), &one, A, int(lda), B,
+                                   int(ldb), mode == GradientMode::Overwrite ? &zero : &one, C, int(ldc)));
+}
+
+template <class V>
+void check_rows_contiguous(const V& v, const char* what) {
+  BIMAMBA_CHECK(v.numel() == 0 || v.size(1) == 1 || v.stride(1) == 1, "linear_backward (Cuda): ", what,
+                " needs a unit stride along its last dimension, got ", v.stride(1));
+}
+
+// dx (T, in) (= or +=) dy (T, out) W (out, in).
+inline void linear_dx(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> W, TensorView<const float, 2, Cuda> dy,
+                      TensorView<float, 2, Cuda> dx, GradientMode mode) {
+  const int64_t T = dy.size(0), out = dy.size(1), in = W.size(1);
+  if (dx.numel() == 0) return;
+  if (out == 0) return zero_grad(ctx, dx, mode);
+  check_rows_contiguous(W, "W");
+  check_rows_contiguous(dy, "dy");
+  check_rows_contiguous(dx, "dx");
+  gemm_rowmajor(ctx, CUBLAS_OP_N, in, T, out, W.data(), std::max(W.stride(0), in), dy.data(), std::max(dy.stride(0), out),
+                dx.data(), std::max(dx.stride(0), in), mode);
+}
+
+// dW (out, in) (= or +=) dy^T (out, T) x (T, in).
+inline void linear_dw(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x, TensorView<const float, 2, Cuda> dy,
+                      TensorView<float, 2, Cuda> dW, GradientMode mode) {
+  const int64_t T = x.size(0), in = x.size(1), out = dy.size(1);
+  if (dW.numel() == 0) return;
+  if (T == 0) return zero_grad(ctx, dW, mode);
+  check_rows_contiguous(x, "x");
+  check_rows_contiguous(dy, "dy");
+  check_rows_contiguous(dW, "dW");
+  gemm_rowmajor(ctx, CUBLAS_OP_T, in, out, T, x.data(), std::max(x.stride(0), in), dy.data(), std::max(dy.stride(0), out),
+                dW.data(), std::max(dW.stride(0), in), mode);
+}
+
+inline void linear_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,
+                                 TensorView<const float, 2, Cuda> W, TensorView<const float, 2, Cuda> dy,
+                                 TensorView<float, 2, Cuda> dx, TensorView<float, 2, Cuda> dW,
+                                 TensorView<float, 1, Cuda> dbias, GradientMode mode) {
+  if (present(dx)) linear_dx(ctx, W, dy, dx, mode);
+  if (present(dW)) linear_dw(ctx, x, dy, dW, mode);
+  if (present(dbias) && dbias.size(0) > 0) {
+    const int64_t out = dbias.size(0);
+    gpu::column_sum_kernel<float><<<unsigned((out + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
+                                    ctx.stream()>>>(dy, dbias, mode);
+    gpu::check_launch();
+  }
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,62 @@
+// Cuda RMSNorm backward (see ops/rms_norm_backward.hpp), the host's math in the host's precision:
+//   kernel 1, one block per row t: sum x^2 and sum_k w_k dy_k x_k in double (tree sums), r_t = 1/sqrt(.),
+//             dx_j = r w_j dy_j - (r^3 / D) x_j dot; r_t stored to scratch (T floats, ctx.workspace())
+//   kernel 2, one thread per column j: dw_j = sum_t dy_tj x_tj r_t in double, in token order.
+#pragma once
+
+#include "../../core/workspace.hpp"
+#include "launch_backward.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+template <class T>
+__global__ void rms_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> x, TensorView<const T, 1, Cuda> w, float eps,
+                                              TensorView<const T, 2, Cuda> dy, TensorView<T, 2, Cuda> dx, float* r,
+                                              GradientMode mode) {
+  __shared__ double scratch[32];
+  const int64_t t = blockIdx.x, D = x.size(1);
+  const bool has_dx = present(dx);
+  double sum = 0, dot = 0;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    sum += double(x(t, j)) * x(t, j);
+    if (has_dx) dot += double(w(j)) * dy(t, j) * x(t, j);
+  }
+  sum = block_sum_double(sum, scratch);
+  dot = block_sum_double(dot, scratch);
+  const double rt = 1.0 / sqrt(sum / double(D) + eps);
+  if (threadIdx.x == 0) r[t] = float(rt);
+  if (!has_dx) return;
+  const double c = rt * rt * rt * dot / double(D);
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) put_grad(dx(t, j), rt * w(j) * dy(t, j) - c * x(t, j), mode);
+}
+
+template <class T>
+__global__ void rms_norm_backward_weight_kernel(TensorView<const T, 2, Cuda> x, TensorView<const T, 2, Cuda> dy,
+                                                const float* r, TensorView<T, 1, Cuda> dw, GradientMode mode) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= x.size(1)) return;
+  double s = 0;
+  for (int64_t t = 0; t < x.size(0); ++t) s += double(dy(t, j)) * x(t, j) * r[t];
+  put_grad(dw(j), s, mode);
+}
+}  // namespace gpu
+
+inline void rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,
+                                   TensorView<const float, 1, Cuda> w, float eps, TensorView<const float, 2, Cuda> dy,
+                                   TensorView<float, 2, Cuda> dx, TensorView<float, 1, Cuda> dw, GradientMode mode) {
+  const int64_t T = x.size(0), D = x.size(1);
+  if (D == 0) return;
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  float* r = ctx.workspace().take<float>(size_t(T));  // (T) 1 / rms of each row
+  if (T > 0) {
+    gpu::rms_norm_backward_rows_kernel<float><<<unsigned(T), gpu::kThreads, 0, ctx.stream()>>>(x, w, eps, dy, dx, r, mode);
+    gpu::check_launch();
+  }
+  if (!present(dw)) return;
+  gpu::rms_norm_backward_weight_kernel<float><<<unsigned((D + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
+                                                ctx.stream()>>>(x, dy, r, dw, mode);
+  gpu::check_launch();
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,301 @@
+// Every Cuda backward op against the Host backward op on the same random inputs, at odd shapes (nothing a
+// multiple of a warp or a tile), under both GradientModes: the outputs start from the same random values on
+// both backends, so Overwrite must ignore them and Accumulate must add to them.
+//
+// Tolerance: relative L2 < 1e-4 (issue 7's target for fp32 device gradients). Both backends use the same
+// formulas with the same double sums in the same (token) order; they differ in float rounding only: cuBLAS
+// and Eigen GEMMs sum in different orders (~n u relative for n terms, u = 6e-8: ~1e-6 here), expf / sigmoid on
+// the device vs std::exp on the host differ by an ulp or two, and the scan recurrences carry such differences
+// through L steps with factors a_t < 1. All of that is ~1e-6; 1e-4 leaves room without hiding a wrong term
+// (any formula error is O(1) relative).
+#include <gtest/gtest.h>
+
+#include <bimamba/cuda.hpp>
+#include <bimamba/ops/causal_conv1d_backward.hpp>
+#include <bimamba/ops/dt_softplus_backward.hpp>
+#include <bimamba/ops/embedding_backward.hpp>
+#include <bimamba/ops/fbi_linear_backward.hpp>
+#include <bimamba/ops/gated_rms_norm_backward.hpp>
+#include <bimamba/ops/linear_backward.hpp>
+#include <bimamba/ops/neg_exp_backward.hpp>
+#include <bimamba/ops/rms_norm_backward.hpp>
+#include <bimamba/ops/selective_scan_backward.hpp>
+#include <bimamba/ops/ssd_scan_backward.hpp>
+
+#include <test_support.hpp>
+
+namespace bimamba::test {
+namespace {
+
+constexpr double kTol = 1e-4;
+constexpr GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
+
+template <int Rank>
+Tensor<float, Rank, Host> rand_host(const Extents<Rank>& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  return tensor_from<float, Rank>(random_floats(size_t(product<Rank>(shape)), seed, lo, hi), shape);
+}
+
+template <class T, int Rank>
+double rel(const Tensor<T, Rank, Cuda>& device, const Tensor<T, Rank, Host>& host) {
+  return relative_l2(to_vector(device), to_vector(host));
+}
+
+const char* name(GradientMode mode) { return mode == GradientMode::Overwrite ? "Overwrite" : "Accumulate"; }
+
+// A gradient output on both backends, starting from the same random values.
+template <int Rank>
+struct GradPair {
+  Tensor<float, Rank, Host> host;
+  Tensor<float, Rank, Cuda> dev;
+  GradPair(const Extents<Rank>& shape, uint64_t seed) : host(rand_host<Rank>(shape, seed, -0.5f, 0.5f)), dev(to<Cuda>(host)) {}
+  double rel_l2() const { return rel(dev, host); }
+};
+
+class TrainOpsCuda : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
+    dev_ = std::make_unique<Context<Cuda>>();
+  }
+  Context<Host> host_;
+  std::unique_ptr<Context<Cuda>> dev_;
+};
+
+TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
+  const int64_t T = 37, in = 45, out = 29;
+  auto x = rand_host<2>({T, in}, 1);
+  auto W = rand_host<2>({out, in}, 2);
+  auto dy = rand_host<2>({T, out}, 3);
+  auto alpha = rand_host<1>({in}, 4, 0.01f, 1.0f);
+  auto beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
+  auto xd = to<Cuda>(x);
+  auto Wd = to<Cuda>(W);
+  auto dyd = to<Cuda>(dy);
+  auto ad = to<Cuda>(alpha);
+  auto bd = to<Cuda>(beta);
+  for (GradientMode mode : kModes) {
+    GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
+    GradPair<1> db({out}, 12);
+    linear_backward(host_, x, W, dy, dx.host, dW.host, db.host, mode);
+    linear_backward(*dev_, xd, Wd, dyd, dx.dev, dW.dev, db.dev, mode);
+    EXPECT_LT(dx.rel_l2(), kTol) << "linear dx " << name(mode);
+    EXPECT_LT(dW.rel_l2(), kTol) << "linear dW " << name(mode);
+    EXPECT_LT(db.rel_l2(), kTol) << "linear dbias " << name(mode);
+
+    GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
+    GradPair<1> fa({in}, 22), fb({in}, 23);
+    fbi_linear_backward(host_, x, W, alpha, beta, dy, fx.host, fW.host, fa.host, fb.host, mode);
+    fbi_linear_backward(*dev_, xd, Wd, ad, bd, dyd, fx.dev, fW.dev, fa.dev, fb.dev, mode);
+    EXPECT_LT(fx.rel_l2(), kTol) << "fbi dx " << name(mode);
+    EXPECT_LT(fW.rel_l2(), kTol) << "fbi dW " << name(mode);
+    EXPECT_LT(fa.rel_l2(), kTol) << "fbi dalpha " << name(mode);
+    EXPECT_LT(fb.rel_l2(), kTol) << "fbi dbeta " << name(mode);
+  }
+  // Only some outputs requested (the mixer's projection_backward pattern).
+  GradPair<2> dx({T, in}, 30), dW({out, in}, 31);
+  linear_backward(host_, x, W, dy, dx.host, {}, {}, GradientMode::Overwrite);
+  linear_backward(*dev_, xd, Wd, dyd, dx.dev, {}, {}, GradientMode::Overwrite);
+  linear_backward(host_, x, W, dy, {}, dW.host, {}, GradientMode::Accumulate);
+  linear_backward(*dev_, xd, Wd, dyd, {}, dW.dev, {}, GradientMode::Accumulate);
+  EXPECT_LT(dx.rel_l2(), kTol);
+  EXPECT_LT(dW.rel_l2(), kTol);
+}
+
+TEST_F(TrainOpsCuda, Norms) {
+  const int64_t T = 37, D = 1031, E = 771, G = 3;
+  auto x = rand_host<2>({T, D}, 1, -3, 3);
+  auto w = rand_host<1>({D}, 2, 0.5f, 1.5f);
+  auto dy = rand_host<2>({T, D}, 3);
+  auto y = rand_host<2>({T, E}, 4, -2, 2);
+  auto z = rand_host<2>({T, E}, 5, -3, 3);
+  auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
+  auto dout = rand_host<2>({T, E}, 7);
+  for (GradientMode mode : kModes) {
+    GradPair<2> dx({T, D}, 10);
+    GradPair<1> dw({D}, 11);
+    rms_norm_backward(host_, x, w, 1e-5f, dy, dx.host, dw.host, mode);
+    rms_norm_backward(*dev_, to<Cuda>(x), to<Cuda>(w), 1e-5f, to<Cuda>(dy), dx.dev, dw.dev, mode);
+    EXPECT_LT(dx.rel_l2(), kTol) << "rms_norm dx " << name(mode);
+    EXPECT_LT(dw.rel_l2(), kTol) << "rms_norm dweight " << name(mode);
+
+    GradPair<2> gdy({T, E}, 20), gdz({T, E}, 21);
+    GradPair<1> gdw({E}, 22);
+    gated_rms_norm_backward(host_, y, z, gw, G, 1e-5f, dout, gdy.host, gdz.host, gdw.host, mode);
+    gated_rms_norm_backward(*dev_, to<Cuda>(y), to<Cuda>(z), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), gdy.dev, gdz.dev,
+                            gdw.dev, mode);
+    EXPECT_LT(gdy.rel_l2(), kTol) << "gated dy " << name(mode);
+    EXPECT_LT(gdz.rel_l2(), kTol) << "gated dz " << name(mode);
+    EXPECT_LT(gdw.rel_l2(), kTol) << "gated dweight " << name(mode);
+  }
+  // A strided z (the model's z is a column range of in_proj's output), only dz requested.
+  const int64_t R = E + 5;
+  auto wide = rand_host<2>({T, R}, 30, -3, 3);
+  GradPair<2> wide_dz({T, R}, 31);
+  auto wide_d = to<Cuda>(wide);
+  gated_rms_norm_backward(host_, y, wide.cview().narrow(1, 2, E), gw, G, 1e-5f, dout, {},
+                          wide_dz.host.view().narrow(1, 2, E), {}, GradientMode::Accumulate);
+  gated_rms_norm_backward(*dev_, to<Cuda>(y), wide_d.cview().narrow(1, 2, E), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), {},
+                          wide_dz.dev.view().narrow(1, 2, E), {}, GradientMode::Accumulate);
+  EXPECT_LT(wide_dz.rel_l2(), kTol);
+}
+
+TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
+  for (int64_t L : {3, 9, 130}) {  // L = 3 < K; 130 crosses a 128-thread boundary
+    const int64_t B = 2, C = 13, K = 4, R = C + 7;
+    auto wide = rand_host<3>({B, L, R}, 1, -2, 2);  // x is the column range [3, 3 + C) (strided)
+    auto w = rand_host<2>({C, K}, 2);
+    auto bias = rand_host<1>({C}, 3);
+    auto dy = rand_host<3>({B, L, C}, 4);
+    auto wide_d = to<Cuda>(wide);
+    for (GradientMode mode : kModes) {
+      GradPair<3> dx({B, L, R}, 10);
+      GradPair<2> dw({C, K}, 11);
+      GradPair<1> db({C}, 12);
+      causal_conv1d_backward(host_, wide.cview().narrow(2, 3, C), w, bias, dy, dx.host.view().narrow(2, 3, C), dw.host,
+                             db.host, mode);
+      causal_conv1d_backward(*dev_, wide_d.cview().narrow(2, 3, C), to<Cuda>(w), to<Cuda>(bias), to<Cuda>(dy),
+                             dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, mode);
+      EXPECT_LT(dx.rel_l2(), kTol) << "conv dx L = " << L << " " << name(mode);
+      EXPECT_LT(dw.rel_l2(), kTol) << "conv dw L = " << L << " " << name(mode);
+      EXPECT_LT(db.rel_l2(), kTol) << "conv dbias L = " << L << " " << name(mode);
+    }
+  }
+
+  const int64_t T = 37, H = 13;
+  auto dt = rand_host<2>({T, H}, 20, -6, 25);  // some above 20, some clamped by hi = 5 or lo
+  auto bias = rand_host<1>({H}, 21);
+  auto dout = rand_host<2>({T, H}, 22);
+  for (GradientMode mode : kModes) {
+    GradPair<2> ddt({T, H}, 23);
+    GradPair<1> dbias({H}, 24);
+    dt_softplus_backward(host_, dt, bias, 0.001f, 5.0f, dout, ddt.host, dbias.host, mode);
+    dt_softplus_backward(*dev_, to<Cuda>(dt), to<Cuda>(bias), 0.001f, 5.0f, to<Cuda>(dout), ddt.dev, dbias.dev, mode);
+    EXPECT_LT(ddt.rel_l2(), kTol) << "dt ddt " << name(mode);
+    EXPECT_LT(dbias.rel_l2(), kTol) << "dt dbias " << name(mode);
+
+    auto alog = rand_host<1>({H}, 25, -2, 3);
+    Tensor<float, 1, Host> A({H});
+    for (int64_t h = 0; h < H; ++h) A(h) = -std::exp(alog(h));
+    auto dA = rand_host<1>({H}, 26);
+    GradPair<1> dalog({H}, 27);
+    neg_exp_backward(host_, A, dA, dalog.host, mode);
+    neg_exp_backward(*dev_, to<Cuda>(A), to<Cuda>(dA), dalog.dev, mode);
+    EXPECT_LT(dalog.rel_l2(), kTol) << "neg_exp " << name(mode);
+  }
+}
+
+TEST_F(TrainOpsCuda, Embedding) {
+  const int64_t V = 101, D = 67, B = 3, L = 5;
+  std::vector<int32_t> ids(size_t(B * L));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7 + 3) % 11);  // ids repeat: rows get several adds
+  auto idh = tensor_from<int32_t, 2>(ids, {B, L});
+  auto dout = rand_host<3>({B, L, D}, 1);
+  for (GradientMode mode : kModes) {
+    GradPair<2> dE({V, D}, 2);
+    embedding_backward(host_, idh, dout, dE.host, mode);
+    embedding_backward(*dev_, to<Cuda>(idh), to<Cuda>(dout), dE.dev, mode);
+    // Atomic adds in another order than the host's: rounding of sums of <= 2 terms per row here.
+    EXPECT_LT(dE.rel_l2(), kTol) << "embedding " << name(mode);
+  }
+  ids[7] = int32_t(V);
+  Tensor<float, 2, Cuda> dE({V, D});
+  try {
+    embedding_backward(*dev_, to<Cuda>(tensor_from<int32_t, 2>(ids, {B, L})), to<Cuda>(dout), dE.view(),
+                       GradientMode::Overwrite);
+    ADD_FAILURE() << "an id outside the vocabulary must throw";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 101 at (1, 2)"), std::string::npos) << e.what();
+  }
+}
+
+// The SSD scan backward with x, B, C as column ranges of one (B, L, C) tensor, as in the model.
+void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t H, int64_t P, int64_t G,
+               int64_t N, bool with_D) {
+  const int64_t E = H * P, C = E + 2 * G * N;
+  auto xbc = rand_host<3>({B, L, C}, 1);
+  auto dt = rand_host<3>({B, L, H}, 2, 0.01f, 0.5f);
+  auto A = rand_host<1>({H}, 3, -2.0f, -0.1f);
+  auto D = rand_host<1>({H}, 4);
+  auto dy = rand_host<4>({B, L, H, P}, 5);
+  auto xbc_d = to<Cuda>(xbc);
+  const float* hb = xbc.data();
+  const float* db = xbc_d.data();
+  TensorView<const float, 4, Host> xh(hb, {B, L, H, P}, {L * C, C, P, 1}), Bh(hb + E, {B, L, G, N}, {L * C, C, N, 1}),
+      Ch(hb + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
+  TensorView<const float, 4, Cuda> xd(db, {B, L, H, P}, {L * C, C, P, 1}), Bd(db + E, {B, L, G, N}, {L * C, C, N, 1}),
+      Cd(db + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
+  for (GradientMode mode : kModes) {
+    GradPair<4> dx({B, L, H, P}, 10), dB({B, L, G, N}, 11), dC({B, L, G, N}, 12);
+    GradPair<3> ddt({B, L, H}, 13);
+    GradPair<1> dA({H}, 14), dD({H}, 15);
+    ssd_scan_backward(host, xh, dt, A, Bh, Ch, with_D ? D.cview() : TensorView<const float, 1, Host>{}, dy, dx.host,
+                      ddt.host, dA.host, dB.host, dC.host, with_D ? dD.host.view() : TensorView<float, 1, Host>{}, mode);
+    auto Dd = to<Cuda>(D);
+    ssd_scan_backward(dev, xd, to<Cuda>(dt), to<Cuda>(A), Bd, Cd, with_D ? Dd.cview() : TensorView<const float, 1, Cuda>{},
+                      to<Cuda>(dy), dx.dev, ddt.dev, dA.dev, dB.dev, dC.dev,
+                      with_D ? dD.dev.view() : TensorView<float, 1, Cuda>{}, mode);
+    const std::string what = "ssd (B, L, H, P, G, N) = (" + std::to_string(B) + ", " + std::to_string(L) + ", " +
+                             std::to_string(H) + ", " + std::to_string(P) + ", " + std::to_string(G) + ", " +
+                             std::to_string(N) + ") " + name(mode);
+    EXPECT_LT(dx.rel_l2(), kTol) << what << " dx";
+    EXPECT_LT(ddt.rel_l2(), kTol) << what << " ddt";
+    EXPECT_LT(dA.rel_l2(), kTol) << what << " dA";
+    EXPECT_LT(dB.rel_l2(), kTol) << what << " dB";
+    EXPECT_LT(dC.rel_l2(), kTol) << what << " dC";
+    if (with_D) EXPECT_LT(dD.rel_l2(), kTol) << what << " dD";
+    else EXPECT_EQ(dD.rel_l2(), 0.0) << what << " dD was not requested: untouched";
+  }
+}
+
+TEST_F(TrainOpsCuda, SsdScan) {
+  check_ssd(host_, *dev_, 2, 7, 4, 3, 2, 5, true);
+  check_ssd(host_, *dev_, 3, 37, 6, 5, 3, 7, false);
+  check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
+  check_ssd(host_, *dev_, 1, 19, 2, 33, 1, 1100, true);  // N above 1024 threads: columns strided over threads
+}
+
+void check_selective(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t E, int64_t N, bool gated) {
+  auto x = rand_host<3>({B, L, E}, 1);
+  auto dt = rand_host<3>({B, L, E}, 2, 0.01f, 0.5f);
+  auto A = rand_host<2>({E, N}, 3, -2.0f, -0.1f);
+  auto Bm = rand_host<3>({B, L, N}, 4);
+  auto Cm = rand_host<3>({B, L, N}, 5);
+  auto D = rand_host<1>({E}, 6);
+  auto z = rand_host<3>({B, L, E}, 7, -3, 3);
+  auto dy = rand_host<3>({B, L, E}, 8);
+  auto Dd = to<Cuda>(D);
+  auto zd = to<Cuda>(z);
+  for (GradientMode mode : kModes) {
+    GradPair<3> dx({B, L, E}, 10), ddt({B, L, E}, 11), dB({B, L, N}, 12), dC({B, L, N}, 13), dz({B, L, E}, 14);
+    GradPair<2> dA({E, N}, 15);
+    GradPair<1> dD({E}, 16);
+    selective_scan_backward(host, x, dt, A, Bm, Cm, gated ? D.cview() : TensorView<const float, 1, Host>{},
+                            gated ? z.cview() : TensorView<const float, 3, Host>{}, dy, dx.host, ddt.host, dA.host,
+                            dB.host, dC.host, gated ? dD.host.view() : TensorView<float, 1, Host>{},
+                            gated ? dz.host.view() : TensorView<float, 3, Host>{}, mode);
+    selective_scan_backward(dev, to<Cuda>(x), to<Cuda>(dt), to<Cuda>(A), to<Cuda>(Bm), to<Cuda>(Cm),
+                            gated ? Dd.cview() : TensorView<const float, 1, Cuda>{},
+                            gated ? zd.cview() : TensorView<const float, 3, Cuda>{}, to<Cuda>(dy), dx.dev, ddt.dev,
+                            dA.dev, dB.dev, dC.dev, gated ? dD.dev.view() : TensorView<float, 1, Cuda>{},
+                            gated ? dz.dev.view() : TensorView<float, 3, Cuda>{}, mode);
+    const std::string what = std::string("selective (gated = ") + (gated ? "1) " : "0) ") + name(mode);
+    EXPECT_LT(dx.rel_l2(), kTol) << what << " dx";
+    EXPECT_LT(ddt.rel_l2(), kTol) << what << " ddt";
+    EXPECT_LT(dA.rel_l2(), kTol) << what << " dA";
+    EXPECT_LT(dB.rel_l2(), kTol) << what << " dB";
+    EXPECT_LT(dC.rel_l2(), kTol) << what << " dC";
+    if (gated) {
+      EXPECT_LT(dD.rel_l2(), kTol) << what << " dD";
+      EXPECT_LT(dz.rel_l2(), kTol) << what << " dz";
+    }
+  }
+}
+
+TEST_F(TrainOpsCuda, SelectiveScan) {
+  check_selective(host_, *dev_, 2, 6, 5, 3, true);
+  check_selective(host_, *dev_, 3, 41, 131, 16, true);  // E crosses a 128-thread block
+  check_selective(host_, *dev_, 2, 23, 13, 5, false);
+}
+
+}  // namespace
+}  // namespace bimamba::test
