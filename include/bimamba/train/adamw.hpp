@@ -27,6 +27,9 @@
 #include "../tensor/tensor.hpp"
 #include "grad_utils.hpp"
 #include "host/adamw.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/adamw.cuh")
+#include "cuda/adamw.cuh"
+#endif
 #include "param_store.hpp"
 
 namespace bimamba {

@@ -25,6 +25,9 @@
 #include "../core/context.hpp"
 #include "gradient_mode.hpp"
 #include "host/grad_utils.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/grad_utils.cuh")
+#include "cuda/grad_utils.cuh"
+#endif
 #include "nondeduced.hpp"
 #include "param_store.hpp"
 

@@ -29,6 +29,9 @@
 #include "../tensor/tensor_view.hpp"
 #include "gradient_mode.hpp"
 #include "host/losses.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/losses.cuh")
+#include "cuda/losses.cuh"
+#endif
 #include "nondeduced.hpp"
 
 namespace bimamba {
