@@ -13,6 +13,9 @@
 # libasan, libubsan); when a sanitized test program does not link, the script installs it (as root) or
 # prints the apt-get command.
 #
+#   scripts/sanitize.sh            every test area (what .ci/run runs)
+#   scripts/sanitize.sh io train   only test_io and test_train (the CLI too for cli, decode, trainer)
+#
 #   BIMAMBA_ASAN_BUILD_DIR  build directory (default build-asan)
 #   BIMAMBA_JOBS            parallel compile / test jobs (default 2)
 set -euo pipefail
@@ -48,14 +51,25 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
   -DBIMAMBA_ENABLE_CUDA=OFF -DBIMAMBA_BUILD_BENCHMARKS=OFF -DBIMAMBA_BUILD_EXAMPLES=ON \
   -DCMAKE_CXX_FLAGS_RELEASE="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
-# The test executables: one per folder of tests/ with .cpp files, as tests/CMakeLists.txt makes them.
-targets=(bimamba_cli)
-for dir in tests/*/; do
-  area=$(basename "$dir")
-  case $area in data | common | consumer) continue ;; esac
-  compgen -G "$dir*.cpp" >/dev/null && targets+=("test_$area")
+# The test executables: one per folder of tests/ with .cpp files, as tests/CMakeLists.txt makes them (or
+# the areas named); each area's tests carry its name as a ctest label.
+areas=("$@")
+select=()
+if [ ${#areas[@]} -gt 0 ]; then
+  select=(-L "$(IFS='|'; echo "^(${areas[*]})\$")")
+else
+  for dir in tests/*/; do
+    area=$(basename "$dir")
+    case $area in data | common | consumer) continue ;; esac
+    compgen -G "$dir*.cpp" >/dev/null && areas+=("$area")
+  done
+fi
+targets=()
+for area in "${areas[@]}"; do
+  targets+=("test_$area")
+  case $area in cli | decode | trainer) targets+=(bimamba_cli) ;; esac
 done
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-ctest --test-dir "$build" --output-on-failure -j "$jobs" -E 'Slow|^consumer\.'
+ctest --test-dir "$build" --output-on-failure -j "$jobs" -E 'Slow|^consumer\.' "${select[@]}"
