@@ -64,7 +64,9 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
   const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size, n = cfg.n_layer;
   TrainingPass<Backend> p;
   p.ids_ = Tensor<int32_t, 2, Backend>({B, L});
-  copy(ids, p.ids_.view());
+  if (ids.is_contiguous()) copy(ids, p.ids_.view());
+  else  // a column range (a Batch's inputs()): row by row, as copies on / to Cuda need contiguous views
+    for (int64_t b = 0; b < B; ++b) copy(ids[b], p.ids_.view()[b]);
   for (int64_t i = 0; i <= n; ++i) {
     p.h_.emplace_back(Extents<3>{B, L, D});
     p.n_.emplace_back(Extents<3>{B, L, D});

@@ -1,4 +1,4 @@
-// Cuda embedding backward (see ops/embedding_backward.hpp): the ids are copied to the host and checked first
+// Cuda embedding backward (see ops/embedding_backward.hpp): the ids are gathered to the host and checked first
 // (InvalidArgument naming the first bad id, as the host), dweight is zeroed under Overwrite, then one thread per
 // (position, column) does atomicAdd(&dweight[id, j], dout[b, l, j]). The float atomics make the order of the
 // additions into a row that several positions share run-dependent: the result is NOT bit-deterministic (it
@@ -7,7 +7,6 @@
 
 #include <vector>
 
-#include "../../tensor/copy.hpp"
 #include "launch_backward.cuh"
 
 namespace bimamba::detail {
@@ -28,8 +27,7 @@ inline void embedding_backward_impl(Context<Cuda>& ctx, TensorView<const int32_t
                                     TensorView<const float, 3, Cuda> dout, TensorView<float, 2, Cuda> dweight,
                                     GradientMode mode) {
   const int64_t B = ids.size(0), L = ids.size(1), V = dweight.size(0);
-  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // ids may have been written on the stream
-  const std::vector<int32_t> host_ids = to_vector(ids);      // (B, L) row-major
+  const std::vector<int32_t> host_ids = gather_to_host(ctx, ids);  // (B, L) row-major
   for (int64_t b = 0; b < B; ++b)
     for (int64_t l = 0; l < L; ++l) {
       const int32_t id = host_ids[size_t(b * L + l)];

@@ -4,12 +4,17 @@
 //   block_sum_double(v, s)   sum over the block in double (blockDim.x a multiple of 32, at most 1024)
 //   dsigmoid / dsilu_grad    sigmoid(x) and silu'(x) = s (1 + x (1 - s)) in double, as the host's
 //   zero_grad(ctx, g)        g = 0 under Overwrite (scatter-style backward passes then only add)
+//   gather_to_host(ctx, v)   the elements of a device view of any strides, row-major, on the host (packed by a
+//                            kernel into workspace scratch first: copy() needs contiguous views across backends,
+//                            and a Batch's targets() / inputs() are column ranges); synchronizes the stream
 // Reductions over tokens are done by one thread per output element looping in token order (in double), so
 // the device sums are deterministic and in the host's order; only embedding_backward uses atomics.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "../../core/workspace.hpp"
 #include "../../train/gradient_mode.hpp"
 #include "../common.hpp"
 #include "launch.cuh"
@@ -54,9 +59,37 @@ __global__ void zero_2d_kernel(TensorView<T, 2, Cuda> g) {
     g(k / cols, k % cols) = T(0);
 }
 
+// dst[i] = src's i-th element in row-major order.
+template <class T, int Rank>
+__global__ void pack_kernel(TensorView<const T, Rank, Cuda> src, T* dst) {
+  const int64_t n = src.numel();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, offset = 0;
+    for (int d = Rank - 1; d >= 0; --d) {
+      offset += (rest % src.size(d)) * src.stride(d);
+      rest /= src.size(d);
+    }
+    dst[i] = src.data()[offset];
+  }
+}
+
 }  // namespace bimamba::detail::gpu
 
 namespace bimamba::detail {
+
+template <class T, int Rank>
+std::vector<T> gather_to_host(Context<Cuda>& ctx, TensorView<const T, Rank, Cuda> src) {
+  const int64_t n = src.numel();
+  std::vector<T> host(static_cast<size_t>(n));
+  if (n == 0) return host;
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  T* packed = ctx.workspace().take<T>(size_t(n));
+  gpu::pack_kernel<T, Rank><<<gpu::grid_for(n), gpu::kThreads, 0, ctx.stream()>>>(src, packed);
+  gpu::check_launch();
+  BIMAMBA_CUDA_CHECK(cudaMemcpyAsync(host.data(), packed, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()));
+  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return host;
+}
 
 // g = 0 when mode is Overwrite and g is present (any strides).
 inline void zero_grad(Context<Cuda>& ctx, TensorView<float, 2, Cuda> g, GradientMode mode) {

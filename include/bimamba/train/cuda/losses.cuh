@@ -6,7 +6,7 @@
 //   distillation), g[id_k] -= float(coeff / z_t) e_t[k] by one thread in k order (top-k: ids may repeat).
 // Every read of the row's logits happens before the block's first barrier-separated write, so dlogits may
 // alias logits. The per-row losses are copied back and added in row order on the host (deterministic; the
-// call synchronizes the stream). Targets and top-k ids are copied to the host and checked first, with the
+// call synchronizes the stream). Targets and top-k ids are gathered to the host and checked first, with the
 // host's InvalidArgument messages. Rows of logits must be contiguous along V (checked by losses.hpp).
 #pragma once
 
@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "../../core/workspace.hpp"
-#include "../../tensor/copy.hpp"
 #include "../gradient_mode.hpp"
 #include "reduce.cuh"
 
@@ -153,8 +152,7 @@ inline double cross_entropy_impl(Context<Cuda>& ctx, TensorView<const float, 3, 
                                  TensorView<const int32_t, 2, Cuda> targets, TensorView<float, 3, Cuda> dlogits,
                                  float scale, GradientMode mode, int32_t ignore_index) {
   const int64_t B = logits.size(0), L = logits.size(1), V = logits.size(2);
-  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // targets may have been written on the stream
-  const std::vector<int32_t> y = to_vector(targets);         // (B, L)
+  const std::vector<int32_t> y = gather_to_host(ctx, targets);  // (B, L); targets may be a column range
   int64_t n = 0;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < L; ++t) {
@@ -192,8 +190,7 @@ inline double distill_topk_impl(Context<Cuda>& ctx, TensorView<const float, 3, C
                                 TensorView<const int32_t, 3, Cuda> ids, TensorView<const float, 3, Cuda> teacher,
                                 TensorView<float, 3, Cuda> dlogits, float scale, GradientMode mode) {
   const int64_t B = logits.size(0), L = logits.size(1), V = logits.size(2), K = ids.size(2);
-  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // ids may have been written on the stream
-  const std::vector<int32_t> host_ids = to_vector(ids);      // (B, L, K)
+  const std::vector<int32_t> host_ids = gather_to_host(ctx, ids);  // (B, L, K)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < L; ++t)
       for (int64_t k = 0; k < K; ++k) {
