@@ -289,18 +289,10 @@ std::string write_corpus(const std::string& name) {
 
 struct RunResult {
   std::vector<double> losses, val_losses;
-  std::vector<float> params;
+  std::vector<float> params, m, v;
 };
 
-template <class Backend>
-RunResult train_run(const std::string& corpus) {
-  Context<Backend> ctx;
-  const TokenFile file = TokenFile::open(corpus);
-  const TokenSplit split = split_by_position(file.size(), 0.1);
-  const SequentialWindows validation(file, split.validation, 4, 16);
-  const LanguageModel<Backend> teacher = init_random<Backend>(tiny_config(false), 11);
-  LanguageModel<Backend> model = init_random<Backend>(tiny_config(true), 5);
-  WindowSampler sampler(file, split.train, 4, 16, 1234);
+TrainerConfig five_steps(const std::string& checkpoint) {
   TrainerConfig c;
   c.steps = 5;
   c.accumulation = 2;
@@ -308,13 +300,28 @@ RunResult train_run(const std::string& corpus) {
   c.min_lr = 3e-4f;
   c.warmup = 2;
   c.loss = {0.5, 0.5};
-  Trainer<Backend> trainer(model, &teacher, sampler, &validation, c);
+  c.checkpoint_path = checkpoint;  // written after the last step when set
+  return c;
+}
+
+template <class Backend>
+RunResult train_run(const std::string& corpus, const std::string& checkpoint = "") {
+  Context<Backend> ctx;
+  const TokenFile file = TokenFile::open(corpus);
+  const TokenSplit split = split_by_position(file.size(), 0.1);
+  const SequentialWindows validation(file, split.validation, 4, 16);
+  const LanguageModel<Backend> teacher = init_random<Backend>(tiny_config(false), 11);
+  LanguageModel<Backend> model = init_random<Backend>(tiny_config(true), 5);
+  WindowSampler sampler(file, split.train, 4, 16, 1234);
+  Trainer<Backend> trainer(model, &teacher, sampler, &validation, five_steps(checkpoint));
   RunResult r;
   trainer.run(ctx, [&](const nlohmann::ordered_json& j) {
     if (j["event"] == "step") r.losses.push_back(j["loss"].get<double>());
     if (j["event"] == "eval") r.val_losses.push_back(j["val_loss"].get<double>());
   });
   r.params = to_vector(model.params().params());
+  r.m = to_vector(trainer.optimizer().m());
+  r.v = to_vector(trainer.optimizer().v());
   return r;
 }
 
@@ -322,19 +329,34 @@ RunResult train_run(const std::string& corpus) {
 // AdamW, cosine schedule) on both backends from the same seed. The backends differ in float rounding (~1e-6
 // relative per gradient), which AdamW's normalised update can amplify only for elements whose gradient is at
 // rounding level (their update is bounded by lr = 3e-3 per step): the losses stay within 1e-3 relative of the
-// host's and the parameters within 1e-3 relative L2 (a formula error moves them by far more).
+// host's and the parameters within 1e-3 relative L2 (a formula error moves them by far more). Then the device
+// run's training checkpoint is loaded on the host.
 TEST(TrainCuda, TrainerFiveStepsMatchHost) {
   SKIP_WITHOUT_DEVICE();
   const std::string corpus = write_corpus("corpus.tokens");
+  const std::string checkpoint = temp_path("cuda.ckpt.safetensors");
   const RunResult h = train_run<Host>(corpus);
-  const RunResult d = train_run<Cuda>(corpus);
+  const RunResult d = train_run<Cuda>(corpus, checkpoint);
   ASSERT_EQ(h.losses.size(), 5u);
   ASSERT_EQ(d.losses.size(), 5u);
   for (size_t i = 0; i < h.losses.size(); ++i) EXPECT_NEAR(d.losses[i], h.losses[i], 1e-3 * h.losses[i]) << "step " << i + 1;
   ASSERT_EQ(d.val_losses.size(), h.val_losses.size());
   for (size_t i = 0; i < h.val_losses.size(); ++i) EXPECT_NEAR(d.val_losses[i], h.val_losses[i], 1e-3 * h.val_losses[i]);
   EXPECT_LT(relative_l2(d.params, h.params), 1e-3);
+
+  // The device run's checkpoint loads into a host model and optimizer: the same parameters and moments, bit
+  // for bit (the file format is backend-free).
+  Context<Host> host;
+  LanguageModel<Host> model = init_random<Host>(tiny_config(true), 99);
+  AdamW<Host> opt(model.params(), five_steps("").adamw);
+  const TrainingState state = load_training_checkpoint(host, checkpoint, model.params(), opt);
+  EXPECT_EQ(state.step, 5);
+  EXPECT_EQ(opt.step_count(), 5);
+  EXPECT_EQ(to_vector(model.params().params()), d.params);
+  EXPECT_EQ(to_vector(opt.m()), d.m);
+  EXPECT_EQ(to_vector(opt.v()), d.v);
   std::remove(corpus.c_str());
+  std::remove(checkpoint.c_str());
 }
 
 }  // namespace
