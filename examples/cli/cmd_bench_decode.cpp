@@ -10,9 +10,16 @@
 // dt_bias; the head: V x D in bf16 or fp32) plus, per sequence, each layer's conv and SSM state read and
 // written. Activations (a few KiB) are not counted. A Bi-Mamba latent checkpoint is packed first; by
 // default the Host fast path (tiled signs, fused step, bf16 head for packed models) is on, --exact turns it off.
+//
+// Memory: the DRAM read bandwidth is measured first (its 512 MiB buffer is freed before the model is loaded);
+// the model is loaded for inference (model_io.hpp open_model: no latent weights, no gradients); VmHWM is reset
+// after the bandwidth measurement where Linux allows it (peak_rss_model_only), so peak_rss_bytes is the
+// model's load, prefill and decode. model_store_bytes / sign_bytes_held: the ParamStore's buffers and the bits.
 #include <bimamba/core/memory_stats.hpp>
 #include <bimamba/model/language_model.hpp>
+#include <bimamba/model/storage.hpp>
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <vector>
@@ -25,23 +32,19 @@
 namespace bimamba::cli {
 namespace {
 
-bool is_binary_weight(const ModelConfig& cfg, const std::string& name) {
-  auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
-  return cfg.binary && (ends(".in_proj.weight") || ends(".out_proj.weight"));
-}
-
-// Bytes one decode step of B sequences moves (see the top comment).
+// Bytes one decode step of B sequences moves (see the top comment). Every tensor of the config is counted
+// (model_tensor_specs), whether the model holds it in its store or, for inference-only sign weights, as bits.
 int64_t step_bytes(const LanguageModel<Host>& model, int64_t B, bool tiled, bool bf16_head) {
   const ModelConfig& cfg = model.config();
   int64_t bytes = 0;
-  for (const auto& e : model.params().entries()) {
-    if (is_binary_weight(cfg, e.name) && model.packed()) {
-      const int64_t rows = e.shape[0], words = (e.shape[1] + 31) / 32;
+  for (const TensorSpec& t : model_tensor_specs(cfg)) {
+    if (t.kind == ParamKind::Binary && model.packed()) {
+      const int64_t rows = t.shape[0], words = (t.shape[1] + 31) / 32;
       bytes += (tiled ? (rows + 31) / 32 * 32 : rows) * words * 4;
-    } else if (e.name == "backbone.embeddings.weight" && cfg.tie_embeddings) {
-      bytes += e.numel * (bf16_head ? 2 : 4);
+    } else if (t.name == "backbone.embeddings.weight" && cfg.tie_embeddings) {
+      bytes += t.numel() * (bf16_head ? 2 : 4);
     } else {
-      bytes += e.numel * 4;
+      bytes += t.numel() * 4;
     }
   }
   const auto state = model.new_state(1);
@@ -50,6 +53,14 @@ int64_t step_bytes(const LanguageModel<Host>& model, int64_t B, bool tiled, bool
 }
 
 int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
+
+// Resets VmHWM to the current resident set (Linux: "5" to /proc/self/clear_refs); false where unsupported.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return bool(f);
+}
 
 }  // namespace
 
@@ -68,6 +79,8 @@ int run_bench_decode(int argc, char** argv) {
   const int64_t B = args.integer("batch"), P = args.integer("prompt-tokens"), N = args.integer("new-tokens");
   if (B <= 0 || P <= 0 || N <= 0) throw UsageError("--batch, --prompt-tokens and --new-tokens must be positive");
   Context<Host> ctx(int(args.integer("threads")));
+  const double gbps = dram_read_gbps(ctx);
+  const bool rss_reset = reset_peak_rss();
 
   LanguageModel<Host> model = open_model(ctx, args.str("model"), false);
   if (model.config().binary && !model.packed()) model.pack();
@@ -100,14 +113,16 @@ int run_bench_decode(int argc, char** argv) {
     if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
   }
   std::sort(step_ms.begin(), step_ms.end());
-
-  const double gbps = dram_read_gbps(ctx);
+  const int64_t peak_rss = peak_rss_bytes();
   const double bytes_per_token = double(step_bytes(model, B, fast.tiled_signs, fast.bf16_head)) / double(B);
   const double tokens_per_s = double(B * N) / decode_s, limit = gbps * 1e9 / bytes_per_token;
   nlohmann::ordered_json j;
   j["tokens_per_s"] = tokens_per_s;
   j["prefill_tokens_per_s"] = double(B * P) / prefill_s;
-  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["peak_rss_bytes"] = peak_rss;
+  j["peak_rss_model_only"] = rss_reset;  // false: the peak may be the bandwidth buffer's
+  j["model_store_bytes"] = model.params().flat_size() * int64_t(sizeof(float)) * (model.params().has_grads() ? 2 : 1);
+  j["sign_bytes_held"] = model.sign_bytes();
   j["bytes_per_token"] = int64_t(bytes_per_token);
   j["limit_tokens_per_s"] = limit;
   j["fraction_of_limit"] = tokens_per_s / limit;

@@ -1,7 +1,8 @@
 // What the subcommands share about models and files:
-//   open_model(ctx, path, packed)  a LanguageModel from an HF or mamba_ssm checkpoint directory, or from a
-//                                  packed file (which always runs on its sign bits); `packed` switches a latent
-//                                  Bi-Mamba checkpoint to the sign-bit path too.
+//   open_model(ctx, path, packed)  a LanguageModel for inference from an HF or mamba_ssm checkpoint directory, or
+//                                  from a packed file (which always runs on its sign bits); `packed` switches a
+//                                  latent Bi-Mamba checkpoint to the sign-bit path too. No gradient buffers; a
+//                                  model on sign bits holds no fp32 latent weights (ModelOptions::inference()).
 //   CheckpointTensors(path)        the config and an HF-named tensor source of a checkpoint directory or packed
 //                                  file, without building a model (convert / info on any size).
 //   read_token_ids(path, vocab)    input_ids of a safetensors file, every id range-checked against the vocab.
@@ -24,14 +25,13 @@
 namespace bimamba::cli {
 
 inline LanguageModel<Host> open_model(Context<Host>& ctx, const std::string& path, bool packed) {
-  if (is_packed_checkpoint(path)) return load_packed_model(ctx, path);
-  LanguageModel<Host> model = load_model(ctx, path);
+  if (is_packed_checkpoint(path)) return load_packed_model(ctx, path, ModelOptions::inference());
   if (packed) {
-    if (!model.config().binary)
+    if (!checkpoint_is_binary(Checkpoint(path)))
       throw UsageError("--packed needs a Bi-Mamba checkpoint; " + path + " holds a full-precision model");
-    model.pack();
+    return load_model(ctx, path, ModelOptions::inference());  // signs packed at load
   }
-  return model;
+  return load_model(ctx, path, ModelOptions{true, false});  // latent path: latents kept, no gradients
 }
 
 struct CheckpointTensors {

@@ -10,6 +10,13 @@
 // init_random (model/init.hpp) or through params(). A Bi-Mamba model runs its in_proj / out_proj on the
 // latent weights until pack() switches them to sign bits (held outside the store).
 //
+// ModelOptions (constructor) choose what is allocated besides the full-precision parameters: the fp32
+// latent weights of the FBI projections and the store's gradient buffer, both on by default (training).
+// ModelOptions::inference() drops both: a Bi-Mamba model then holds only its sign bits (given by
+// set_signs(source), e.g. model/load.hpp load_packed_model(ctx, path, ModelOptions::inference())), alpha /
+// beta and the small fp32 tensors; unpack() and training throw. Logits are the same as the latent model's
+// after pack() (the same bits and floats through the same kernels).
+//
 //   forward(ctx, ids (B, L)) -> logits (B, L, V)           prefill (chunked SSD scan / selective scan)
 //   forward(ctx, ids (B, L), state) -> logits (B, L, V)    prefill that continues `state` and leaves it after ids
 //   step(ctx, ids (B), state) -> logits (B, V)              one token per sequence through the recurrent state
@@ -37,10 +44,16 @@
 
 namespace bimamba {
 
+struct ModelOptions {
+  bool latent_binary = true;  // fp32 latent weights of Bi-Mamba's FBI projections (training, latent path, unpack())
+  bool gradients = true;      // the ParamStore's gradient buffer (training)
+  static ModelOptions inference() { return {false, false}; }
+};
+
 template <class Backend>
 class LanguageModel {
  public:
-  explicit LanguageModel(const ModelConfig& cfg) : cfg_(cfg) {
+  explicit LanguageModel(const ModelConfig& cfg, const ModelOptions& opts = {}) : cfg_(cfg), opts_(opts) {
     cfg.validate();
     const float eps = float(cfg.norm_eps);
     embedding_.declare(store_, "backbone.embeddings", cfg.vocab_size, cfg.d_model);
@@ -50,12 +63,12 @@ class LanguageModel {
     for (int64_t i = 0; i < cfg.n_layer; ++i) {
       const std::string prefix = "backbone.layers." + std::to_string(i);
       norms_[size_t(i)].declare(store_, prefix + ".norm", cfg.d_model, eps);
-      if (mamba2()) mixers2_[size_t(i)].declare(store_, prefix + ".mixer", cfg);
+      if (mamba2()) mixers2_[size_t(i)].declare(store_, prefix + ".mixer", cfg, opts.latent_binary);
       else mixers1_[size_t(i)].declare(store_, prefix + ".mixer", cfg);
     }
     norm_f_.declare(store_, "backbone.norm_f", cfg.d_model, eps);
     if (!cfg.tie_embeddings) lm_head_.declare(store_, "lm_head", cfg.d_model, cfg.vocab_size, false);
-    store_.allocate();
+    store_.allocate(opts.gradients);
     embedding_.bind(store_);
     for (auto& n : norms_) n.bind(store_);
     for (auto& m : mixers2_) m.bind(store_);
@@ -67,6 +80,7 @@ class LanguageModel {
   LanguageModel& operator=(LanguageModel&&) noexcept = default;
 
   const ModelConfig& config() const { return cfg_; }
+  const ModelOptions& options() const { return opts_; }
   ParamStore<Backend>& params() { return store_; }
   const ParamStore<Backend>& params() const { return store_; }
   int64_t vocab_size() const { return cfg_.vocab_size; }
@@ -169,6 +183,36 @@ class LanguageModel {
   }
   bool packed() const { return !mixers2_.empty() && mixers2_[0].in_proj().packed(); }
 
+  // Inference-only Bi-Mamba (ModelOptions::latent_binary false): the HF names ("<mixer>.in_proj.weight", ...)
+  // of the binary weights the model holds as bits only, in checkpoint order; empty otherwise.
+  std::vector<std::string> sign_weight_names() const {
+    std::vector<std::string> names;
+    for (const auto& m : mixers2_)
+      for (const Projection<Backend>* p : {&m.in_proj(), &m.out_proj()})
+        if (p->binary() && !p->fbi().latent()) names.push_back(p->fbi().weight_name());
+    return names;
+  }
+  // Gives every inference-only binary projection its bits: source(name) -> BitTensor<uint32_t, Host> (out, in)
+  // for each name of sign_weight_names(). The model is packed afterwards.
+  template <class Source>
+  void set_signs(Source&& source) {
+    for (auto& m : mixers2_)
+      for (Projection<Backend>* p : {&m.in_proj(), &m.out_proj()})
+        if (p->binary() && !p->fbi().latent()) {
+          BitTensor<uint32_t, Host> bits = source(p->fbi().weight_name());
+          if constexpr (std::is_same_v<Backend, Host>) p->fbi().set_signs(std::move(bits));
+          else p->fbi().set_signs(to<Backend>(bits));
+        }
+  }
+  // Bytes of sign bits held outside the store (standard layout and tiles).
+  int64_t sign_bytes() const {
+    int64_t n = 0;
+    for (const auto& m : mixers2_)
+      for (const Projection<Backend>* p : {&m.in_proj(), &m.out_proj()})
+        if (p->binary()) n += p->fbi().sign_bytes();
+    return n;
+  }
+
   // The SSD chunk length of the Mamba-2 prefill (a tuning knob; results agree to rounding).
   void set_chunk_size(int64_t q) {
     for (auto& m : mixers2_) m.set_chunk_size(q);
@@ -196,6 +240,7 @@ class LanguageModel {
   }
 
   ModelConfig cfg_;
+  ModelOptions opts_;
   ParamStore<Backend> store_;
   Embedding<Backend> embedding_;
   std::vector<RMSNorm<Backend>> norms_;

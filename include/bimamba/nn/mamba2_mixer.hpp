@@ -37,19 +37,20 @@ namespace bimamba {
 template <class Backend>
 class Mamba2Mixer {
  public:
-  void declare(ParamStore<Backend>& store, const std::string& prefix, const ModelConfig& cfg) {
+  // latent_binary = false: binary projections are inference-only (no latent weights; BinaryLinear).
+  void declare(ParamStore<Backend>& store, const std::string& prefix, const ModelConfig& cfg, bool latent_binary = true) {
     D_ = cfg.d_model, E_ = cfg.d_inner(), H_ = cfg.nheads(), P_ = cfg.headdim, G_ = cfg.ngroups, N_ = cfg.d_state;
     C_ = cfg.conv_dim(), R_ = cfg.in_proj_rows(), K_ = cfg.d_conv;
     chunk_size_ = cfg.chunk_size;
     dt_lo_ = float(cfg.dt_limit_min), dt_hi_ = float(cfg.dt_limit_max);
     BIMAMBA_CHECK(!cfg.norm_before_gate, prefix, ": norm_before_gate = true is not supported");
-    in_proj_.declare(store, prefix + ".in_proj", D_, R_, cfg.proj_bias, cfg.binary);
+    in_proj_.declare(store, prefix + ".in_proj", D_, R_, cfg.proj_bias, cfg.binary, latent_binary);
     conv_.declare(store, prefix + ".conv1d", C_, K_, cfg.conv_bias);
     dt_bias_id_ = store.declare(prefix + ".dt_bias", {H_}, ParamGroup::NoDecay);
     a_log_id_ = store.declare(prefix + ".A_log", {H_}, ParamGroup::NoDecay);
     d_id_ = store.declare(prefix + ".D", {H_}, ParamGroup::NoDecay);
     norm_.declare(store, prefix + ".norm", E_, G_, float(cfg.norm_eps));
-    out_proj_.declare(store, prefix + ".out_proj", E_, D_, cfg.proj_bias, cfg.binary);
+    out_proj_.declare(store, prefix + ".out_proj", E_, D_, cfg.proj_bias, cfg.binary, latent_binary);
   }
   void bind(ParamStore<Backend>& store) {
     in_proj_.bind(store);
@@ -151,6 +152,8 @@ class Mamba2Mixer {
   bool fused_step() const { return fused_step_; }
   const Projection<Backend>& in_proj() const { return in_proj_; }
   const Projection<Backend>& out_proj() const { return out_proj_; }
+  Projection<Backend>& in_proj() { return in_proj_; }
+  Projection<Backend>& out_proj() { return out_proj_; }
   const CausalConv1d<Backend>& conv1d() const { return conv_; }
   const GatedRMSNorm<Backend>& norm() const { return norm_; }
   TensorView<float, 1, Backend> dt_bias() const { return dt_bias_; }

@@ -1,5 +1,6 @@
 // Projection<Backend>: a mixer's in_proj / out_proj, dense (Linear) in Mamba-2 / Mamba-1 and FBI-Linear
-// (BinaryLinear) in Bi-Mamba, chosen at declare time; one forward for both.
+// (BinaryLinear) in Bi-Mamba, chosen at declare time; one forward for both. latent = false declares a
+// binary projection inference-only (no latent weight in the store; BinaryLinear::set_signs gives it bits).
 #pragma once
 
 #include <cstdint>
@@ -13,11 +14,12 @@ namespace bimamba {
 template <class Backend>
 class Projection {
  public:
-  void declare(ParamStore<Backend>& store, const std::string& prefix, int64_t in, int64_t out, bool bias, bool binary) {
+  void declare(ParamStore<Backend>& store, const std::string& prefix, int64_t in, int64_t out, bool bias, bool binary,
+               bool latent = true) {
     binary_ = binary;
     if (binary) {
       BIMAMBA_CHECK(!bias, prefix, ": a binary (FBI-Linear) projection with a bias is not supported");
-      fbi_.declare(store, prefix, in, out);
+      fbi_.declare(store, prefix, in, out, latent);
     } else {
       dense_.declare(store, prefix, in, out, bias);
     }
@@ -44,6 +46,7 @@ class Projection {
   bool tiled() const { return binary_ && fbi_.tiled(); }
   const Linear<Backend>& dense() const { return dense_; }
   const BinaryLinear<Backend>& fbi() const { return fbi_; }
+  BinaryLinear<Backend>& fbi() { return fbi_; }
 
  private:
   bool binary_ = false;

@@ -8,7 +8,8 @@
 //   auto weight = store.param<1>(w);   auto dweight = store.grad<1>(w); // 3. views (same shape)
 //
 // Tensors are laid out in declaration order, each starting at a multiple of 16 floats (64 bytes). Each
-// entry carries its parameter group (decay or not) for the optimizer.
+// entry carries its parameter group (decay or not) for the optimizer. allocate(false) makes an
+// inference-only store without the gradient buffer (grad() / grads() then throw / are empty).
 #pragma once
 
 #include <cstdint>
@@ -53,14 +54,15 @@ class ParamStore {
     return int(entries_.size() - 1);
   }
 
-  // Allocates the parameter and gradient buffers, zero-filled.
-  void allocate() {
+  // Allocates the parameter and (unless gradients is false) gradient buffers, zero-filled.
+  void allocate(bool gradients = true) {
     BIMAMBA_CHECK(!allocated(), "ParamStore: allocate() called twice");
     params_ = Tensor<float, 1, Backend>({total_});
-    grads_ = Tensor<float, 1, Backend>({total_});
+    if (gradients) grads_ = Tensor<float, 1, Backend>({total_});
     allocated_ = true;
   }
   bool allocated() const { return allocated_; }
+  bool has_grads() const { return allocated_ && grads_.numel() == total_; }
 
   const std::vector<Entry>& entries() const { return entries_; }
   int size() const { return int(entries_.size()); }
@@ -81,6 +83,7 @@ class ParamStore {
   }
   template <int Rank>
   TensorView<float, Rank, Backend> grad(int id) {
+    BIMAMBA_CHECK(has_grads(), "ParamStore: grad() of an inference-only store (allocated without gradients)");
     return view<Rank>(grads_, id);
   }
 
