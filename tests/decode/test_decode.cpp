@@ -138,6 +138,34 @@ TEST(DecodeFastPath, WithinTiledKernelErrorOfExactPath) {
   EXPECT_EQ(decode_logits(ctx, model, 12), exact);
 }
 
+// Logits of `steps` tokens stepped from a fresh state, with `threads` threads.
+std::vector<float> step_logits(int threads, const LanguageModel<Host>& model, int64_t steps) {
+  Context<Host> ctx(threads);
+  auto state = model.new_state(2);
+  std::vector<float> out;
+  Tensor<int32_t, 1, Host> ids({2});
+  for (int64_t t = 0; t < steps; ++t) {
+    ids(0) = int32_t((t * 37 + 11) % model.vocab_size()), ids(1) = int32_t((t * 53 + 5) % model.vocab_size());
+    const auto logits = to_vector(model.step(ctx, ids.cview(), state));
+    out.insert(out.end(), logits.begin(), logits.end());
+  }
+  return out;
+}
+
+// Every op of a decode step splits its work over threads by output rows / heads and computes each value
+// the same way whatever the split (ops/host/mamba2_decode.hpp, dense_gemv.hpp, the tiled kernel), so the
+// thread count does not change the logits at all: compared bit for bit, fast and exact path.
+TEST(DecodeFastPath, LogitsDoNotDependOnThreadCount) {
+  auto model = init_random<Host>(tiny_bimamba(), 13);
+  model.pack();
+  for (const bool fast : {true, false}) {
+    model.set_fast_path({fast, fast, fast});
+    const auto one = step_logits(1, model, 6);
+    EXPECT_EQ(step_logits(2, model, 6), one) << "fast path " << fast;
+    EXPECT_EQ(step_logits(3, model, 6), one) << "fast path " << fast;
+  }
+}
+
 TEST(DecodeFastPath, GreedyTokensOfFixture) {
   Context<Host> ctx;
   auto model = load_model<Host>(ctx, data_path("bimamba2-tiny"));

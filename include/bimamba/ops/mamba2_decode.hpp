@@ -6,7 +6,8 @@
 //   y = groupwise_rmsnorm(y * silu(z), groups G, eps) * norm_weight              (norm_before_gate = False)
 // Shapes: conv_weight (C, K), conv_bias (C) or empty, dt_bias / A_log / D (H) (D may be empty),
 // norm_weight (E), conv_state (B, C, K) and ssm_state (B, H, P, N) contiguous, updated in place; y (B, E)
-// overwritten (unit inner stride). Scratch comes from ctx.workspace(): nothing is allocated once warm.
+// overwritten (unit inner stride). Scratch comes from ctx.workspace(): nothing is allocated once warm. The
+// result does not depend on ctx.threads() (bit for bit; host/mamba2_decode.hpp).
 // The same math as the unfused step of nn/mamba2_mixer.hpp; results agree to float rounding (tested).
 #pragma once
 
@@ -45,6 +46,7 @@ inline void mamba2_decode_step(Context<Host>& ctx, const Mamba2DecodeWeights<Hos
   check_shape(zxbcdt, {B, E + C + H}, "mamba2_decode_step: zxbcdt");
   BIMAMBA_CHECK(zxbcdt.stride(1) == 1, "mamba2_decode_step: zxbcdt needs unit inner stride");
   check_shape(w.conv_weight, {C, K}, "mamba2_decode_step: conv_weight");
+  BIMAMBA_CHECK(K > 0 && w.conv_weight.stride(1) == 1, "mamba2_decode_step: conv_weight needs K > 0 and unit inner stride");
   if (present(w.conv_bias)) check_shape(w.conv_bias, {C}, "mamba2_decode_step: conv_bias");
   check_shape(w.dt_bias, {H}, "mamba2_decode_step: dt_bias");
   check_shape(w.A_log, {H}, "mamba2_decode_step: A_log");
