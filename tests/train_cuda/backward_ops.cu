@@ -251,7 +251,7 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 2, 7, 4, 3, 2, 5, true);
   check_ssd(host_, *dev_, 3, 37, 6, 5, 3, 7, false);
   check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
-  check_ssd(host_, *dev_, 1, 19, 2, 33, 1, 1100, true);  // N above 1024 threads: columns strided over threads
+  check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above 256 threads: strided over threads
 }
 
 void check_selective(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t E, int64_t N, bool gated) {

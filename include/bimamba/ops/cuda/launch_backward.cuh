@@ -47,9 +47,11 @@ __device__ inline double dsilu_grad(double x) {
   return s * (1.0 + x * (1.0 - s));
 }
 
-// Threads per block for n items of a one-thread-per-item reduction kernel: a multiple of 32 in [32, 1024].
+// Threads per block for n items of a block that strides over them: a multiple of 32 in [32, kThreads]. At most
+// kThreads (256) so that a kernel of up to 255 registers per thread still launches (65536 registers per block;
+// the SSD backward's head kernel uses ~165 on sm_80), with __launch_bounds__(kThreads) on such kernels.
 inline int threads_for(int64_t n) {
-  return int(std::min<int64_t>(1024, std::max<int64_t>(32, (n + 31) / 32 * 32)));
+  return int(std::min<int64_t>(kThreads, std::max<int64_t>(32, (n + 31) / 32 * 32)));
 }
 
 template <class T>

@@ -36,12 +36,12 @@ struct SsdBackwardScratch {
 };
 
 template <class T>
-__global__ void ssd_backward_head_kernel(TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
-                                         TensorView<const T, 1, Cuda> A, TensorView<const T, 4, Cuda> Bm,
-                                         TensorView<const T, 4, Cuda> Cm, TensorView<const T, 1, Cuda> D,
-                                         TensorView<const T, 4, Cuda> dy, TensorView<T, 4, Cuda> dx,
-                                         TensorView<T, 3, Cuda> ddt, int64_t b0, SsdBackwardScratch s,
-                                         GradientMode mode) {
+__global__ void __launch_bounds__(kThreads)
+    ssd_backward_head_kernel(TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
+                             TensorView<const T, 1, Cuda> A, TensorView<const T, 4, Cuda> Bm,
+                             TensorView<const T, 4, Cuda> Cm, TensorView<const T, 1, Cuda> D,
+                             TensorView<const T, 4, Cuda> dy, TensorView<T, 4, Cuda> dx, TensorView<T, 3, Cuda> ddt,
+                             int64_t b0, SsdBackwardScratch s, GradientMode mode) {
   extern __shared__ float xs_gys[];  // 2 P floats: x_t and dy_t of this head
   __shared__ double scratch[32];
   const int64_t L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
