@@ -80,8 +80,10 @@ TYPED_TEST(LinearConv, ConvPrefillSplitAnywhereEqualsWholeAndStep) {
     for (int64_t bi = 0; bi < B; ++bi)
       for (int64_t c = 0; c < C; ++c) got[size_t((bi * L + t) * C + c)] = yh(bi, c);
   }
-  // The same float operations in the same order as the whole prefill: identical up to rounding of silu.
-  EXPECT_LT(relative_l2(got, y_all), 1e-7);
+  // The same float sums in the same order as the whole prefill; the Host prefill's SiLU uses Eigen's
+  // vectorized exp (within 2 ulp of expf, which the step uses), so each output may differ by ~2 ulp:
+  // relative L2 below 2 * 2^-23 = 2.4e-7 (measured 1.1e-7).
+  EXPECT_LT(relative_l2(got, y_all), 2.4e-7);
   EXPECT_EQ(relative_l2(to_vector(s2), state_all), 0.0);  // state = copies of the last K inputs: exact
 }
 
