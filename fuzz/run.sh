@@ -76,6 +76,7 @@ for t in bpe_encode sentencepiece_encode; do  # the texts of the tokenizer fixtu
 done
 # Regression inputs (every finding becomes one) are seeds too.
 for t in "${targets[@]}"; do
+  mkdir -p "$corpus/$t"
   [ -d tests/data/fuzz/$t ] && cp tests/data/fuzz/$t/* "$corpus/$t/" 2>/dev/null || true
 done
 
