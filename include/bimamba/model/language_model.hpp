@@ -93,8 +93,32 @@ class LanguageModel {
   // meaningless. positions() counts padding too.
   void forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids, View<float, 3, Backend> logits,
                InferenceState<Backend>* state = nullptr, View<const float, 2, Backend> mask = {}) const {
-    const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg_.d_model;
+    const int64_t B = ids.size(0), L = ids.size(1), T = B * L;
     check_shape(logits, {B, L, cfg_.vocab_size}, "LanguageModel::forward: logits");
+    backbone(ctx, ids, state, mask, [&](TensorView<float, 2, Backend> n2) {
+      head(ctx, n2, logits.template reshape<2>({T, cfg_.vocab_size}));
+    });
+  }
+  // The same prefill, but only the logits of each sequence's last position L - 1, (B, V): what generation
+  // needs. The head runs on B rows instead of B L (for a 32000-token vocabulary and D = 1536 that is 98
+  // MFLOP saved per prompt token).
+  void forward_last(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids, View<float, 2, Backend> logits,
+                    InferenceState<Backend>* state = nullptr, View<const float, 2, Backend> mask = {}) const {
+    const int64_t B = ids.size(0), L = ids.size(1), D = cfg_.d_model;
+    check_shape(logits, {B, cfg_.vocab_size}, "LanguageModel::forward_last: logits");
+    backbone(ctx, ids, state, mask, [&](TensorView<float, 2, Backend> n2) {
+      TensorView<float, 2, Backend> last(ctx.workspace().template take<float>(size_t(B * D)), {B, D});
+      copy(TensorView<const float, 2, Backend>(n2.data() + (L - 1) * D, {B, D}, {L * D, 1}), last);
+      head(ctx, last, logits);
+    });
+  }
+
+ private:
+  // Embedding, the layers and the final norm of forward; then last(normed (B L, D)).
+  template <class Last>
+  void backbone(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids, InferenceState<Backend>* state,
+                View<const float, 2, Backend> mask, Last&& last) const {
+    const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg_.d_model;
     if (state) check_state(*state, B);
     if (present(mask)) check_shape(mask, {B, L}, "LanguageModel::forward: mask");
     auto& ws = ctx.workspace();
@@ -112,11 +136,12 @@ class LanguageModel {
       else mixers1_[size_t(i)].forward(ctx, normed, mixed, s, mask);
       next_norm(i).add_forward(ctx, r2, mixed.template reshape<2>({T, D}), n2);
     }
-    head(ctx, n2, logits.template reshape<2>({T, cfg_.vocab_size}));
+    last(n2);
     if (state)
       for (auto& p : state->positions()) p += L;
   }
 
+ public:
   Tensor<float, 3, Backend> forward(Context<Backend>& ctx, View<const int32_t, 2, Backend> ids) const {
     Tensor<float, 3, Backend> logits({ids.size(0), ids.size(1), cfg_.vocab_size});
     forward(ctx, ids, logits.view(), nullptr);
