@@ -2,9 +2,10 @@
 """Writes small SentencePiece seeds for fuzz_sentencepiece from tests/data/tokenizers/llama-2.model.
 
 One libFuzzer input is one whole .model: the 500 KB LLaMA-2 model as the only seed makes every execution
-a 32,000-piece load (tens per second under ASan). The seeds keep LLaMA-2's trainer and normalizer specs
-and the first KEEP pieces (<unk>, <s>, </s>, the 256 byte pieces and the first normal pieces), as a BPE
-model (the original model type) and as a unigram one (TrainerSpec.model_type = 1), a few KB each.
+a 32,000-piece load (tens per second under ASan). The seed keeps LLaMA-2's trainer and normalizer specs
+(a BPE model with byte fallback) and the first KEEP pieces (<unk>, <s>, </s>, the 256 byte pieces and the
+first normal pieces) plus the piece "▁" (the space symbol, so that spaces before characters without a
+merge decode as spaces): 401 pieces, 6 KB. (No unigram seed: the library supports BPE models only.)
 
   fuzz/make_sentencepiece_seed.py <llama-2.model> <out-dir>
 """
@@ -58,34 +59,25 @@ def fields(data):
             raise ValueError(f"wire type {wire} at {start}")
 
 
-def with_model_type(trainer_spec, model_type):
-    out = bytearray()
-    for number, _, raw, _ in fields(trainer_spec):
-        if number != 3:
-            out += raw
-    out += varint(3 << 3) + varint(model_type)
-    return bytes(out)
-
-
 def main():
     model = open(sys.argv[1], "rb").read()
-    pieces, trainer, normalizer = [], None, None
+    pieces, trainer, normalizer, space = [], None, None, None
     for number, _, raw, payload in fields(model):
         if number == 1:
             pieces.append(raw)
+            if any(n == 1 and text == "\u2581".encode() for n, _, _, text in fields(payload)):
+                space = raw
         elif number == 2:
             trainer = payload
         elif number == 3:
             normalizer = payload
-    if trainer is None or normalizer is None or len(pieces) < KEEP:
+    if trainer is None or normalizer is None or space is None or len(pieces) < KEEP:
         raise SystemExit("unexpected model layout")
-    for name, model_type in (("small-bpe.model", 2), ("small-unigram.model", 1)):
-        spec = with_model_type(trainer, model_type)
-        out = b"".join(pieces[:KEEP])
-        out += varint(2 << 3 | 2) + varint(len(spec)) + spec
-        out += varint(3 << 3 | 2) + varint(len(normalizer)) + normalizer
-        with open(f"{sys.argv[2]}/{name}", "wb") as f:
-            f.write(out)
+    out = b"".join(pieces[:KEEP]) + space
+    out += varint(2 << 3 | 2) + varint(len(trainer)) + trainer
+    out += varint(3 << 3 | 2) + varint(len(normalizer)) + normalizer
+    with open(f"{sys.argv[2]}/small-bpe.model", "wb") as f:
+        f.write(out)
 
 
 if __name__ == "__main__":
