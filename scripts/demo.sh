@@ -74,9 +74,11 @@ fi
 say "3. convert to the packed format"
 "$BIMAMBA" convert --model "$OUT/student" --out "$OUT/student.packed.safetensors" --json > "$OUT/convert.json"
 "$BIMAMBA" convert --model "$OUT/teacher" --out "$OUT/teacher-naive.packed.safetensors" --json > "$OUT/naive.json"
+[[ -n "${PAPER_TABLE:-}" ]] &&
+  "$BIMAMBA" convert --model "$OUT/student-ce" --out "$OUT/student-ce.packed.safetensors" --json > "$OUT/convert-ce.json"
 
 models=(teacher:"$OUT/teacher" student:"$OUT/student.packed.safetensors" naive:"$OUT/teacher-naive.packed.safetensors")
-[[ -n "${PAPER_TABLE:-}" ]] && models+=(student-ce:"$OUT/student-ce")
+[[ -n "${PAPER_TABLE:-}" ]] && models+=(student-ce:"$OUT/student-ce.packed.safetensors")
 say "4. perplexity (W = 256, first $EVAL_TOKENS tokens of each test file)"
 for m in "${models[@]}"; do
   for t in "${TESTS[@]}"; do
