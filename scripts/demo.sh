@@ -6,6 +6,7 @@
 #   scripts/demo.sh                      # about ten minutes on a 2-core machine
 #   PAPER_TABLE=1 scripts/demo.sh        # adds the rows of docs/results.md: the same student trained with
 #                                        # cross entropy only, naive binarization of the teacher, PTB test
+#   SCRATCH=1 scripts/demo.sh            # adds the student distilled from a random initialisation
 #
 # Settings (environment): BIMAMBA (a built CLI binary; when unset the script builds it in BIMAMBA_BUILD_DIR,
 # default build, as Release with BIMAMBA_JOBS parallel jobs, default 2), OUT (run directory, default
@@ -70,15 +71,22 @@ if [[ -n "${PAPER_TABLE:-}" ]]; then
   say "2b. the same student trained with next-token cross entropy only"
   distill student-ce --distill-weight 0 --ce-weight 1
 fi
+if [[ -n "${SCRATCH:-}" ]]; then
+  say "2c. the student distilled from a random initialisation (as the paper trains it)"
+  distill student-scratch --init random
+fi
 
 say "3. convert to the packed format"
 "$BIMAMBA" convert --model "$OUT/student" --out "$OUT/student.packed.safetensors" --json > "$OUT/convert.json"
 "$BIMAMBA" convert --model "$OUT/teacher" --out "$OUT/teacher-naive.packed.safetensors" --json > "$OUT/naive.json"
 [[ -n "${PAPER_TABLE:-}" ]] &&
   "$BIMAMBA" convert --model "$OUT/student-ce" --out "$OUT/student-ce.packed.safetensors" --json > "$OUT/convert-ce.json"
+[[ -n "${SCRATCH:-}" ]] && "$BIMAMBA" convert --model "$OUT/student-scratch" \
+  --out "$OUT/student-scratch.packed.safetensors" --json > "$OUT/convert-scratch.json"
 
 models=(teacher:"$OUT/teacher" student:"$OUT/student.packed.safetensors" naive:"$OUT/teacher-naive.packed.safetensors")
 [[ -n "${PAPER_TABLE:-}" ]] && models+=(student-ce:"$OUT/student-ce.packed.safetensors")
+[[ -n "${SCRATCH:-}" ]] && models+=(student-scratch:"$OUT/student-scratch.packed.safetensors")
 say "4. perplexity (W = 256, first $EVAL_TOKENS tokens of each test file)"
 for m in "${models[@]}"; do
   for t in "${TESTS[@]}"; do
