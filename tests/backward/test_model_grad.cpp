@@ -9,6 +9,8 @@
 #include <bimamba/train/model_grad.hpp>
 #include <sstream>
 
+#include <grad_reference.hpp>
+
 namespace bimamba::test {
 namespace {
 
@@ -18,28 +20,11 @@ constexpr double kGradTol = 1e-4;
 // relative error is below that.
 constexpr double kLossTol = 1e-5;
 
-struct Reference {
-  Tensor<int32_t, 2, Host> ids;      // (B, L)
-  Tensor<float, 3, Host> teacher;    // (B, L, V)
-  double distill = 0, ce = 0;
-};
-
-Reference read_reference(SafetensorsFile& ref) {
-  Reference r;
-  const HostTensor ids = ref.get("input_ids");
-  r.ids = tensor_from<int32_t, 2>(to_int32(ids), {ids.shape[0], ids.shape[1]});
-  const HostTensor t = ref.get("teacher_logits");
-  r.teacher = tensor_from<float, 3>(to_float(t), {t.shape[0], t.shape[1], t.shape[2]});
-  r.distill = to_float(ref.get("distill_loss"))[0];
-  r.ce = to_float(ref.get("ce_loss"))[0];
-  return r;
-}
-
 void check_fixture(const std::string& folder) {
   Context<Host> ctx;
   auto model = load_model<Host>(ctx, data_path(folder));
   SafetensorsFile ref(data_path(folder + "/reference.safetensors"));
-  const Reference r = read_reference(ref);
+  const GradReference r = read_grad_reference(ref);
 
   auto pass = training_forward(ctx, model, r.ids);
   const double loss = distill_loss(ctx, pass.logits(), r.teacher, pass.dlogits());
@@ -81,7 +66,7 @@ TEST(ModelGrad, AccumulateTwiceIsTwiceOverwrite) {
   Context<Host> ctx;
   auto model = load_model<Host>(ctx, data_path("bimamba2-tiny"));
   SafetensorsFile ref(data_path("bimamba2-tiny/reference.safetensors"));
-  const Reference r = read_reference(ref);
+  const GradReference r = read_grad_reference(ref);
   auto pass = training_forward(ctx, model, r.ids);
   distill_loss(ctx, pass.logits(), r.teacher, pass.dlogits());
   training_backward(ctx, model, pass, GradientMode::Overwrite);

@@ -22,32 +22,14 @@
 #include <bimamba/ops/ssd_scan.hpp>
 #include <bimamba/ops/ssd_step.hpp>
 
-#include <test_support.hpp>
+#include <device_support.hpp>
 
 namespace bimamba::test {
 namespace {
 
 constexpr double kTol = 1e-5;
 
-template <int Rank>
-Tensor<float, Rank, Host> rand_host(const Extents<Rank>& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return tensor_from<float, Rank>(random_floats(size_t(product<Rank>(shape)), seed, lo, hi), shape);
-}
-
-template <class T, int Rank>
-double rel(const Tensor<T, Rank, Cuda>& device, const Tensor<T, Rank, Host>& host) {
-  return relative_l2(to_vector(device), to_vector(host));
-}
-
-class DeviceOps : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
-    dev_ = std::make_unique<Context<Cuda>>();
-  }
-  Context<Host> host_;
-  std::unique_ptr<Context<Cuda>> dev_;
-};
+using DeviceOps = DeviceVsHost;
 
 TEST_F(DeviceOps, ElementwiseAndNorms) {
   const int64_t T = 37, D = 1031, E = 771, G = 3, H = 13;

@@ -22,23 +22,13 @@
 #include <bimamba/ops/selective_scan_backward.hpp>
 #include <bimamba/ops/ssd_scan_backward.hpp>
 
-#include <test_support.hpp>
+#include <device_support.hpp>
 
 namespace bimamba::test {
 namespace {
 
 constexpr double kTol = 1e-4;
 constexpr GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumulate};
-
-template <int Rank>
-Tensor<float, Rank, Host> rand_host(const Extents<Rank>& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return tensor_from<float, Rank>(random_floats(size_t(product<Rank>(shape)), seed, lo, hi), shape);
-}
-
-template <class T, int Rank>
-double rel(const Tensor<T, Rank, Cuda>& device, const Tensor<T, Rank, Host>& host) {
-  return relative_l2(to_vector(device), to_vector(host));
-}
 
 const char* name(GradientMode mode) { return mode == GradientMode::Overwrite ? "Overwrite" : "Accumulate"; }
 
@@ -51,15 +41,7 @@ struct GradPair {
   double rel_l2() const { return rel(dev, host); }
 };
 
-class TrainOpsCuda : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
-    dev_ = std::make_unique<Context<Cuda>>();
-  }
-  Context<Host> host_;
-  std::unique_ptr<Context<Cuda>> dev_;
-};
+using TrainOpsCuda = DeviceVsHost;
 
 TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
   const int64_t T = 37, in = 45, out = 29;

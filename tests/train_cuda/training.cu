@@ -16,17 +16,14 @@
 #include <cstdio>
 #include <random>
 
-#include <test_support.hpp>
+#include <device_support.hpp>
+#include <grad_reference.hpp>
+#include <tiny_training.hpp>
 
 #include "../train/temp_path.hpp"
 
 namespace bimamba::test {
 namespace {
-
-template <int Rank>
-Tensor<float, Rank, Host> rand_host(const Extents<Rank>& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return tensor_from<float, Rank>(random_floats(size_t(product<Rank>(shape)), seed, lo, hi), shape);
-}
 
 bool skip_without_device() { return !cuda_device_available(); }
 #define SKIP_WITHOUT_DEVICE() \
@@ -110,23 +107,6 @@ TEST(TrainCuda, LossesMatchHost) {
   }
 }
 
-struct Reference {
-  Tensor<int32_t, 2, Host> ids;    // (B, L)
-  Tensor<float, 3, Host> teacher;  // (B, L, V)
-  double distill = 0, ce = 0;
-};
-
-Reference read_reference(SafetensorsFile& ref) {
-  Reference r;
-  const HostTensor ids = ref.get("input_ids");
-  r.ids = tensor_from<int32_t, 2>(to_int32(ids), {ids.shape[0], ids.shape[1]});
-  const HostTensor t = ref.get("teacher_logits");
-  r.teacher = tensor_from<float, 3>(to_float(t), {t.shape[0], t.shape[1], t.shape[2]});
-  r.distill = to_float(ref.get("distill_loss"))[0];
-  r.ce = to_float(ref.get("ce_loss"))[0];
-  return r;
-}
-
 // FIXTURES.md: a correct float32 implementation meets relative L2 < 1e-4 on every gradient tensor (the host
 // measures 1.4e-6) and the losses to < 1e-5 relative (the logits match to that).
 TEST(TrainCuda, BiMamba2TinyFixtureGradients) {
@@ -135,7 +115,7 @@ TEST(TrainCuda, BiMamba2TinyFixtureGradients) {
     Context<Cuda> ctx;
     auto model = load_model<Cuda>(ctx, data_path(folder));
     SafetensorsFile ref(data_path(folder + "/reference.safetensors"));
-    const Reference r = read_reference(ref);
+    const GradReference r = read_grad_reference(ref);
     auto pass = training_forward(ctx, model, to<Cuda>(r.ids).cview());
     const double loss = distill_loss(ctx, pass.logits(), to<Cuda>(r.teacher).cview(), pass.dlogits());
     EXPECT_NEAR(loss, r.distill, 1e-5 * r.distill) << folder;
@@ -259,31 +239,9 @@ TEST(TrainCuda, AdamWClippingAndNonFiniteMatchHost) {
   EXPECT_EQ(os.skipped_steps(), 1);
 }
 
-constexpr int64_t kVocab = 64;
-
-ModelConfig tiny_config(bool binary) {
-  ModelConfig c;
-  c.architecture = Architecture::Mamba2;
-  c.binary = binary;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.vocab_size = kVocab;
-  c.d_state = 8;
-  c.headdim = 8;
-  c.chunk_size = 8;
-  return c;
-}
-
 std::string write_corpus(const std::string& name) {
-  std::mt19937_64 rng(7);
-  std::vector<int32_t> tokens(4000);
-  int32_t t = 0;
-  for (auto& x : tokens) {
-    t = int32_t((t + 1 + (rng() % 8 == 0 ? rng() % 5 : 0)) % kVocab);
-    x = t;
-  }
   const std::string path = temp_path(name);
-  write_token_file(path, tokens, kVocab);
+  write_cycle_corpus(path);
   return path;
 }
 
@@ -310,8 +268,8 @@ RunResult train_run(const std::string& corpus, const std::string& checkpoint = "
   const TokenFile file = TokenFile::open(corpus);
   const TokenSplit split = split_by_position(file.size(), 0.1);
   const SequentialWindows validation(file, split.validation, 4, 16);
-  const LanguageModel<Backend> teacher = init_random<Backend>(tiny_config(false), 11);
-  LanguageModel<Backend> model = init_random<Backend>(tiny_config(true), 5);
+  const LanguageModel<Backend> teacher = init_random<Backend>(tiny_training_config(false), 11);
+  LanguageModel<Backend> model = init_random<Backend>(tiny_training_config(true), 5);
   WindowSampler sampler(file, split.train, 4, 16, 1234);
   Trainer<Backend> trainer(model, &teacher, sampler, &validation, five_steps(checkpoint));
   RunResult r;
@@ -347,7 +305,7 @@ TEST(TrainCuda, TrainerFiveStepsMatchHost) {
   // The device run's checkpoint loads into a host model and optimizer: the same parameters and moments, bit
   // for bit (the file format is backend-free).
   Context<Host> host;
-  LanguageModel<Host> model = init_random<Host>(tiny_config(true), 99);
+  LanguageModel<Host> model = init_random<Host>(tiny_training_config(true), 99);
   AdamW<Host> opt(model.params(), five_steps("").adamw);
   const TrainingState state = load_training_checkpoint(host, checkpoint, model.params(), opt);
   EXPECT_EQ(state.step, 5);

@@ -10,37 +10,16 @@
 #include <random>
 #include <vector>
 
+#include <tiny_training.hpp>
+
 #include "../train/temp_path.hpp"
 
 namespace bimamba::test {
 namespace {
 
-constexpr int64_t kVocab = 64;
-
-ModelConfig tiny_config(bool binary) {
-  ModelConfig c;
-  c.architecture = Architecture::Mamba2;
-  c.binary = binary;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.vocab_size = kVocab;
-  c.d_state = 8;
-  c.headdim = 8;
-  c.chunk_size = 8;
-  return c;
-}
-
-// A corpus with structure to learn: a noisy cycle through the vocabulary.
 std::string write_corpus(const std::string& name) {
-  std::mt19937_64 rng(7);
-  std::vector<int32_t> tokens(4000);
-  int32_t t = 0;
-  for (auto& x : tokens) {
-    t = int32_t((t + 1 + (rng() % 8 == 0 ? rng() % 5 : 0)) % kVocab);
-    x = t;
-  }
   const std::string path = temp_path(name);
-  write_token_file(path, tokens, kVocab);
+  write_cycle_corpus(path);
   return path;
 }
 
@@ -71,7 +50,7 @@ RunResult train(const std::string& corpus, const std::string& checkpoint, int64_
   const TokenFile file = TokenFile::open(corpus);
   const TokenSplit split = split_by_position(file.size(), 0.1);
   const SequentialWindows validation(file, split.validation, 4, 16);
-  const LanguageModel<Host> teacher = init_random<Host>(tiny_config(false), 11);
+  const LanguageModel<Host> teacher = init_random<Host>(tiny_training_config(false), 11);
   RunResult r;
   const auto log = [&](const nlohmann::ordered_json& j) {
     nlohmann::ordered_json k = j;
@@ -80,13 +59,13 @@ RunResult train(const std::string& corpus, const std::string& checkpoint, int64_
     r.lines.push_back(k);
   };
   if (kill_after > 0) {
-    LanguageModel<Host> model = init_random<Host>(tiny_config(true), 5);
+    LanguageModel<Host> model = init_random<Host>(tiny_training_config(true), 5);
     WindowSampler sampler(file, split.train, 4, 16, 1234);
     Trainer<Host> trainer(model, &teacher, sampler, &validation, run_config(checkpoint));
     trainer.run(ctx, log, kill_after + 1);  // one step past the checkpoint, then "killed"
     r.lines.clear();
   }
-  LanguageModel<Host> model = init_random<Host>(tiny_config(true), kill_after > 0 ? 99 : 5);
+  LanguageModel<Host> model = init_random<Host>(tiny_training_config(true), kill_after > 0 ? 99 : 5);
   WindowSampler sampler(file, split.train, 4, 16, kill_after > 0 ? 4321 : 1234);
   Trainer<Host> trainer(model, &teacher, sampler, &validation, run_config(checkpoint));
   if (kill_after > 0) trainer.resume(ctx, checkpoint);
@@ -122,7 +101,7 @@ TEST(Trainer, LowersValidationLoss) {
   const TokenFile file = TokenFile::open(corpus);
   const TokenSplit split = split_by_position(file.size(), 0.1);
   const SequentialWindows validation(file, split.validation, 4, 16);
-  LanguageModel<Host> model = init_random<Host>(tiny_config(false), 5);
+  LanguageModel<Host> model = init_random<Host>(tiny_training_config(false), 5);
   WindowSampler sampler(file, split.train, 8, 16, 1);
   TrainerConfig c;
   c.steps = 30;

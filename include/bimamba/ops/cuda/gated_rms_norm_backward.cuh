@@ -32,8 +32,8 @@ __global__ void gated_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> y, 
     sum += v * v;
     dot += double(w(j)) * dout(t, j) * v;
   }
-  sum = block_sum_double(sum, scratch);
-  dot = block_sum_double(dot, scratch);
+  sum = block_sum(sum, scratch);
+  dot = block_sum(dot, scratch);
   const double rt = 1.0 / sqrt(sum / double(S) + eps);
   if (threadIdx.x == 0) r[t * groups + g] = float(rt);
   const double c = rt * rt * rt * dot / double(S);

@@ -1,5 +1,5 @@
 // Launch helpers shared by the Cuda op kernels (ops/cuda/*.cuh): grid sizes for grid-stride loops, the launch
-// error check, and warp / block sums in float. Kernels live in namespace detail::gpu (a namespace named `cuda`
+// error check, and warp / block sums (float or double). Kernels live in namespace detail::gpu (a namespace named `cuda`
 // would shadow ::cuda::std) and are templates on their element type, so that a header included by several
 // translation units of one program defines no duplicate host stubs.
 //
@@ -26,21 +26,23 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 
 inline void check_launch() { BIMAMBA_CUDA_CHECK(cudaGetLastError()); }
 
-// Sum over the 32 lanes of a warp; every lane gets the total.
-__device__ inline float warp_sum(float v) {
+// Sum over the 32 lanes of a warp; every lane gets the total. T: float, or double for the backward kernels.
+template <class T>
+__device__ inline T warp_sum(T v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. Contains
-// __syncthreads(): call it from all threads of the block. `scratch` holds 32 floats of shared memory.
-__device__ inline float block_sum(float v, float* scratch) {
+// __syncthreads(): call it from all threads of the block. `scratch` holds 32 values of T in shared memory.
+template <class T>
+__device__ inline T block_sum(T v, T* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   v = warp_sum(v);
   __syncthreads();  // scratch may still be read by a previous call
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = lane < warps ? scratch[lane] : 0.0f;
+  v = lane < warps ? scratch[lane] : T(0);
   return warp_sum(v);
 }
 

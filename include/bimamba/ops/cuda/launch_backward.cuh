@@ -1,7 +1,6 @@
 // Shared pieces of the Cuda backward kernels (ops/cuda/*_backward.cuh), the device side of
 // ops/host/backward_common.hpp:
 //   put_grad(g, v, mode)     g = v (Overwrite) or g += v (Accumulate), v a double rounded once to float
-//   block_sum_double(v, s)   sum over the block in double (blockDim.x a multiple of 32, at most 1024)
 //   dsigmoid / dsilu_grad    sigmoid(x) and silu'(x) = s (1 + x (1 - s)) in double, as the host's
 //   zero_grad(ctx, g)        g = 0 under Overwrite (scatter-style backward passes then only add)
 //   gather_to_host(ctx, v)   the elements of a device view of any strides, row-major, on the host (packed by a
@@ -23,22 +22,6 @@ namespace bimamba::detail::gpu {
 
 __device__ inline void put_grad(float& g, double v, GradientMode mode) {
   g = mode == GradientMode::Overwrite ? float(v) : float(double(g) + v);
-}
-
-__device__ inline double warp_sum_double(double v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Every thread gets the total. Contains __syncthreads(): call from all threads. scratch: 32 doubles (shared).
-__device__ inline double block_sum_double(double v, double* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum_double(v);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : 0.0;
-  return warp_sum_double(v);
 }
 
 __device__ inline double dsigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }

@@ -22,8 +22,8 @@ __global__ void rms_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> x, Te
     sum += double(x(t, j)) * x(t, j);
     if (has_dx) dot += double(w(j)) * dy(t, j) * x(t, j);
   }
-  sum = block_sum_double(sum, scratch);
-  dot = block_sum_double(dot, scratch);
+  sum = block_sum(sum, scratch);
+  dot = block_sum(dot, scratch);
   const double rt = 1.0 / sqrt(sum / double(D) + eps);
   if (threadIdx.x == 0) r[t] = float(rt);
   if (!has_dx) return;

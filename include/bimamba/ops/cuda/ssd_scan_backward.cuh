@@ -98,8 +98,8 @@ __global__ void __launch_bounds__(kThreads)
       xsb += double(xs[p]) * dSB;
       sum_dD += double(gys[p]) * xs[p];
     }
-    dprev = block_sum_double(dprev, scratch);
-    xsb = block_sum_double(xsb, scratch);  // (its barriers also end phase 2's reads of dS)
+    dprev = block_sum(dprev, scratch);
+    xsb = block_sum(xsb, scratch);  // (its barriers also end phase 2's reads of dS)
     if (tid == 0) {
       put_grad(ddt(b, t, h), xsb + Ah * a * dprev, mode);
       sum_dA += d * a * dprev;
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t n = tid; n < N; n += nthreads)  // phase 3
       for (int64_t p = 0; p < P; ++p) dS[p * N + n] *= a;
   }
-  sum_dD = block_sum_double(sum_dD, scratch);
+  sum_dD = block_sum(sum_dD, scratch);
   if (tid == 0) {
     s.dA_part[b * H + h] = sum_dA;
     s.dD_part[b * H + h] = sum_dD;

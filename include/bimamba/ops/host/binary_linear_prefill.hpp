@@ -74,18 +74,9 @@ inline void binary_linear_prefill_impl(Context<Host>& ctx, TensorView<const floa
     alignas(64) float acc[R];
     for (int64_t t0 = t_begin; t0 < t_end; t0 += TB) {
       const int64_t tb = std::min(TB, t_end - t0);
-      for (int64_t l = 0; l < tb; ++l) {  // a, b and the tables of token t0 + l (as the row-parallel kernel)
-        const float* xt = x.data() + (t0 + l) * x.stride(0);
-        float* at = a + l * cols;
-        double bsum = 0;
-        for (int64_t j = 0; j < in; ++j) {
-          at[j] = alpha(j) * xt[j];
-          bsum += double(beta(j)) * double(xt[j]);
-        }
-        std::fill(at + in, at + cols, 0.0f);
-        b[l] = float(bsum);
-        shuffle::build_tables(at, words, planes + l * groups * 32, scale + l * words);
-      }
+      for (int64_t l = 0; l < tb; ++l)  // a, b and the tables of token t0 + l (as the row-parallel kernel)
+        b[l] = shuffle::prepare_token(x.data() + (t0 + l) * x.stride(0), in, alpha, beta, words, a + l * cols,
+                                      planes + l * groups * 32, scale + l * words);
       for (int64_t r0 = 0; r0 < tiles; r0 += GT) {
         for (int64_t l = 0; l < tb; ++l) {
           const shuffle::TokenTables tt{planes + l * groups * 32, scale + l * words};

@@ -138,6 +138,21 @@ inline void build_tables(const float* a, int64_t words, uint8_t* planes, float* 
   }
 }
 
+// Everything one token needs before its tiles: a = alpha ⊙ x (cols = 32 * words values, zero padded past in),
+// its tables (planes, scale as build_tables) and the offset b = beta · x, summed in double and returned as float.
+inline float prepare_token(const float* x, int64_t in, TensorView<const float, 1, Host> alpha,
+                           TensorView<const float, 1, Host> beta, int64_t words, float* a, uint8_t* planes,
+                           float* scale) {
+  double bsum = 0;
+  for (int64_t j = 0; j < in; ++j) {
+    a[j] = alpha(j) * x[j];
+    bsum += double(beta(j)) * double(x[j]);
+  }
+  std::fill(a + in, a + 32 * words, 0.0f);
+  build_tables(a, words, planes, scale);
+  return float(bsum);
+}
+
 // acc[0..32) = sum_w d_w * (block w of the 32 rows of `tile` against the tables): portable version.
 inline void tile_scalar(const uint8_t* tile, int64_t words, const TokenTables& tt, float* acc) {
   for (int i = 0; i < TiledSigns::kTileRows; ++i) {
@@ -277,16 +292,8 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
   float* scale = ws.take<float>(size_t(T * words));       // (T, words) block scales
   float* b = ws.take<float>(size_t(T));                   // (T) beta · x
   auto prepare = [&](int64_t t) {  // a, b and the tables of token t
-    const float* xt = x.data() + t * x.stride(0);
-    float* at = a + t * cols;
-    double bsum = 0;
-    for (int64_t j = 0; j < in; ++j) {
-      at[j] = alpha(j) * xt[j];
-      bsum += double(beta(j)) * double(xt[j]);
-    }
-    std::fill(at + in, at + cols, 0.0f);
-    b[t] = float(bsum);
-    shuffle::build_tables(at, words, planes + t * groups * 32, scale + t * words);
+    b[t] = shuffle::prepare_token(x.data() + t * x.stride(0), in, alpha, beta, words, a + t * cols,
+                                  planes + t * groups * 32, scale + t * words);
   };
   // acc (32 rows of one tile) -> y (T, out), dropping the rows of a partial last tile.
   auto store = [&](int64_t tile, int64_t t, const float* acc) {

@@ -23,7 +23,7 @@ __global__ void sum_squares_blocks_kernel(const T* x, int64_t n, double* partial
   const int64_t begin = blockIdx.x * kReduceBlock, end = begin + kReduceBlock < n ? begin + kReduceBlock : n;
   double s = 0;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(x[i]) * double(x[i]);
-  s = block_sum_double(s, scratch);
+  s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 

@@ -58,7 +58,7 @@ __global__ void loss_rows_kernel(LossArgs a, double* row_loss) {
   m = block_max(m, fscratch);
   double zs = 0;
   for (int64_t v = threadIdx.x; v < V; v += blockDim.x) zs += double(expf(x[v] - m));
-  zs = block_sum_double(zs, dscratch);
+  zs = block_sum(zs, dscratch);
   const double lse = double(m) + log(zs);
 
   double loss = 0, zt = 0;
@@ -75,8 +75,8 @@ __global__ void loss_rows_kernel(LossArgs a, double* row_loss) {
       zt += double(e);
       wsum += double(e) * (double(x[v]) - lse);
     }
-    zt = block_sum_double(zt, dscratch);
-    wsum = block_sum_double(wsum, dscratch);
+    zt = block_sum(zt, dscratch);
+    wsum = block_sum(wsum, dscratch);
     loss = -wsum / zt;
   } else {
     const int64_t K = a.ids.size(2);
@@ -88,8 +88,8 @@ __global__ void loss_rows_kernel(LossArgs a, double* row_loss) {
       zt += double(e);
       wsum += double(e) * (double(x[a.ids(b, t, k)]) - lse);
     }
-    zt = block_sum_double(zt, dscratch);
-    wsum = block_sum_double(wsum, dscratch);
+    zt = block_sum(zt, dscratch);
+    wsum = block_sum(wsum, dscratch);
     loss = -wsum / zt;
   }
   if (threadIdx.x == 0) row_loss[r] = loss;

@@ -1,7 +1,7 @@
 // Block reductions and read-backs shared by the Cuda training kernels (train/cuda/*.cuh).
 //   block_max(v, s)              max over the block in float (fmaxf: a NaN is skipped here, but it still makes
 //                                the sums that follow NaN, so a non-finite row still gives a non-finite loss)
-//   block_sum_double(v, s)       (ops/cuda/launch_backward.cuh) sum over the block in double
+//   block_sum(v, s)              (ops/cuda/launch.cuh) sum over the block, here in double
 //   copy_back(ctx, host, dev, n) waits for ctx's stream and copies n elements to the host
 // blockDim.x is a multiple of 32, at most 1024, in every kernel that uses them.
 #pragma once
