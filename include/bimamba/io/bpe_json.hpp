@@ -31,9 +31,27 @@ namespace bimamba {
 
 namespace detail {
 
+// object[key] as T, or fallback when absent or null; a value of another type is a FormatError naming where.key
+// (nlohmann's own value() / get() would throw its type_error instead).
+template <class T>
+T json_field(const nlohmann::json& object, const char* key, T fallback, const std::string& file, const char* where) {
+  if (!object.contains(key) || object[key].is_null()) return fallback;
+  try {
+    return object[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    BIMAMBA_THROW(FormatError, file, ": ", where, ".", key, " has the wrong type: ", object[key].dump());
+  }
+}
+
+// The "type" string of a component spec; "" when spec is not an object or has no string "type".
+inline std::string type_of(const nlohmann::json& spec) {
+  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) return {};
+  return spec["type"].get<std::string>();
+}
+
 inline void add_normalizer(const nlohmann::json& spec, std::vector<unicode::NormalForm>& out, const std::string& file) {
   if (spec.is_null()) return;
-  const std::string type = spec.is_object() ? spec.value("type", std::string()) : std::string();
+  const std::string type = type_of(spec);
   if (type == "NFC") {
     out.push_back(unicode::NormalForm::kNFC);
   } else if (type == "NFD") {
@@ -47,14 +65,14 @@ inline void add_normalizer(const nlohmann::json& spec, std::vector<unicode::Norm
 
 inline void read_pre_tokenizer(const nlohmann::json& spec, BpeOptions& options, const std::string& file) {
   const nlohmann::json* byte_level = &spec;
-  if (spec.is_object() && spec.value("type", std::string()) == "Sequence" && spec.contains("pretokenizers") &&
+  if (type_of(spec) == "Sequence" && spec.contains("pretokenizers") &&
       spec["pretokenizers"].is_array() && spec["pretokenizers"].size() == 1)
     byte_level = &spec["pretokenizers"][0];
-  if (!byte_level->is_object() || byte_level->value("type", std::string()) != "ByteLevel")
+  if (type_of(*byte_level) != "ByteLevel")
     BIMAMBA_THROW(FormatError, file, ": pre_tokenizer ", spec.dump().substr(0, 200),
                   " is not supported (only ByteLevel)");
-  options.add_prefix_space = byte_level->value("add_prefix_space", false);
-  options.use_regex = byte_level->value("use_regex", true);
+  options.add_prefix_space = json_field<bool>(*byte_level, "add_prefix_space", false, file, "pre_tokenizer");
+  options.use_regex = json_field<bool>(*byte_level, "use_regex", true, file, "pre_tokenizer");
 }
 
 // "a b" -> (a, b): the one space separates the two parts (byte-level tokens hold no spaces).
@@ -72,15 +90,6 @@ inline std::pair<std::string, std::string> read_merge(const nlohmann::json& merg
   BIMAMBA_THROW(FormatError, file, ": merge ", rank, " is ", merge.dump(), ", expected \"a b\" or [\"a\", \"b\"]");
 }
 
-template <class T>
-T json_field(const nlohmann::json& object, const char* key, T fallback, const std::string& file, const char* where) {
-  if (!object.contains(key) || object[key].is_null()) return fallback;
-  try {
-    return object[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    BIMAMBA_THROW(FormatError, file, ": ", where, ".", key, " has the wrong type: ", object[key].dump());
-  }
-}
 
 }  // namespace detail
 
@@ -283,7 +292,7 @@ inline std::unique_ptr<BpeTokenizer> bpe_tokenizer_from_parts(const BpeJsonParts
     BIMAMBA_THROW(FormatError, file, ": no pre_tokenizer; only ByteLevel BPE tokenizers are supported");
   detail::read_pre_tokenizer(root["pre_tokenizer"], options, file);
   if (root.contains("decoder") && !root["decoder"].is_null() &&
-      !(root["decoder"].is_object() && root["decoder"].value("type", std::string()) == "ByteLevel"))
+      detail::type_of(root["decoder"]) != "ByteLevel")
     BIMAMBA_THROW(FormatError, file, ": decoder ", root["decoder"].dump().substr(0, 200),
                   " is not supported (only ByteLevel)");
   return std::make_unique<BpeTokenizer>(parts.vocab, parts.merges, added, std::move(options), file);
