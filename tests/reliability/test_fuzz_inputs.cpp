@@ -107,5 +107,17 @@ TEST(FuzzInputs, WrongTypesInTokenizerComponentsAreFormatErrors) {
   }
 }
 
+// fuzz_tokenizer_json found an added token id of 5.6e53 converted to int with undefined behaviour (a
+// UndefinedBehaviorSanitizer report); an id must be an integer in int32's range.
+TEST(FuzzInputs, AddedTokenIdsOutsideInt32AreFormatErrors) {
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0}, "merges": []})";
+  for (const std::string id : {"5.55e53", "1.5", "4294967296", "18446744073709551615", "-2147483649", "\"7\""}) {
+    SCOPED_TRACE(id);
+    const std::string json = R"({"added_tokens": [{"id": )" + id + R"(, "content": "<x>"}], )" + model + "}";
+    EXPECT_NE(tokenizer_json_error(json).find("added_tokens[].id has the wrong type or range"), std::string::npos)
+        << tokenizer_json_error(json);
+  }
+}
+
 }  // namespace
 }  // namespace bimamba

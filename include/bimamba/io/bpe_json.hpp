@@ -16,10 +16,12 @@
 
 #include <climits>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,16 +33,28 @@ namespace bimamba {
 
 namespace detail {
 
-// object[key] as T, or fallback when absent or null; a value of another type is a FormatError naming where.key
-// (nlohmann's own value() / get() would throw its type_error instead).
+// object[key] as T, or fallback when absent or null. A value of another JSON type, a non-integer or
+// out-of-range number for an integral T, is a FormatError naming where.key (nlohmann's get() would throw its
+// type_error, or convert a float such as 5e53 to int with undefined behaviour).
 template <class T>
 T json_field(const nlohmann::json& object, const char* key, T fallback, const std::string& file, const char* where) {
   if (!object.contains(key) || object[key].is_null()) return fallback;
-  try {
-    return object[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    BIMAMBA_THROW(FormatError, file, ": ", where, ".", key, " has the wrong type: ", object[key].dump());
+  const nlohmann::json& v = object[key];
+  bool ok = true;
+  if constexpr (std::is_same_v<T, bool>) {
+    ok = v.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    ok = v.is_number_integer() &&
+         (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                                 : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                       v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    ok = v.is_number();
+  } else {
+    ok = v.is_string();
   }
+  if (!ok) BIMAMBA_THROW(FormatError, file, ": ", where, ".", key, " has the wrong type or range: ", v.dump().substr(0, 200));
+  return v.get<T>();
 }
 
 // The "type" string of a component spec; "" when spec is not an object or has no string "type".
