@@ -15,7 +15,6 @@ max_memory_reserved), parameters and MFU = 6 * parameters * tokens/s / peak (def
 
 usage: torch_bimamba_train.py [--batch 1] [--length 2048] [--layers 48] [--d-model 1536] [--vocab 32000]
                               [--steps 5] [--warmup 2] [--checkpointing] [--fast-path] [--peak-flops 989e12]
-Written for the device machine; not yet run.
 """
 import argparse
 import json
@@ -37,18 +36,24 @@ class FBILinear(nn.Module):
         w = weight.detach().clone() if weight is not None else torch.empty(out_features, in_features)
         if weight is None:
             nn.init.kaiming_uniform_(w, a=5 ** 0.5)
-        self.weight = nn.Parameter(w)
+        self.latent = nn.Parameter(w)
         # Bi-Mamba's initialisation from a latent weight: scale = mean |W - mean W| per input column, offset = mean W.
         mean = w.mean(dim=0)
         self.wscale = nn.Parameter((w - mean).abs().mean(dim=0))
         self.wbias = nn.Parameter(mean)
+        self.bias = None  # Bi-Mamba's projections have none; HF's mixer reads .bias
 
-    def forward(self, x):
-        w = self.weight
+    @property
+    def weight(self):
+        """W_eff with the identity STE. A property, because HF's mixer passes out_proj.weight to its fused
+        scan directly in some code paths: they then see the binarized weight, not a latent one."""
+        w = self.latent
         sign = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
         s = w + (sign - w).detach()  # forward: sign(W); backward: identity
-        w_eff = self.wscale * s + self.wbias
-        return F.linear(x, w_eff)
+        return self.wscale * s + self.wbias
+
+    def forward(self, x):
+        return F.linear(x, self.weight)
 
 
 def binarize(model):

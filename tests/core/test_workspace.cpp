@@ -35,6 +35,25 @@ TEST(Workspace, ChainsBlocksThenMergesOnReset) {
   EXPECT_EQ(ws.capacity(), peak);  // the same sequence needs no new memory
 }
 
+// The decode step's pattern: the chained block is taken and released inside a scope, so at reset() only the
+// first block is left; reset() must still grow to the peak, or the next step allocates again (inside a CUDA
+// graph capture that is an error).
+TEST(Workspace, ResetGrowsToThePeakOfReleasedScopes) {
+  Workspace<Host> ws;
+  auto step = [&] {
+    WorkspaceScope<Host> scope(ws);
+    ws.take<char>(1 << 20);
+    ws.take<char>(3 << 20);  // chains a second block, freed again when the scope ends
+  };
+  step();
+  ASSERT_LT(ws.capacity(), ws.peak_bytes());  // the pattern reproduced: the chain is gone, the peak remembered
+  ws.reset();
+  const size_t after_reset = ws.capacity();
+  EXPECT_GE(after_reset, ws.peak_bytes());
+  step();
+  EXPECT_EQ(ws.capacity(), after_reset);  // the same step fits the one block: no new memory
+}
+
 TEST(Context, ParallelForCoversRangeOnce) {
   Context<Host> ctx(4);
   std::vector<int> hits(1000, 0);

@@ -203,7 +203,9 @@ TEST_F(DeviceOps, SsdScanMatchesHostAtOddAndRealShapes) {
 }
 
 TEST_F(DeviceOps, SsdStepAndSelectiveScan) {
-  for (auto [H, P, G, N] : {std::array<int64_t, 4>{6, 5, 3, 7}, {80, 64, 1, 128}}) {
+  // Shapes: odd (scalar path), P not a multiple of the 8 rows per block with N = 132 (float4 path, a second
+  // pass for lane 0), the 2.7B head shape.
+  for (auto [H, P, G, N] : {std::array<int64_t, 4>{6, 5, 3, 7}, {4, 70, 2, 132}, {80, 64, 1, 128}}) {
     const int64_t B = 3;
     auto x = rand_host<3>({B, H, P}, 70);
     auto Bm = rand_host<3>({B, G, N}, 71);
@@ -258,9 +260,11 @@ TEST_F(DeviceOps, SsdStepAndSelectiveScan) {
 
 TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {
   // (out, in): odd; the Bi-Mamba 780M / 2.7B in_proj and out_proj shapes (many K slices and row groups).
+  // T: every tile count of the tensor-core kernel (1, 2, 4, 8 tiles of 2 tokens: T = 1, 2, 3, 5, 9, 16) and
+  // the dense SGEMM path above kBlDenseTokens (17, 40).
   const std::pair<int64_t, int64_t> shapes[] = {{77, 333}, {6304, 1536}, {10576, 2560}, {2560, 5120}};
   for (auto [out, in] : shapes)
-    for (int64_t T : {1, 2, 3, 5, 16}) {
+    for (int64_t T : {1, 2, 3, 5, 9, 16, 17, 40}) {
       auto w = rand_host<2>({out, in}, 100 + uint64_t(out));
       BitTensor<uint32_t, Host> bits(out, in);
       pack_signs<uint32_t>(w.cview(), bits.view());

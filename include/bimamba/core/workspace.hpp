@@ -64,10 +64,11 @@ class Workspace {
     offset_ = blocks_.empty() ? 0 : m.offset;
   }
 
-  // Gives back everything; when several blocks were chained, they are merged into one block of the peak
-  // total size, so that the same sequence of take() calls next time needs no allocation.
+  // Gives back everything; when more than one block was ever needed (chained now, or chained and already
+  // released by a scope), the memory becomes one block of the peak total size, so that the same sequence
+  // of take() calls next time needs no allocation (the precondition of capturing it into a CUDA graph).
   void reset() {
-    if (blocks_.size() > 1) {
+    if (blocks_.size() > 1 || capacity() < peak_) {
       free_all();
       blocks_.push_back({MemoryOps<Backend>::allocate(peak_), peak_});
     }

@@ -18,6 +18,11 @@
 // counter in Context<Cuda>::counters, reset by that block) sums the partials in slice order: deterministic.
 //
 // Padding bits (columns >= in) meet q = 0 and contribute nothing. Needs sm_80 or newer (integer mma.sync).
+//
+// More than kBlDenseTokens tokens (prefill, scoring) take the dense path instead: the signs are unpacked to
+// a +-1 float matrix S (rows, in) in the workspace, a = alpha ⊙ x and beta . x are formed per token, and one
+// cuBLAS SGEMM computes y = a S^T + (beta . x) 1: every weight is read once for all tokens (the tensor-core
+// kernel would re-stream them for every 16 tokens), fp32 accumulation, no quantization.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -35,7 +40,8 @@ namespace gpu {
 inline constexpr int kBlWarps = 4;             // warps per block, one 16-row tile each
 inline constexpr int kBlRows = 16 * kBlWarps;  // output rows per block
 inline constexpr int kBlIterCols = 512;        // columns per warp iteration (4 threads x 128)
-inline constexpr int kBlMaxTokens = 4;         // tokens per launch (NT = 2 mma tiles of 2 tokens)
+inline constexpr int kBlMaxTokens = 16;        // tokens per launch (NT = 8 mma tiles of 2 tokens)
+inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and cuBLAS SGEMM
 inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
 
 // Programmatic dependent launch (sm_90): the kernel is launched while the previous kernel of the stream still
@@ -60,6 +66,7 @@ struct BinaryLinearArgs {
   const uint32_t* words;                         // (rows, wpr)
   int64_t rows, wpr;
   bool vector_loads;  // wpr % 4 == 0 and words 16-byte aligned
+  bool vec4;          // float4 loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, 16-byte aligned
   float* y;           // (tokens, rows), row stride ldy
   int64_t ldy;
   int ips;            // iterations (of 512 columns) per slice
@@ -109,7 +116,7 @@ __device__ inline uint32_t word_of(const uint4& u, int k) { return k == 0 ? u.x 
 template <int NT>
 __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLinearArgs a) {
   extern __shared__ __align__(16) unsigned char planes[];
-  __shared__ float s_scale[kBlMaxTokens], s_bias[kBlMaxTokens], s_scratch[32];
+  __shared__ float s_scale[kBlMaxTokens], s_bias[kBlMaxTokens], s_red[2][kBlWarps][kBlMaxTokens];
   __shared__ long long s_q[kBlMaxTokens];
   __shared__ int s_acc[kBlWarps][16][8 * NT];
   __shared__ bool s_last;
@@ -133,26 +140,64 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   wait_for_previous_kernel();
   allow_next_kernel();
 
-  // 1. Per token: m = max |alpha x| and the slice's beta . x.
-  for (int t = 0; t < a.tokens; ++t) {
-    float m = 0.0f, bsum = 0.0f;
-    for (int64_t j = col0 + tid; j < col_end; j += blockDim.x) {
-      const float xv = a.x[t * a.ldx + j];
-      m = fmaxf(m, fabsf(a.alpha(j) * xv));
-      bsum += a.beta(j) * xv;
+  // 1. Stage a = alpha ⊙ x of the slice in shared memory, every token at once, and reduce per token
+  //    m = max |a| and the slice's beta . x: one pass of independent (vector) loads, then one block reduction.
+  constexpr int TT = 2 * NT;  // tokens a launch of this kernel can hold
+  float* s_a = reinterpret_cast<float*>(planes + layout.bytes(NT));  // (tokens, slice_cols)
+  const int ncols = int(col_end - col0);
+  float m[TT], bs[TT];
+#pragma unroll
+  for (int t = 0; t < TT; ++t) m[t] = bs[t] = 0.0f;
+  if (a.vec4) {
+#pragma unroll 4
+    for (int c = 4 * tid; c < ncols; c += 4 * blockDim.x) {
+      const float4 al = __ldg(reinterpret_cast<const float4*>(a.alpha.data() + col0 + c));
+      const float4 be = __ldg(reinterpret_cast<const float4*>(a.beta.data() + col0 + c));
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if (t >= a.tokens) break;
+        const float4 xv = *reinterpret_cast<const float4*>(a.x + t * a.ldx + col0 + c);
+        const float4 av = make_float4(al.x * xv.x, al.y * xv.y, al.z * xv.z, al.w * xv.w);
+        *reinterpret_cast<float4*>(s_a + t * slice_cols + c) = av;
+        m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(av.x), fabsf(av.y))), fmaxf(fabsf(av.z), fabsf(av.w)));
+        bs[t] += be.x * xv.x + be.y * xv.y + be.z * xv.z + be.w * xv.w;
+      }
     }
-    for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-    __syncthreads();
-    if (lane == 0) s_scratch[warp] = m;
-    __syncthreads();
-    if (tid == 0) {
-      float mm = 0.0f;
-      for (int w = 0; w < kBlWarps; ++w) mm = fmaxf(mm, s_scratch[w]);
-      s_scale[t] = mm;
-      s_q[t] = 0;
+  } else {
+#pragma unroll 4
+    for (int c = tid; c < ncols; c += blockDim.x) {
+      const float al = a.alpha(col0 + c), be = a.beta(col0 + c);
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if (t >= a.tokens) break;
+        const float xv = a.x[t * a.ldx + col0 + c], av = al * xv;
+        s_a[t * slice_cols + c] = av;
+        m[t] = fmaxf(m[t], fabsf(av));
+        bs[t] += be * xv;
+      }
     }
-    bsum = block_sum(bsum, s_scratch);
-    if (tid == 0) s_bias[t] = bsum;
+  }
+#pragma unroll
+  for (int t = 0; t < TT; ++t) {
+    if (t >= a.tokens) break;
+    float mt = m[t];
+    for (int offset = 16; offset > 0; offset >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, offset));
+    const float bt = warp_sum(bs[t]);
+    if (lane == 0) {
+      s_red[0][warp][t] = mt;
+      s_red[1][warp][t] = bt;
+    }
+  }
+  __syncthreads();
+  if (tid < a.tokens) {
+    float mm = 0.0f, bb = 0.0f;
+    for (int w = 0; w < kBlWarps; ++w) {
+      mm = fmaxf(mm, s_red[0][w][tid]);
+      bb += s_red[1][w][tid];
+    }
+    s_scale[tid] = mm;
+    s_bias[tid] = bb;
+    s_q[tid] = 0;
   }
   __syncthreads();
 
@@ -167,7 +212,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
 #pragma unroll
       for (int t = 0; t < 2 * NT; ++t) {
         if (t >= a.tokens || j >= col_end || s_scale[t] == 0.0f) continue;
-        const float av = a.alpha(j) * a.x[t * a.ldx + j];
+        const float av = s_a[t * slice_cols + (j - col0)];
         const int q = __float2int_rn(av * (4194304.0f / s_scale[t]));
         qsum[t] += q;
         const int l = int(static_cast<signed char>(q & 0xff)), q1 = (q - l) >> 8;
@@ -277,14 +322,84 @@ void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, bool dependen
   BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, binary_linear_kernel<NT>, args));
 }
 
-// Slices so that the grid covers the device about once (more slices only add fix-up work).
-inline void choose_slices(int64_t row_groups, int64_t iters, int sms, int& ips, int& slices) {
+// Dense path: S(i, j) = +1 / -1 from bit j of row i (BitTensor layout), row stride `in`.
+// (Templates on the element type, as every kernel in a header: no duplicate host stubs across translation units.)
+template <class T>
+__global__ void unpack_signs_kernel(const uint32_t* words, int64_t rows, int64_t wpr, int64_t in, T* S) {
+  const int64_t n = rows * in;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = k / in, j = k % in;
+    S[k] = (__ldg(words + i * wpr + j / 32) >> (j % 32)) & 1u ? T(1) : T(-1);
+  }
+}
+
+// Dense path, one block per token t: a(t, :) = alpha ⊙ x(t, :) and bx[t] = beta . x(t, :).
+template <class T>
+__global__ void scale_tokens_kernel(const T* x, int64_t ldx, int64_t in, TensorView<const T, 1, Cuda> alpha,
+                                    TensorView<const T, 1, Cuda> beta, T* a, T* bx) {
+  __shared__ T scratch[32];
+  const int64_t t = blockIdx.x;
+  T sum = T(0);
+  for (int64_t j = threadIdx.x; j < in; j += blockDim.x) {
+    const T xv = x[t * ldx + j];
+    a[t * in + j] = alpha(j) * xv;
+    sum += beta(j) * xv;
+  }
+  sum = block_sum(sum, scratch);
+  if (threadIdx.x == 0) bx[t] = sum;
+}
+
+// Dense path: y(t, i) = bx[t], the term the SGEMM then accumulates onto.
+template <class T>
+__global__ void fill_token_rows_kernel(const T* bx, int64_t tokens, int64_t rows, T* y, int64_t ldy) {
+  const int64_t n = tokens * rows;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x)
+    y[(k / rows) * ldy + k % rows] = bx[k / rows];
+}
+
+// Dynamic shared memory of a launch: the planes of NT tiles and alpha ⊙ x of `tokens` tokens over the slice.
+inline int binary_linear_smem(int nt, int tokens, int ips) {
+  return PlaneLayout(ips).bytes(nt) + tokens * ips * kBlIterCols * int(sizeof(float));
+}
+
+// Slices so that the grid covers the device about once (more slices only add fix-up work), with at most
+// max_ips iterations per slice (the shared-memory bound).
+inline void choose_slices(int64_t row_groups, int64_t iters, int sms, int max_ips, int& ips, int& slices) {
   const int64_t target = int64_t(sms);
   const int64_t want = std::clamp<int64_t>((target + row_groups - 1) / row_groups, 1, std::max<int64_t>(1, iters));
-  ips = int((iters + want - 1) / want);
+  ips = std::min(int((iters + want - 1) / want), max_ips);
   slices = int((iters + ips - 1) / ips);
 }
+
+// Tiles of 2 tokens that a launch of `tokens` tokens uses: 1, 2, 4 or 8.
+inline int tiles_for(int tokens) { return tokens <= 2 ? 1 : tokens <= 4 ? 2 : tokens <= 8 ? 4 : 8; }
 }  // namespace gpu
+
+inline void binary_linear_dense(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
+                                BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
+                                TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
+                                TensorView<float, 2, Cuda> y) {                           // (T, out)
+  using namespace gpu;
+  const int64_t T = x.size(0), in = x.size(1), rows = signs.rows();
+  BIMAMBA_CHECK(T < (int64_t(1) << 31) && in < (int64_t(1) << 31) && rows < (int64_t(1) << 31),
+                "binary_linear: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
+  auto& ws = ctx.workspace();
+  WorkspaceScope<Cuda> scope(ws);
+  float* S = ws.take<float>(size_t(rows * in));  // (rows, in)
+  float* a = ws.take<float>(size_t(T * in));     // (T, in)
+  float* bx = ws.take<float>(size_t(T));         // (T)
+  unpack_signs_kernel<float><<<grid_for(rows * in), kThreads, 0, ctx.stream()>>>(signs.data(), rows, signs.words_per_row(),
+                                                                          in, S);
+  check_launch();
+  scale_tokens_kernel<float><<<unsigned(T), kThreads, 0, ctx.stream()>>>(x.data(), x.stride(0), in, alpha, beta, a, bx);
+  check_launch();
+  fill_token_rows_kernel<float><<<grid_for(T * rows), kThreads, 0, ctx.stream()>>>(bx, T, rows, y.data(), y.stride(0));
+  check_launch();
+  const float one = 1.0f;
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
+  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(T), int(in), &one, S, int(in),
+                                   a, int(in), &one, y.data(), int(std::max(y.stride(0), rows))));
+}
 
 inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
                                BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
@@ -293,16 +408,23 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
                                TensorView<float, 2, Cuda> y) {                           // (T, out)
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
-  int major = 0, sms = 1;
+  if (T > kBlDenseTokens) return binary_linear_dense(ctx, x, signs, alpha, beta, y);
+  int major = 0, sms = 1, smem_optin = 0;
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
   BIMAMBA_CHECK(major >= 8, "binary_linear: the Cuda kernel needs compute capability 8.0 or newer");
   const int64_t row_groups = (rows + kBlRows - 1) / kBlRows;
   const int64_t iters = std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols);
   BIMAMBA_CHECK(row_groups < (int64_t(1) << 31) && iters < 65536, "binary_linear: ", rows, " x ", in,
                 " is too large for the Cuda kernel");
+  // Every launch but the last holds kBlMaxTokens tokens: size the slices for the largest launch.
+  const int first_tokens = int(std::min<int64_t>(T, kBlMaxTokens)), nt_max = tiles_for(first_tokens);
+  const int smem_budget = smem_optin - int(sizeof(int)) * kBlWarps * 16 * 8 * nt_max - 1024;  // minus static
+  int max_ips = 1;
+  while (max_ips < iters && binary_linear_smem(nt_max, first_tokens, max_ips + 1) <= smem_budget) ++max_ips;
   int ips = 1, slices = 1;
-  choose_slices(row_groups, iters, sms, ips, slices);
+  choose_slices(row_groups, iters, sms, max_ips, ips, slices);
 
   BinaryLinearArgs args{};
   args.in = in;
@@ -312,23 +434,30 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   args.rows = rows;
   args.wpr = wpr;
   args.vector_loads = wpr % 4 == 0 && reinterpret_cast<uintptr_t>(signs.data()) % 16 == 0;
+  auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
+              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data());
   args.ldx = x.stride(0);
   args.ldy = y.stride(0);
   args.ips = ips;
   args.slices = slices;
   WorkspaceScope<Cuda> scope(ctx.workspace());
   if (slices > 1) {
-    args.partials = ctx.workspace().take<float>(size_t(slices * std::min<int64_t>(T, kBlMaxTokens) * rows));
+    args.partials = ctx.workspace().take<float>(size_t(slices * first_tokens * rows));
     args.counters = ctx.counters(size_t(row_groups));
   }
-  const PlaneLayout layout(ips);
   const dim3 grid{unsigned(row_groups), unsigned(slices)};
   for (int64_t t0 = 0; t0 < T; t0 += kBlMaxTokens) {
     args.tokens = int(std::min<int64_t>(kBlMaxTokens, T - t0));
     args.x = x.data() + t0 * x.stride(0);
     args.y = y.data() + t0 * y.stride(0);
-    if (args.tokens <= 2) launch_binary_linear<1>(ctx, grid, layout.bytes(1), major >= 9, args);
-    else launch_binary_linear<2>(ctx, grid, layout.bytes(2), major >= 9, args);
+    const int nt = tiles_for(args.tokens), smem = binary_linear_smem(nt, args.tokens, ips);
+    switch (nt) {
+      case 1: launch_binary_linear<1>(ctx, grid, smem, major >= 9, args); break;
+      case 2: launch_binary_linear<2>(ctx, grid, smem, major >= 9, args); break;
+      case 4: launch_binary_linear<4>(ctx, grid, smem, major >= 9, args); break;
+      default: launch_binary_linear<8>(ctx, grid, smem, major >= 9, args); break;
+    }
   }
 }
 

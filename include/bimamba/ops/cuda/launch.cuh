@@ -26,6 +26,14 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 
 inline void check_launch() { BIMAMBA_CUDA_CHECK(cudaGetLastError()); }
 
+// Threads for a kernel with one block per row of n elements: about 4 elements per thread (a multiple of 32,
+// at most 1024), so a short row (the decode step's single token) is read in one round of independent loads
+// instead of a sequential walk of 256 threads.
+inline unsigned row_threads(int64_t n) {
+  const int64_t t = ((n + 3) / 4 + 31) / 32 * 32;
+  return unsigned(std::clamp<int64_t>(t, 32, 1024));
+}
+
 // Sum over the 32 lanes of a warp; every lane gets the total. T: float, or double for the backward kernels.
 template <class T>
 __device__ inline T warp_sum(T v) {

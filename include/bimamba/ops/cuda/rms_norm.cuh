@@ -1,6 +1,7 @@
-// Cuda RMSNorm and fused residual add + RMSNorm (see ops/rms_norm.hpp): one block per row (token); the
-// block sums x^2 in float (per-thread partial sums, then a tree), then scales. add_rms_norm updates the
-// residual row first; every element is read and written by the same thread, so y may alias x in rms_norm.
+// Cuda RMSNorm and fused residual add + RMSNorm (see ops/rms_norm.hpp): one block per row (token), about 4
+// elements per thread (gpu::row_threads); the block sums x^2 in float (per-thread partial sums, then a tree),
+// then scales. add_rms_norm updates the residual row first; every element is read and written by the same
+// thread, so y may alias x in rms_norm.
 #pragma once
 
 #include "launch.cuh"
@@ -16,12 +17,14 @@ __global__ void rms_norm_kernel(TensorView<const T, 2, Cuda> x, TensorView<T, 2,
   const int64_t t = blockIdx.x, D = x.size(1);
   const bool add = residual.data() != nullptr;
   float sum = 0.0f;
+#pragma unroll 4
   for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
     float v = x(t, j);
     if (add) residual(t, j) = v = residual(t, j) + v;
     sum += v * v;
   }
   const float scale = rsqrtf(block_sum(sum, scratch) / float(D) + eps);
+#pragma unroll 4
   for (int64_t j = threadIdx.x; j < D; j += blockDim.x) y(t, j) = (add ? residual(t, j) : x(t, j)) * scale * weight(j);
 }
 }  // namespace gpu
@@ -29,14 +32,16 @@ __global__ void rms_norm_kernel(TensorView<const T, 2, Cuda> x, TensorView<T, 2,
 inline void rms_norm_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x, TensorView<const float, 1, Cuda> weight,
                           float eps, TensorView<float, 2, Cuda> y) {
   if (x.size(0) == 0) return;
-  gpu::rms_norm_kernel<float><<<unsigned(x.size(0)), gpu::kThreads, 0, ctx.stream()>>>(x, {}, weight, eps, y);
+  gpu::rms_norm_kernel<float><<<unsigned(x.size(0)), gpu::row_threads(x.size(1)), 0, ctx.stream()>>>(x, {}, weight,
+                                                                                                   eps, y);
   gpu::check_launch();
 }
 
 inline void add_rms_norm_impl(Context<Cuda>& ctx, TensorView<float, 2, Cuda> residual, TensorView<const float, 2, Cuda> x,
                               TensorView<const float, 1, Cuda> weight, float eps, TensorView<float, 2, Cuda> y) {
   if (x.size(0) == 0) return;
-  gpu::rms_norm_kernel<float><<<unsigned(x.size(0)), gpu::kThreads, 0, ctx.stream()>>>(x, residual, weight, eps, y);
+  gpu::rms_norm_kernel<float><<<unsigned(x.size(0)), gpu::row_threads(x.size(1)), 0, ctx.stream()>>>(x, residual, weight,
+                                                                                                   eps, y);
   gpu::check_launch();
 }
 

@@ -1,0 +1,133 @@
+// Training throughput on the device (issue 7): one optimizer step of a Bi-Mamba (latent FBI-Linear
+// in_proj / out_proj, fp32 everywhere) on random tokens, the PyTorch peer's loop (bench/peers/
+// torch_bimamba_train.py) written with the library:
+//   training_forward -> next-token cross entropy (writes dlogits) -> training_backward -> clip_grad_norm(1.0)
+//   -> AdamW step
+//
+//   BM_cuda_train_step/<preset>/L<l>/B<b>   tokens/s = b l / time per step (CUDA events around whole steps)
+// Counters: tokens_per_s; mfu = 6 * parameters * tokens/s / 989e12 (the H200's bf16 dense peak, as the issue
+// counts it; this path runs fp32, so the fp32 peak would give a larger fraction); params; device_gb = device
+// memory in use after the forward (activations alive) minus what was in use before the model was made,
+// sampled, so a lower bound of the peak; forward_ms (forward + loss), backward_ms, optimizer_ms (clipping +
+// AdamW) per step from events between the phases.
+#include <benchmark/benchmark.h>
+
+#include <bimamba/cuda.hpp>
+#include <bimamba/model/init.hpp>
+#include <bimamba/model/presets.hpp>
+#include <bimamba/train/adamw.hpp>
+#include <bimamba/train/grad_utils.hpp>
+#include <bimamba/train/losses.hpp>
+#include <bimamba/train/model_grad.hpp>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace bimamba::bench_cuda {
+namespace {
+
+double device_bytes_in_use() {
+  size_t free = 0, total = 0;
+  BIMAMBA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return double(total - free);
+}
+
+void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    const double before = device_bytes_in_use();
+    Context<Cuda> ctx(stream);
+    const ModelConfig cfg = model_preset(preset);
+    LanguageModel<Cuda> model = init_random<Cuda>(cfg, 1);
+    ParamStore<Cuda>& params = model.params();
+    AdamWConfig adamw;
+    adamw.betas = {0.9f, 0.95f};
+    adamw.weight_decay = 0.1f;
+    AdamW<Cuda> opt(params, adamw);
+    std::mt19937 rng(7);
+    std::vector<int32_t> host(size_t(B * (L + 1)));
+    for (auto& id : host) id = int32_t(rng() % uint32_t(cfg.vocab_size));
+    const auto tokens = to<Cuda>(tensor_from<int32_t, 2>(host, {B, L + 1}));  // (B, L + 1)
+    const auto inputs = tokens.cview().narrow(1, 0, L), targets = tokens.cview().narrow(1, 1, L);
+    double in_use = 0, loss = 0;
+    cudaEvent_t marks[4];
+    for (auto& e : marks) BIMAMBA_CUDA_CHECK(cudaEventCreate(&e));
+    double phase_ms[3] = {0, 0, 0};  // forward + loss, backward, clipping + AdamW (summed over timed steps)
+    auto step = [&] {
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[0], stream));
+      TrainingPass<Cuda> pass = training_forward(ctx, model, inputs);
+      in_use = std::max(in_use, device_bytes_in_use() - before);
+      loss = cross_entropy_loss(ctx, pass.logits(), targets, pass.dlogits());
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[1], stream));
+      training_backward(ctx, model, pass, GradientMode::Overwrite);
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[2], stream));
+      clip_grad_norm(ctx, params, 1.0);
+      opt.step(ctx, 3e-4f);
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[3], stream));
+      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(marks[3]));
+      for (int k = 0; k < 3; ++k) {
+        float ms = 0;
+        BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, marks[k], marks[k + 1]));
+        phase_ms[k] += double(ms);
+      }
+    };
+    step();  // warm-up: workspace, cuBLAS, counters
+    ctx.synchronize();
+    for (double& p : phase_ms) p = 0;
+    cudaEvent_t start, stop;
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
+    BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
+    for (auto _ : st) {
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
+      step();
+      BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
+      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      st.SetIterationTime(double(ms) * 1e-3);
+    }
+    if (!std::isfinite(loss)) st.SkipWithError("the loss is not finite");
+    const double n_params = double(params.flat_size());
+    st.counters["tokens_per_s"] = benchmark::Counter(double(B * L) * double(st.iterations()),
+                                                     benchmark::Counter::kIsRate);
+    st.counters["mfu"] = benchmark::Counter(6.0 * n_params * double(B * L) * double(st.iterations()) / 989e12,
+                                            benchmark::Counter::kIsRate);
+    st.counters["params"] = n_params;
+    st.counters["device_gb"] = in_use / 1e9;
+    st.counters["loss"] = loss;
+    const double n_steps = double(st.iterations());
+    st.counters["forward_ms"] = phase_ms[0] / n_steps;
+    st.counters["backward_ms"] = phase_ms[1] / n_steps;
+    st.counters["optimizer_ms"] = phase_ms[2] / n_steps;
+    for (auto& e : marks) cudaEventDestroy(e);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  cudaStreamDestroy(stream);
+}
+
+int register_all() {
+  for (int64_t L : {512, 2048})
+    benchmark::RegisterBenchmark(("BM_cuda_train_step/bimamba-780m/L" + std::to_string(L) + "/B1").c_str(),
+                                 BM_cuda_train_step, std::string("bimamba-780m"), L, int64_t(1))
+        ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
+  return 0;
+}
+[[maybe_unused]] const int registered = register_all();
+
+}  // namespace
+}  // namespace bimamba::bench_cuda
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (!bimamba::cuda_device_available()) {
+    std::fprintf(stderr, "bench_cuda_train: no CUDA device\n");
+    return 0;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
