@@ -16,10 +16,11 @@
 #include <bimamba/model/init.hpp>
 #include <bimamba/model/presets.hpp>
 
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "cuda_bench_main.hpp"
 
 namespace bimamba::bench_cuda {
 namespace {
@@ -151,13 +152,4 @@ int register_all() {
 }  // namespace
 }  // namespace bimamba::bench_cuda
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (!bimamba::cuda_device_available()) {
-    std::fprintf(stderr, "bench_cuda_decode: no CUDA device\n");
-    return 0;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bimamba::bench_cuda::run_benchmarks(argc, argv, "bench_cuda_decode"); }

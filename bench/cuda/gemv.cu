@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "cuda_bench_main.hpp"
+
 namespace bimamba::bench_cuda {
 namespace {
 
@@ -241,13 +243,4 @@ int register_all() {
 }  // namespace
 }  // namespace bimamba::bench_cuda
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (!bimamba::cuda_device_available()) {
-    std::fprintf(stderr, "bench_cuda_gemv: no CUDA device\n");
-    return 0;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bimamba::bench_cuda::run_benchmarks(argc, argv, "bench_cuda_gemv"); }

@@ -20,10 +20,13 @@
 #include <bimamba/train/losses.hpp>
 #include <bimamba/train/model_grad.hpp>
 
-#include <cstdio>
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "cuda_bench_main.hpp"
 
 namespace bimamba::bench_cuda {
 namespace {
@@ -121,13 +124,4 @@ int register_all() {
 }  // namespace
 }  // namespace bimamba::bench_cuda
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (!bimamba::cuda_device_available()) {
-    std::fprintf(stderr, "bench_cuda_train: no CUDA device\n");
-    return 0;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bimamba::bench_cuda::run_benchmarks(argc, argv, "bench_cuda_train"); }
