@@ -408,7 +408,9 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
                                TensorView<float, 2, Cuda> y) {                           // (T, out)
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
+  static_assert(kBlDenseTokens <= kBlMaxTokens, "the tensor-core path takes every token in one launch");
   if (T > kBlDenseTokens) return binary_linear_dense(ctx, x, signs, alpha, beta, y);
+  if (T == 0) return;
   int major = 0, sms = 1, smem_optin = 0;
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
@@ -418,11 +420,10 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   const int64_t iters = std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols);
   BIMAMBA_CHECK(row_groups < (int64_t(1) << 31) && iters < 65536, "binary_linear: ", rows, " x ", in,
                 " is too large for the Cuda kernel");
-  // Every launch but the last holds kBlMaxTokens tokens: size the slices for the largest launch.
-  const int first_tokens = int(std::min<int64_t>(T, kBlMaxTokens)), nt_max = tiles_for(first_tokens);
-  const int smem_budget = smem_optin - int(sizeof(int)) * kBlWarps * 16 * 8 * nt_max - 1024;  // minus static
+  const int tokens = int(T), nt = tiles_for(tokens);
+  const int smem_budget = smem_optin - int(sizeof(int)) * kBlWarps * 16 * 8 * nt - 1024;  // minus static
   int max_ips = 1;
-  while (max_ips < iters && binary_linear_smem(nt_max, first_tokens, max_ips + 1) <= smem_budget) ++max_ips;
+  while (max_ips < iters && binary_linear_smem(nt, tokens, max_ips + 1) <= smem_budget) ++max_ips;
   int ips = 1, slices = 1;
   choose_slices(row_groups, iters, sms, max_ips, ips, slices);
 
@@ -443,21 +444,19 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   args.slices = slices;
   WorkspaceScope<Cuda> scope(ctx.workspace());
   if (slices > 1) {
-    args.partials = ctx.workspace().take<float>(size_t(slices * first_tokens * rows));
+    args.partials = ctx.workspace().take<float>(size_t(slices * tokens * rows));
     args.counters = ctx.counters(size_t(row_groups));
   }
+  args.tokens = tokens;
+  args.x = x.data();
+  args.y = y.data();
   const dim3 grid{unsigned(row_groups), unsigned(slices)};
-  for (int64_t t0 = 0; t0 < T; t0 += kBlMaxTokens) {
-    args.tokens = int(std::min<int64_t>(kBlMaxTokens, T - t0));
-    args.x = x.data() + t0 * x.stride(0);
-    args.y = y.data() + t0 * y.stride(0);
-    const int nt = tiles_for(args.tokens), smem = binary_linear_smem(nt, args.tokens, ips);
-    switch (nt) {
-      case 1: launch_binary_linear<1>(ctx, grid, smem, major >= 9, args); break;
-      case 2: launch_binary_linear<2>(ctx, grid, smem, major >= 9, args); break;
-      case 4: launch_binary_linear<4>(ctx, grid, smem, major >= 9, args); break;
-      default: launch_binary_linear<8>(ctx, grid, smem, major >= 9, args); break;
-    }
+  const int smem = binary_linear_smem(nt, tokens, ips);
+  switch (nt) {
+    case 1: launch_binary_linear<1>(ctx, grid, smem, major >= 9, args); break;
+    case 2: launch_binary_linear<2>(ctx, grid, smem, major >= 9, args); break;
+    case 4: launch_binary_linear<4>(ctx, grid, smem, major >= 9, args); break;
+    default: launch_binary_linear<8>(ctx, grid, smem, major >= 9, args); break;
   }
 }
 
