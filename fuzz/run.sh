@@ -8,7 +8,7 @@
 #
 #   fuzz/run.sh [SECONDS] [target ...]        e.g. fuzz/run.sh 1800 pickle zip
 #   BIMAMBA_FUZZ_BUILD_DIR (build-fuzz), BIMAMBA_JOBS (2), BIMAMBA_FUZZ_NICE (15), BIMAMBA_FUZZ_SKIP_BUILD=1,
-#   BIMAMBA_FUZZ_RUNS (10000000)
+#   BIMAMBA_FUZZ_RUNS (10000000), BIMAMBA_FUZZ_WORKERS (1: more runs that many libFuzzer -jobs on one corpus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
@@ -82,18 +82,36 @@ for t in "${targets[@]}"; do
 done
 
 mkdir -p "$build/logs"
+workers=${BIMAMBA_FUZZ_WORKERS:-1}
 for t in "${targets[@]}"; do
   mkdir -p "$build/artifacts/$t"
-  echo "== fuzz_$t: $seconds s"
+  echo "== fuzz_$t: $seconds s x $workers worker(s)"
   # /usr/bin/time (when present) adds the CPU seconds the fuzzer got: on a shared machine they, not the
-  # wall time, say how much fuzzing happened.
+  # wall time, say how much fuzzing happened. With workers, it counts every worker (they are its children).
   timer=()
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "cpu: user %U s, system %S s, wall %e s")
-  nice -n "${BIMAMBA_FUZZ_NICE:-15}" "${timer[@]}" "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="${BIMAMBA_FUZZ_RUNS:-10000000}" \
-    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" "$corpus/$t" >"$build/logs/$t.log" 2>&1 || {
-    echo "fuzz_$t FAILED: see $build/logs/$t.log and $build/artifacts/$t"
+  flags=(-max_total_time="$seconds" -runs="${BIMAMBA_FUZZ_RUNS:-10000000}" -timeout=10 -rss_limit_mb=2048
+         -print_final_stats=1 -artifact_prefix="$PWD/$build/artifacts/$t/")
+  log=$build/logs/$t.log
+  failed=0
+  if [ "$workers" -gt 1 ]; then
+    # libFuzzer's -jobs: that many processes on the one corpus directory (each reloads what the others add),
+    # each to its own fuzz-<i>.log; -max_total_time and -runs apply to each. The executions are their sum.
+    jobs=$build/logs/$t.jobs
+    rm -rf "$jobs" && mkdir -p "$jobs"
+    (cd "$jobs" && nice -n "${BIMAMBA_FUZZ_NICE:-15}" "${timer[@]}" "$OLDPWD/$build/fuzz/fuzz_$t" -jobs="$workers" \
+       -workers="$workers" "${flags[@]}" "$OLDPWD/$corpus/$t") >"$log" 2>&1 || failed=1
+    cat "$jobs"/fuzz-*.log >>"$log"
+    if grep -qE "^==[0-9]+==ERROR|^SUMMARY: |deadly signal|Test unit written" "$jobs"/fuzz-*.log; then failed=1; fi
+    awk -F: '/stat::number_of_executed_units/ {n += $2} END {print "executions (all workers): " n}' "$jobs"/fuzz-*.log | tee -a "$log"
+  else
+    nice -n "${BIMAMBA_FUZZ_NICE:-15}" "${timer[@]}" "$build/fuzz/fuzz_$t" "${flags[@]}" "$corpus/$t" >"$log" 2>&1 || failed=1
+  fi
+  [ -z "$(ls -A "$build/artifacts/$t")" ] || failed=1
+  if [ "$failed" -ne 0 ]; then
+    echo "fuzz_$t FAILED: see $log and $build/artifacts/$t"
     status=1
-  }
-  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done [0-9]+ runs|^cpu: " "$build/logs/$t.log" | tail -4
+  fi
+  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done [0-9]+ runs|^cpu: |^executions " "$log" | tail -4
 done
 exit ${status:-0}
