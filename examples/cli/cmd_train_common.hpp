@@ -59,6 +59,7 @@ inline void declare_training_options(Args& args) {
   args.option("checkpoint-every", "N", "training checkpoint every N steps (0: at the end only)", "50");
   args.option("seed", "S", "seed of the initialisation and of the window sampler", "0");
   args.option("threads", "N", "host threads (0: all)", "0");
+  args.option("device", "host|cuda", "where to train (cuda: the first GPU, in builds with CUDA)", "host");
   args.flag("resume", "continue from DIR/train_state.safetensors");
   args.flag("json", "print the log lines and a summary as JSON on stdout");
   args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
@@ -78,6 +79,8 @@ inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   c.eval_batches = args.integer("eval-batches");
   c.checkpoint_every = args.integer("checkpoint-every");
   c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
+  const std::string device = args.str("device");
+  if (device != "host" && device != "cuda") throw UsageError("--device must be host or cuda, got '" + device + "'");
   if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
       c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)
     throw UsageError("need steps, accumulation, eval-batches >= 1, 0 <= warmup <= steps, 0 <= min-lr <= lr, clip > 0");
@@ -105,17 +108,17 @@ inline Corpus open_corpus(const Args& args, const std::vector<std::string>& text
   return c;
 }
 
-// Runs the Trainer with progress and log lines; writes the final model; prints the summary.
-inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,
-                        const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
-                        const std::string& out) {
+// Runs the Trainer on Backend with progress and log lines; writes the final model; prints the summary.
+template <class Backend>
+int train_on(const Args& args, const std::string& command, Context<Backend>& ctx, LanguageModel<Backend>& model,
+             const LanguageModel<Backend>* teacher, TrainerConfig config, const Corpus& corpus, const std::string& out) {
   const int64_t B = args.integer("batch"), L = args.integer("seq-len");
   WindowSampler sampler(corpus.file, corpus.split.train, B, L, uint64_t(args.integer("seed")));
   std::optional<SequentialWindows> validation;
   if (corpus.split.validation.size() > L) validation.emplace(corpus.file, corpus.split.validation, B, L);
   const std::string checkpoint = config.checkpoint_path;
   const int64_t steps = config.steps;
-  Trainer<Host> trainer(model, teacher, sampler, validation ? &*validation : nullptr, std::move(config));
+  Trainer<Backend> trainer(model, teacher, sampler, validation ? &*validation : nullptr, std::move(config));
   if (args.has("resume")) {
     if (!std::filesystem::exists(checkpoint)) throw UsageError("--resume: " + checkpoint + " does not exist");
     trainer.resume(ctx, checkpoint);
@@ -138,9 +141,11 @@ inline int run_training(const Args& args, const std::string& command, Context<Ho
     });
   }
   const auto& store = model.params();
+  std::vector<float> params(size_t(store.flat_size()));
+  MemoryOps<Backend>::copy_to_host(params.data(), store.params().data(), params.size() * sizeof(float));
   std::vector<HostTensor> tensors;
   for (const auto& e : store.entries()) {
-    const float* p = store.params().data() + e.offset;
+    const float* p = params.data() + e.offset;
     tensors.push_back(HostTensor::from_values<float>(e.name, e.shape, std::vector<float>(p, p + e.numel)));
   }
   save_hf_directory(out, model.config(), tensors);
@@ -152,7 +157,30 @@ inline int run_training(const Args& args, const std::string& command, Context<Ho
   return 0;
 }
 
-inline void log_warnings_to_stderr(Context<Host>& ctx, const std::string& command) {
+// The same run on the first CUDA GPU (--device cuda): the student (and teacher) built on the host are copied to
+// the device, trained there, and the final parameters copied back (cuda_training.cu).
+#ifdef BIMAMBA_CLI_WITH_CUDA
+int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
+                      const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
+                      const std::string& out);
+#else
+inline int run_training_cuda(const Args&, const std::string& command, const LanguageModel<Host>&,
+                             const LanguageModel<Host>*, TrainerConfig, const Corpus&, const std::string&) {
+  throw UsageError(command + " --device cuda: this bimamba was built without CUDA");
+}
+#endif
+
+// Trains on --device (host or cuda).
+inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,
+                        const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
+                        const std::string& out) {
+  const std::string device = args.str("device");
+  if (device == "cuda") return run_training_cuda(args, command, model, teacher, std::move(config), corpus, out);
+  return train_on(args, command, ctx, model, teacher, std::move(config), corpus, out);
+}
+
+template <class Backend>
+void log_warnings_to_stderr(Context<Backend>& ctx, const std::string& command) {
   ctx.set_logger([command](LogLevel level, std::string_view message) {
     if (level == LogLevel::Warning)
       std::fprintf(stderr, "%s: warning: %.*s\n", command.c_str(), int(message.size()), message.data());

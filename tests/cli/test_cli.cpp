@@ -276,6 +276,10 @@ TEST(CliBadInput, UsageMistakesExitWithCode2) {
   r = bimamba("logits --no-such-option 1");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown option --no-such-option"), std::string::npos) << r.err;
+  r = bimamba("train --out " + quote(temp_path("run")) + " --device tpu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--device must be host or cuda, got 'tpu'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(temp_path("run")));  // checked before the run directory is made
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
