@@ -11,17 +11,6 @@
 #   BIMAMBA_FUZZ_RUNS (10000000), BIMAMBA_FUZZ_WORKERS (1: more runs that many libFuzzer -jobs on one corpus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "fuzz: installing clang libclang-rt-dev" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >&2
-  else
-    echo "fuzz: clang / libFuzzer missing; run: sudo apt-get install -y clang libclang-rt-dev" >&2
-    exit 1
-  fi
-fi
 seconds=${1:-60}
 shift || true
 build=${BIMAMBA_FUZZ_BUILD_DIR:-build-fuzz}
@@ -30,6 +19,17 @@ all=(safetensors sharded_index torch_bin zip pickle config tokenizer_json senten
 targets=("${@:-${all[@]}}")
 [ $# -gt 0 ] || targets=("${all[@]}")
 if [ -z "${BIMAMBA_FUZZ_SKIP_BUILD:-}" ]; then
+  if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "fuzz: installing clang libclang-rt-dev" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >&2
+      apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >&2
+    else
+      echo "fuzz: clang / libFuzzer missing; run: sudo apt-get install -y clang libclang-rt-dev" >&2
+      exit 1
+    fi
+  fi
   launcher=()
   export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -103,7 +103,7 @@ for t in "${targets[@]}"; do
        -workers="$workers" "${flags[@]}" "$OLDPWD/$corpus/$t") >"$log" 2>&1 || failed=1
     cat "$jobs"/fuzz-*.log >>"$log"
     if grep -qE "^==[0-9]+==ERROR|^SUMMARY: |deadly signal|Test unit written" "$jobs"/fuzz-*.log; then failed=1; fi
-    awk -F: '/stat::number_of_executed_units/ {n += $2} END {print "executions (all workers): " n}' "$jobs"/fuzz-*.log | tee -a "$log"
+    awk '/stat::number_of_executed_units/ {n += $NF} END {print "executions (all workers): " n}' "$jobs"/fuzz-*.log | tee -a "$log"
   else
     nice -n "${BIMAMBA_FUZZ_NICE:-15}" "${timer[@]}" "$build/fuzz/fuzz_$t" "${flags[@]}" "$corpus/$t" >"$log" 2>&1 || failed=1
   fi
