@@ -65,6 +65,24 @@ inline void declare_training_options(Args& args) {
   args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
 }
 
+struct Corpus;
+
+// The same run on the first CUDA GPU (--device cuda): the student (and teacher) built on the host are copied to
+// the device, trained there, and the final parameters copied back (cuda_training.cu).
+// require_cuda_device() throws unless a GPU is usable, before anything is built or written.
+#ifdef BIMAMBA_CLI_WITH_CUDA
+void require_cuda_device();
+int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
+                      const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
+                      const std::string& out);
+#else
+inline void require_cuda_device() { throw UsageError("--device cuda: this bimamba was built without CUDA"); }
+inline int run_training_cuda(const Args&, const std::string& command, const LanguageModel<Host>&,
+                             const LanguageModel<Host>*, TrainerConfig, const Corpus&, const std::string&) {
+  throw UsageError(command + " --device cuda: this bimamba was built without CUDA");
+}
+#endif
+
 inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   TrainerConfig c;
   c.steps = args.integer("steps");
@@ -81,6 +99,7 @@ inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
   const std::string device = args.str("device");
   if (device != "host" && device != "cuda") throw UsageError("--device must be host or cuda, got '" + device + "'");
+  if (device == "cuda") require_cuda_device();
   if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
       c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)
     throw UsageError("need steps, accumulation, eval-batches >= 1, 0 <= warmup <= steps, 0 <= min-lr <= lr, clip > 0");
@@ -156,19 +175,6 @@ int train_on(const Args& args, const std::string& command, Context<Backend>& ctx
   else std::cout << command << ": " << trainer.step() << " steps, model written to " << out << "\n";
   return 0;
 }
-
-// The same run on the first CUDA GPU (--device cuda): the student (and teacher) built on the host are copied to
-// the device, trained there, and the final parameters copied back (cuda_training.cu).
-#ifdef BIMAMBA_CLI_WITH_CUDA
-int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
-                      const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
-                      const std::string& out);
-#else
-inline int run_training_cuda(const Args&, const std::string& command, const LanguageModel<Host>&,
-                             const LanguageModel<Host>*, TrainerConfig, const Corpus&, const std::string&) {
-  throw UsageError(command + " --device cuda: this bimamba was built without CUDA");
-}
-#endif
 
 // Trains on --device (host or cuda).
 inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,

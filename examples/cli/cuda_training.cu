@@ -23,6 +23,16 @@ LanguageModel<Cuda> to_device(const LanguageModel<Host>& host) {
 
 }  // namespace
 
+void require_cuda_device() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();  // clear the error for later calls
+    BIMAMBA_THROW(InvalidArgument, "--device cuda: no usable CUDA device (",
+                  status != cudaSuccess ? cudaGetErrorString(status) : "none found", ")");
+  }
+}
+
 int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
                       const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
                       const std::string& out) {

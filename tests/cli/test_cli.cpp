@@ -282,6 +282,25 @@ TEST(CliBadInput, UsageMistakesExitWithCode2) {
   EXPECT_FALSE(fs::exists(temp_path("run")));  // checked before the run directory is made
 }
 
+// --device cuda where no GPU can be used (a build without CUDA, or no device / driver): a one-line error before
+// anything is written. Where a GPU is usable, the same command trains a step there and writes the model.
+TEST(Cli, TrainOnCudaNeedsAGpuOrTrains) {
+  const std::string text = temp_path("train.txt"), out = temp_path("cuda-run");
+  std::ofstream(text) << "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer.\n";
+  const Result r = bimamba("train --text " + quote(text) + " --tokenizer " +
+                           quote(test::data_path("tokenizers/gpt-neox-20b.json")) + " --out " + quote(out) +
+                           " --d-model 32 --n-layer 1 --d-state 16 --headdim 16 --steps 1 --batch 1 --seq-len 8" +
+                           " --eval-every 0 --val-fraction 0.2 --device cuda");
+  if (r.code == 0) {
+    EXPECT_TRUE(fs::exists(out + "/model.safetensors")) << r.err;
+  } else {
+    expect_one_line_error(r, "train", "--device cuda");
+    EXPECT_FALSE(fs::exists(out));
+  }
+  fs::remove_all(out);
+  fs::remove(text);
+}
+
 TEST(Cli, EverySubcommandHasHelp) {
   for (const std::string c : {"logits", "generate", "perplexity", "tokenize", "convert", "info", "init"}) {
     const Result r = bimamba(c + " --help");
