@@ -77,10 +77,6 @@ int run_training_cuda(const Args& args, const std::string& command, const Langua
                       const std::string& out);
 #else
 inline void require_cuda_device() { throw UsageError("--device cuda: this bimamba was built without CUDA"); }
-inline int run_training_cuda(const Args&, const std::string& command, const LanguageModel<Host>&,
-                             const LanguageModel<Host>*, TrainerConfig, const Corpus&, const std::string&) {
-  throw UsageError(command + " --device cuda: this bimamba was built without CUDA");
-}
 #endif
 
 inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
@@ -176,12 +172,14 @@ int train_on(const Args& args, const std::string& command, Context<Backend>& ctx
   return 0;
 }
 
-// Trains on --device (host or cuda).
+// Trains on --device (host or cuda; trainer_config has refused cuda where no GPU can be used).
 inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,
                         const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
                         const std::string& out) {
-  const std::string device = args.str("device");
-  if (device == "cuda") return run_training_cuda(args, command, model, teacher, std::move(config), corpus, out);
+#ifdef BIMAMBA_CLI_WITH_CUDA
+  if (args.str("device") == "cuda")
+    return run_training_cuda(args, command, model, teacher, std::move(config), corpus, out);
+#endif
   return train_on(args, command, ctx, model, teacher, std::move(config), corpus, out);
 }
 
