@@ -46,7 +46,7 @@ std::string slurp(const std::string& path) {
 // Runs `bimamba <args>`; stdout captured through popen, stderr through a file.
 Result bimamba(const std::string& args) {
   const std::string err = temp_path("stderr.txt");
-  const std::string command = std::string(BIMAMBA_CLI_BINARY) + " " + args + " 2>" + quote(err);
+  const std::string command = bimamba::test::cli_binary() + " " + args + " 2>" + quote(err);
   Result r;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return r;

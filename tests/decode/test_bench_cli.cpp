@@ -11,7 +11,7 @@ namespace {
 
 // stdout of `bimamba <args>`; the exit code in *code.
 std::string bimamba_cli(const std::string& args, int* code) {
-  FILE* pipe = popen((std::string(BIMAMBA_CLI_BINARY) + " " + args).c_str(), "r");
+  FILE* pipe = popen((bimamba::test::cli_binary() + " " + args).c_str(), "r");
   std::string out;
   if (!pipe) return out;
   char buffer[4096];

@@ -18,8 +18,8 @@
 namespace bimamba {
 namespace {
 
-const std::string kDir = std::string(BIMAMBA_TEST_DATA_DIR) + "/fuzz/sentencepiece";
-const std::string kTokenizerJsonDir = std::string(BIMAMBA_TEST_DATA_DIR) + "/fuzz/tokenizer_json";
+const std::string kDir = bimamba::test::data_path("fuzz/sentencepiece");
+const std::string kTokenizerJsonDir = bimamba::test::data_path("fuzz/tokenizer_json");
 
 // The message of the FormatError that loading `json` as a tokenizer.json throws ("" when it loads, or when
 // anything else is thrown: both fail the tests below).

@@ -82,7 +82,7 @@ TEST(TokenizerBadInput, TruncatedSentencePieceModel) {
 }
 
 TEST(TokenizerBadInput, TextFile) {
-  expect_format_error(std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/ptb/test.txt", "a text file");
+  expect_format_error(bimamba::test::source_dir() + "/examples/data/ptb/test.txt", "a text file");
   expect_format_error(temp_file("newline.txt", "\nstarts like a protobuf key\n"), "a text file");
 }
 

@@ -28,7 +28,7 @@ TEST_P(CorpusCounts, WholeFileCountsMatchReference) {
   const bimamba::Tokenizer* tokenizer = &bimamba::test::shared_tokenizer(name);
   const auto expected = nlohmann::json::parse(read_all(bimamba::test::data_path("tokenizers/file-token-counts.json")));
   for (const char* file : {"wikitext-2/test.txt", "ptb/test.txt"}) {
-    const std::string text = read_all(std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/" + file);
+    const std::string text = read_all(bimamba::test::source_dir() + "/examples/data/" + file);
     ASSERT_GT(text.size(), 100000u) << file << " is missing or truncated";
     const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = tokenizer->encode(text);

@@ -19,7 +19,7 @@ class RandomCases : public ::testing::TestWithParam<const char*> {};
 TEST_P(RandomCases, IdsAndDecodedTextMatchReference) {
   const std::string name = GetParam();
   const bimamba::Tokenizer& tokenizer = bimamba::test::shared_tokenizer(name);
-  std::ifstream in(std::string(BIMAMBA_SOURCE_DIR) + "/tests/tokenizer/data/random-cases.jsonl");
+  std::ifstream in(bimamba::test::source_dir() + "/tests/tokenizer/data/random-cases.jsonl");
   ASSERT_TRUE(in) << "random-cases.jsonl is missing";
   std::string line;
   int lines = 0, mismatches = 0, not_round_trip = 0, with_space_symbol = 0;

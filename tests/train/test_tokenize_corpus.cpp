@@ -49,7 +49,7 @@ TEST(TokenizeCorpus, DocumentsEncodedWholeWithEosBetween) {
 
 TEST(TokenizeCorpus, WholeWikitextTestMatchesReferenceCount) {
   const std::string out = test::temp_path("wikitext.tokens");
-  const int64_t n = tokenize_corpus(neox(), {std::string(BIMAMBA_SOURCE_DIR) + "/examples/data/wikitext-2/test.txt"},
+  const int64_t n = tokenize_corpus(neox(), {bimamba::test::source_dir() + "/examples/data/wikitext-2/test.txt"},
                                     out, {.eos_between_documents = false});
   EXPECT_EQ(n, 295232);  // tests/data/tokenizers/file-token-counts.json, HF tokenizers
   EXPECT_EQ(TokenFile::open(out).size(), n);

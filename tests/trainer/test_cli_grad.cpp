@@ -19,7 +19,7 @@ constexpr double kLossTol = 1e-5;
 
 SafetensorsFile run_grad(const std::string& folder, const std::string& loss) {
   const std::string out = temp_path(loss + ".safetensors");
-  const std::string command = std::string(BIMAMBA_CLI_BINARY) + " grad --model '" + data_path(folder) + "' --input '" +
+  const std::string command = bimamba::test::cli_binary() + " grad --model '" + data_path(folder) + "' --input '" +
                               data_path(folder + "/reference.safetensors") + "' --output '" + out + "' --loss " + loss;
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
   return SafetensorsFile(out);
