@@ -1,18 +1,20 @@
 // End-to-end decode and prefill of a Bi-Mamba model on the device (random weights, packed in_proj /
 // out_proj), the issue's "decode tokens/s at batch 1, 16, 64" and "prefill tokens/s".
 //
-//   BM_cuda_decode_graph/<preset>/B<b>  one LanguageModel::step per iteration, captured once into a CUDA graph
-//                                       (after a warm-up step and Workspace::reset, so nothing allocates inside)
-//                                       and replayed; tokens/s = b / time per step.
+//   BM_cuda_decode_graph/<preset>/B<b>  one DecodeGraph::step per iteration (model/decode_graph.hpp: the ids
+//                                       copied to the device, then LanguageModel::step replayed from a CUDA
+//                                       graph captured at the second step); tokens/s = b / time per step.
 //   BM_cuda_decode_eager/<preset>/B<b>  the same step launched kernel by kernel.
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
 // the fp32 tied head and the other fp32 parameters read once; the fp32 SSM and conv states read and written
 // for every sequence) divided by b: the bandwidth limit is hbm_gbps / bytes_per_token (bench_cuda_gemv).
-// The graph replays the same ids and does not advance InferenceState::positions (host-side counters).
+// Every step feeds the same ids (the speed does not depend on them).
 #include <benchmark/benchmark.h>
 
+#include <bimamba/bench/cuda_timing.hpp>
 #include <bimamba/cuda.hpp>
+#include <bimamba/model/decode_graph.hpp>
 #include <bimamba/model/init.hpp>
 #include <bimamba/model/presets.hpp>
 
@@ -63,42 +65,30 @@ void BM_cuda_decode(benchmark::State& st, std::string preset, int64_t batch, boo
     auto state = s.model.new_state(batch);
     std::vector<int32_t> host_ids(static_cast<size_t>(batch));
     for (int64_t b = 0; b < batch; ++b) host_ids[size_t(b)] = int32_t((b * 7919 + 13) % s.cfg.vocab_size);
-    auto ids = to<Cuda>(tensor_from<int32_t, 1>(host_ids, {batch}));
+    const auto ids = to<Cuda>(tensor_from<int32_t, 1>(host_ids, {batch}));
     Tensor<float, 2, Cuda> logits({batch, s.cfg.vocab_size});
-    s.model.step(ctx, ids, state, logits);  // warm-up: workspace, cuBLAS handle, counters
-    ctx.synchronize();
-    ctx.workspace().reset();
-    cudaGraphExec_t exec = nullptr;
-    cudaGraph_t g = nullptr;
+    std::unique_ptr<DecodeGraph> decode;
     if (graph) {
-      BIMAMBA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-      s.model.step(ctx, ids, state, logits);
-      BIMAMBA_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
-      BIMAMBA_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+      decode = std::make_unique<DecodeGraph>(s.model, state, stream);
+      decode->step(host_ids);  // eager: grows the workspace, creates the handle and counters
+      decode->step(host_ids);  // captured, then replayed from here on
+    } else {
+      s.model.step(ctx, ids, state, logits);  // warm-up: workspace, cuBLAS handle, counters
     }
-    cudaEvent_t start, stop;
-    BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
-    BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
+    ctx.synchronize();
+    EventTimer timer(stream);
     constexpr int kSteps = 20;
     for (auto _ : st) {
-      BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
+      timer.start();
       for (int k = 0; k < kSteps; ++k) {
-        if (graph) BIMAMBA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+        if (graph) decode->step(host_ids);  // the ids' copy to the device, then the graph
         else s.model.step(ctx, ids, state, logits);
       }
-      BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
-      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      st.SetIterationTime(double(ms) * 1e-3 / kSteps);
+      st.SetIterationTime(timer.stop_ms() * 1e-3 / kSteps);
     }
     st.counters["tokens_per_s"] = benchmark::Counter(double(batch) * double(st.iterations()),
                                                      benchmark::Counter::kIsRate);  // per second of manual time
     st.counters["bytes_per_token"] = step_bytes(s.cfg, batch) / double(batch);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    if (exec) cudaGraphExecDestroy(exec);
-    if (g) cudaGraphDestroy(g);
   }
   cudaStreamDestroy(stream);
 }
@@ -114,21 +104,13 @@ void BM_cuda_prefill(benchmark::State& st, std::string preset, int64_t L) {
     auto ids = to<Cuda>(tensor_from<int32_t, 2>(host_ids, {1, L}));
     Tensor<float, 3, Cuda> logits({1, L, s.cfg.vocab_size});
     s.model.forward(ctx, ids, logits.view());  // warm-up
-    cudaEvent_t start, stop;
-    BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
-    BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
+    EventTimer timer(stream);
     for (auto _ : st) {
-      BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
+      timer.start();
       s.model.forward(ctx, ids, logits.view());
-      BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
-      BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      st.SetIterationTime(double(ms) * 1e-3);
+      st.SetIterationTime(timer.stop_ms() * 1e-3);
     }
     st.counters["tokens_per_s"] = benchmark::Counter(double(L) * double(st.iterations()), benchmark::Counter::kIsRate);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
   }
   cudaStreamDestroy(stream);
 }

@@ -3,15 +3,14 @@
 // Shapes: Mamba-2 projections with expand 2, N = 128, G = 1, headdim 64 (E = 2 D, H = E / 64):
 //   in_proj (2 E + 2 N + H) x D, out_proj D x E, for D = 1536 (780M), 2048 (1.3B), 2560 (2.7B).
 // Timing: each benchmark captures kCalls calls into one CUDA graph, replays it between two CUDA events and
-// reports the time per call (UseManualTime). Every call uses the next of `copies` weight copies, enough that
+// reports the time per call (UseManualTime; bimamba/bench/cuda_timing.hpp). The peer: bench/cublas_bf16_gemv.hpp. Every call uses the next of `copies` weight copies, enough that
 // together they exceed kRotateBytes (3x the H200's 60 MB L2), so the weights stream from HBM.
 // Validation before timing: the packed result equals the host binary_linear (relative L2 < 1e-5, as in
 // tests/ops_cuda) and cuBLAS bf16 equals the fp32 product within bf16 rounding (relative L2 < 1e-2).
 // Counters: bytes/s of the weights (and activations), `hbm_gbps` of the copy benchmark (read + write).
 #include <benchmark/benchmark.h>
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-
+#include <bimamba/bench/cublas_bf16_gemv.hpp>
+#include <bimamba/bench/cuda_timing.hpp>
 #include <bimamba/cuda.hpp>
 #include <bimamba/ops/binary_linear.hpp>
 
@@ -65,65 +64,25 @@ double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
-// Captures `body(call)` for kCalls calls into a graph, replays it once to warm up, then times replays.
+// Captures kCalls calls of body(call) into one graph and reports the time per call of each replay.
 template <class Body>
 void time_graph(benchmark::State& state, cudaStream_t stream, Body&& body) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  BIMAMBA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < kCalls; ++c) body(c);
-  BIMAMBA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  BIMAMBA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  BIMAMBA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(stream));
-  cudaEvent_t start, stop;
-  BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
-  BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
-  for (auto _ : state) {
-    BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
-    BIMAMBA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
-    BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(double(ms) * 1e-3 / kCalls);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
+  CapturedCalls calls(stream, kCalls, body);
+  for (auto _ : state) state.SetIterationTime(calls.replay_ms() * 1e-3 / kCalls);
 }
 
 void BM_cuda_copy_bandwidth(benchmark::State& state) {
-  const size_t bytes = size_t(1) << 30;
-  void *a = nullptr, *b = nullptr;
-  BIMAMBA_CUDA_CHECK(cudaMalloc(&a, bytes));
-  BIMAMBA_CUDA_CHECK(cudaMalloc(&b, bytes));
-  BIMAMBA_CUDA_CHECK(cudaMemset(a, 1, bytes));
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  cudaEvent_t start, stop;
-  BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
-  BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
-  BIMAMBA_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream));
   double best = 0;
   for (auto _ : state) {
-    BIMAMBA_CUDA_CHECK(cudaEventRecord(start, stream));
-    BIMAMBA_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream));
-    BIMAMBA_CUDA_CHECK(cudaEventRecord(stop, stream));
-    BIMAMBA_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    BIMAMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(double(ms) * 1e-3);
-    best = std::max(best, 2.0 * double(bytes) / (double(ms) * 1e-3) / 1e9);
+    const double gbps = device_copy_gbps(stream, 1);  // one copy of 512 MiB, read + write
+    best = std::max(best, gbps);
+    state.SetIterationTime(2.0 * double(size_t(512) << 20) / (gbps * 1e9));
   }
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(2 * bytes));
+  state.SetBytesProcessed(int64_t(state.iterations()) * (int64_t(1024) << 20));
   state.counters["hbm_gbps"] = best;  // read + write bytes per second, best iteration
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   cudaStreamDestroy(stream);
-  cudaFree(a);
-  cudaFree(b);
 }
 
 void BM_binary_linear_packed(benchmark::State& state, Shape shape, int64_t T) {
@@ -162,65 +121,21 @@ void BM_binary_linear_packed(benchmark::State& state, Shape shape, int64_t T) {
 }
 
 void BM_cublas_bf16_gemv(benchmark::State& state, Shape shape, int64_t T) {
-  const int64_t out = shape.out, in = shape.in;
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  cublasHandle_t handle;
-  BIMAMBA_CUBLAS_CHECK(cublasCreate(&handle));
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, stream));
-  const size_t ws_bytes = size_t(32) << 20;  // a fixed cuBLAS workspace: no allocation during capture
-  void* ws = nullptr;
-  BIMAMBA_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
-  BIMAMBA_CUBLAS_CHECK(cublasSetWorkspace(handle, ws, ws_bytes));
-  const auto wf = uniform(size_t(out * in), 4, -1, 1), xf = uniform(size_t(T * in), 1, -2, 2);
-  std::vector<__nv_bfloat16> wb(wf.size()), xb(xf.size());
-  for (size_t i = 0; i < wf.size(); ++i) wb[i] = __float2bfloat16(wf[i]);
-  for (size_t i = 0; i < xf.size(); ++i) xb[i] = __float2bfloat16(xf[i]);
-  const size_t wbytes = wb.size() * sizeof(__nv_bfloat16);
-  const int64_t copies = copies_for(int64_t(wbytes));
-  std::vector<__nv_bfloat16*> W(static_cast<size_t>(copies));
-  for (auto& p : W) {
-    BIMAMBA_CUDA_CHECK(cudaMalloc(&p, wbytes));
-    BIMAMBA_CUDA_CHECK(cudaMemcpy(p, wb.data(), wbytes, cudaMemcpyHostToDevice));
-  }
-  __nv_bfloat16 *x = nullptr, *y = nullptr;
-  BIMAMBA_CUDA_CHECK(cudaMalloc(&x, xb.size() * sizeof(__nv_bfloat16)));
-  BIMAMBA_CUDA_CHECK(cudaMalloc(&y, size_t(T * out) * sizeof(__nv_bfloat16)));
-  BIMAMBA_CUDA_CHECK(cudaMemcpy(x, xb.data(), xb.size() * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice));
-  const float one = 1.0f, zero = 0.0f;
-  // Row-major y (T, out) = x W^T is column-major y^T = W x^T: op(A) = W^T of the column-major (in, out) W.
-  auto call = [&](int c) {
-    BIMAMBA_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(T), int(in), &one,
-                                      W[size_t(c % copies)], CUDA_R_16BF, int(in), x, CUDA_R_16BF, int(in), &zero, y,
-                                      CUDA_R_16BF, int(out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  };
-  call(0);
-  BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(stream));
-  // Validate the first output rows against the fp32 product of the bf16-rounded inputs.
-  std::vector<__nv_bfloat16> yb(size_t(T * out));
-  BIMAMBA_CUDA_CHECK(cudaMemcpy(yb.data(), y, yb.size() * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost));
-  std::vector<float> got, want;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < std::min<int64_t>(out, 64); ++i) {
-      double s = 0;
-      for (int64_t j = 0; j < in; ++j)
-        s += double(__bfloat162float(wb[size_t(i * in + j)])) * __bfloat162float(xb[size_t(t * in + j)]);
-      want.push_back(float(s));
-      got.push_back(__bfloat162float(yb[size_t(t * out + i)]));
+  {
+    const size_t wbytes = size_t(shape.out * shape.in) * 2;
+    CublasBf16Gemv peer(stream, uniform(size_t(shape.out * shape.in), 4, -1, 1), uniform(size_t(T * shape.in), 1, -2, 2),
+                        shape.out, shape.in, copies_for(int64_t(wbytes)));
+    const double err = peer.validation_error();
+    if (!(err < 1e-2)) {
+      state.SkipWithError(("cuBLAS bf16 result off: relative L2 " + std::to_string(err)).c_str());
+    } else {
+      time_graph(state, stream, [&](int c) { peer.call(c); });
+      state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(wbytes));
+      state.counters["weight_copies"] = double(peer.copies());
     }
-  const double err = relative_l2(got, want);
-  if (!(err < 1e-2)) {
-    state.SkipWithError(("cuBLAS bf16 result off: relative L2 " + std::to_string(err)).c_str());
-    return;
   }
-  time_graph(state, stream, call);
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(wbytes));
-  state.counters["weight_copies"] = double(copies);
-  for (auto p : W) cudaFree(p);
-  cudaFree(x);
-  cudaFree(y);
-  cudaFree(ws);
-  cublasDestroy(handle);
   cudaStreamDestroy(stream);
 }
 

@@ -16,6 +16,11 @@
 // the model is loaded for inference (model_io.hpp open_model: no latent weights, no gradients); VmHWM is reset
 // after the bandwidth measurement where Linux allows it (peak_rss_model_only), so peak_rss_bytes is the
 // model's load, prefill and decode. model_store_bytes / sign_bytes_held: the ParamStore's buffers and the bits.
+//
+// --device cuda (cuda_bench.cu): the same JSON keys where they apply, measured on the first GPU: the limit is
+// hbm_gbps (device-to-device copy, read + write) / bytes_per_token, the head fp32 and the signs untiled; each
+// step is DecodeGraph::step (one CUDA graph replay after the first two steps) plus the logits' copy to the
+// host for the argmax; prefill timed by CUDA events; device_bytes_in_use from cudaMemGetInfo after decoding.
 #include <bimamba/core/memory_stats.hpp>
 #include <bimamba/model/language_model.hpp>
 #include <bimamba/model/storage.hpp>
@@ -29,32 +34,11 @@
 #include "args.hpp"
 #include "cmd_bench.hpp"
 #include "cmd_bench_support.hpp"
+#include "device.hpp"
 #include "model_io.hpp"
 
 namespace bimamba::cli {
 namespace {
-
-// Bytes one decode step of B sequences moves (see the top comment). Every tensor of the config is counted
-// (model_tensor_specs), whether the model holds it in its store or, for inference-only sign weights, as bits.
-int64_t step_bytes(const LanguageModel<Host>& model, int64_t B, bool tiled, bool bf16_head) {
-  const ModelConfig& cfg = model.config();
-  int64_t bytes = 0;
-  for (const TensorSpec& t : model_tensor_specs(cfg)) {
-    if (t.kind == ParamKind::Binary && model.packed()) {
-      const int64_t rows = t.shape[0], words = (t.shape[1] + 31) / 32;
-      bytes += (tiled ? (rows + 31) / 32 * 32 : rows) * words * 4;
-    } else if (t.name == "backbone.embeddings.weight" && cfg.tie_embeddings) {
-      bytes += t.numel() * (bf16_head ? 2 : 4);
-    } else {
-      bytes += t.numel() * 4;
-    }
-  }
-  const auto state = model.new_state(1);
-  for (int64_t i = 0; i < state.layers(); ++i) bytes += 2 * B * (state.conv(i).numel() + state.ssm(i).numel()) * 4;
-  return bytes;
-}
-
-int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
 
 // Resets VmHWM to the current resident set (Linux: "5" to /proc/self/clear_refs); false where unsupported.
 bool reset_peak_rss() {
@@ -76,10 +60,15 @@ int run_bench_decode(int argc, char** argv) {
   args.option("threads", "T", "threads (0: all)", "0");
   args.option("seed", "S", "seed of the random prompts", "0");
   args.flag("exact", "the exact path: fp32-table packed kernel, unfused step, fp32 head");
+  add_device_option(args, "where to decode");
   args.flag("json", "print JSON (the only output format)");
   if (!args.parse(argc, argv)) return 0;
-  const int64_t B = args.integer("batch"), P = args.integer("prompt-tokens"), N = args.integer("new-tokens");
-  if (B <= 0 || P <= 0 || N <= 0) throw UsageError("--batch, --prompt-tokens and --new-tokens must be positive");
+  const auto [B, P, N] = decode_sizes(args);
+  if (wants_cuda(args)) {  // never true in builds without CUDA: it throws there
+#ifdef BIMAMBA_CLI_WITH_CUDA
+    return run_bench_decode_cuda(args);
+#endif
+  }
   Context<Host> ctx(int(args.integer("threads")));
   const double gbps = dram_read_gbps(ctx);
   const bool rss_reset = reset_peak_rss();
@@ -91,10 +80,7 @@ int run_bench_decode(int argc, char** argv) {
   model.set_fast_path(fast);
   const int64_t V = model.vocab_size();
 
-  std::mt19937 rng(uint32_t(args.integer("seed")));
-  std::uniform_int_distribution<int32_t> token(0, int32_t(V - 1));
-  Tensor<int32_t, 2, Host> prompt({B, P});
-  for (int64_t i = 0; i < B * P; ++i) prompt.data()[i] = token(rng);
+  const auto prompt = tensor_from<int32_t, 2>(random_ids(B * P, V, uint32_t(args.integer("seed"))), {B, P});
   auto state = model.new_state(B);
   Tensor<float, 2, Host> logits({B, V});
   auto t0 = Clock::now();

@@ -3,17 +3,26 @@
 //                         of a buffer of max(512 MiB, 4x the last-level cache), 4 interleaved sequential
 //                         streams per thread (as bench/dram.cpp), no stores; best of `passes` passes, GB/s
 //   seconds_since(t0)     wall-clock seconds
+//   decode_sizes(args)    --batch, --prompt-tokens, --new-tokens, checked positive
+//   random_ids(n, V, s)   n token ids uniform in [0, V) from seed s
+//   argmax(v, n)          the first index of the largest of n floats
+//   step_bytes(model, B, tiled, bf16_head)   the bytes one decode step of B sequences moves
 #pragma once
 
 #include <bimamba/core/context.hpp>
 #include <bimamba/core/cpu.hpp>
 #include <bimamba/core/memory.hpp>
+#include <bimamba/model/language_model.hpp>
+#include <bimamba/model/storage.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <vector>
+
+#include "args.hpp"
 
 namespace bimamba::cli {
 
@@ -57,6 +66,50 @@ inline double dram_read_gbps(Context<Host>& ctx, int passes = 5) {
   volatile uint64_t sink = 0;
   for (uint64_t s : sums) sink = sink + s;
   return best;
+}
+
+struct DecodeSizes {
+  int64_t batch, prompt_tokens, new_tokens;
+};
+
+inline DecodeSizes decode_sizes(const Args& args) {
+  const DecodeSizes n{args.integer("batch"), args.integer("prompt-tokens"), args.integer("new-tokens")};
+  if (n.batch <= 0 || n.prompt_tokens <= 0 || n.new_tokens <= 0)
+    throw UsageError("--batch, --prompt-tokens and --new-tokens must be positive");
+  return n;
+}
+
+// B x P token ids in [0, V), uniformly at random from `seed`.
+inline std::vector<int32_t> random_ids(int64_t count, int64_t V, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> token(0, int32_t(V - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  for (auto& id : ids) id = token(rng);
+  return ids;
+}
+
+inline int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
+
+// Bytes one decode step of B sequences moves (cmd_bench_decode.cpp's top comment): packed signs as the
+// kernel in use stores them (`tiled`: rows padded to 32), the head in bf16 or fp32, the states read and written. Every tensor of the config is counted
+// (model_tensor_specs), whether the model holds it in its store or, for inference-only sign weights, as bits.
+template <class Backend>
+int64_t step_bytes(const LanguageModel<Backend>& model, int64_t B, bool tiled, bool bf16_head) {
+  const ModelConfig& cfg = model.config();
+  int64_t bytes = 0;
+  for (const TensorSpec& t : model_tensor_specs(cfg)) {
+    if (t.kind == ParamKind::Binary && model.packed()) {
+      const int64_t rows = t.shape[0], words = (t.shape[1] + 31) / 32;
+      bytes += (tiled ? (rows + 31) / 32 * 32 : rows) * words * 4;
+    } else if (t.name == "backbone.embeddings.weight" && cfg.tie_embeddings) {
+      bytes += t.numel() * (bf16_head ? 2 : 4);
+    } else {
+      bytes += t.numel() * 4;
+    }
+  }
+  const auto state = model.new_state(1);
+  for (int64_t i = 0; i < state.layers(); ++i) bytes += 2 * B * (state.conv(i).numel() + state.ssm(i).numel()) * 4;
+  return bytes;
 }
 
 }  // namespace bimamba::cli

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "device.hpp"
 #include "hf_writer.hpp"
 #include "progress.hpp"
 
@@ -59,7 +60,7 @@ inline void declare_training_options(Args& args) {
   args.option("checkpoint-every", "N", "training checkpoint every N steps (0: at the end only)", "50");
   args.option("seed", "S", "seed of the initialisation and of the window sampler", "0");
   args.option("threads", "N", "host threads (0: all)", "0");
-  args.option("device", "host|cuda", "where to train (cuda: the first GPU, in builds with CUDA)", "host");
+  add_device_option(args, "where to train");
   args.flag("resume", "continue from DIR/train_state.safetensors");
   args.flag("json", "print the log lines and a summary as JSON on stdout");
   args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
@@ -69,14 +70,10 @@ struct Corpus;
 
 // The same run on the first CUDA GPU (--device cuda): the student (and teacher) built on the host are copied to
 // the device, trained there, and the final parameters copied back (cuda_training.cu).
-// require_cuda_device() throws unless a GPU is usable, before anything is built or written.
 #ifdef BIMAMBA_CLI_WITH_CUDA
-void require_cuda_device();
 int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
                       const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
                       const std::string& out);
-#else
-inline void require_cuda_device() { throw UsageError("--device cuda: this bimamba was built without CUDA"); }
 #endif
 
 inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
@@ -93,9 +90,7 @@ inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   c.eval_batches = args.integer("eval-batches");
   c.checkpoint_every = args.integer("checkpoint-every");
   c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
-  const std::string device = args.str("device");
-  if (device != "host" && device != "cuda") throw UsageError("--device must be host or cuda, got '" + device + "'");
-  if (device == "cuda") require_cuda_device();
+  wants_cuda(args);  // refuses a bad --device, or cuda without a usable GPU, before anything is written
   if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
       c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)
     throw UsageError("need steps, accumulation, eval-batches >= 1, 0 <= warmup <= steps, 0 <= min-lr <= lr, clip > 0");
@@ -181,14 +176,6 @@ inline int run_training(const Args& args, const std::string& command, Context<Ho
     return run_training_cuda(args, command, model, teacher, std::move(config), corpus, out);
 #endif
   return train_on(args, command, ctx, model, teacher, std::move(config), corpus, out);
-}
-
-template <class Backend>
-void log_warnings_to_stderr(Context<Backend>& ctx, const std::string& command) {
-  ctx.set_logger([command](LogLevel level, std::string_view message) {
-    if (level == LogLevel::Warning)
-      std::fprintf(stderr, "%s: warning: %.*s\n", command.c_str(), int(message.size()), message.data());
-  });
 }
 
 }  // namespace bimamba::cli

@@ -23,16 +23,6 @@ LanguageModel<Cuda> to_device(const LanguageModel<Host>& host) {
 
 }  // namespace
 
-void require_cuda_device() {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess || count == 0) {
-    (void)cudaGetLastError();  // clear the error for later calls
-    BIMAMBA_THROW(InvalidArgument, "--device cuda: no usable CUDA device (",
-                  status != cudaSuccess ? cudaGetErrorString(status) : "none found", ")");
-  }
-}
-
 int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
                       const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
                       const std::string& out) {
@@ -41,9 +31,7 @@ int run_training_cuda(const Args& args, const std::string& command, const Langua
   LanguageModel<Cuda> device_model = to_device(model);
   std::optional<LanguageModel<Cuda>> device_teacher;
   if (teacher) device_teacher.emplace(to_device(*teacher));
-  cudaDeviceProp prop{};
-  BIMAMBA_CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device()));
-  std::fprintf(stderr, "%s: training on GPU %d, %s\n", command.c_str(), ctx.device(), prop.name);
+  announce_gpu(command + ": training");
   return train_on(args, command, ctx, device_model, device_teacher ? &*device_teacher : nullptr, std::move(config),
                   corpus, out);
 }

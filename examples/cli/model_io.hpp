@@ -1,5 +1,5 @@
 // What the subcommands share about models and files:
-//   open_model(ctx, path, packed)  a LanguageModel for inference from an HF or mamba_ssm checkpoint directory, or
+//   open_model(ctx, path, packed)  a LanguageModel on ctx's backend for inference from an HF or mamba_ssm checkpoint directory, or
 //                                  from a packed file (which always runs on its sign bits); `packed` switches a
 //                                  latent Bi-Mamba checkpoint to the sign-bit path too. No gradient buffers; a
 //                                  model on sign bits holds no fp32 latent weights (ModelOptions::inference()).
@@ -24,7 +24,8 @@
 
 namespace bimamba::cli {
 
-inline LanguageModel<Host> open_model(Context<Host>& ctx, const std::string& path, bool packed) {
+template <class Backend>
+LanguageModel<Backend> open_model(Context<Backend>& ctx, const std::string& path, bool packed) {
   if (is_packed_checkpoint(path)) return load_packed_model(ctx, path, ModelOptions::inference());
   if (packed) {
     if (!checkpoint_is_binary(Checkpoint(path)))

@@ -15,57 +15,18 @@
 #include <string>
 #include <test_support.hpp>
 
+#include "cli_runner.hpp"
+
 namespace bimamba {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Unique per process: ctest runs the tests of this file as parallel processes.
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "bimamba_cli_" + std::to_string(::getpid()) + "_" + name;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs `bimamba <args>`; stdout captured through popen, stderr through a file.
-Result bimamba(const std::string& args) {
-  const std::string err = temp_path("stderr.txt");
-  const std::string command = bimamba::test::cli_binary() + " " + args + " 2>" + quote(err);
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return r;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = slurp(err);
-  return r;
-}
-
-// One line on stderr, naming the subcommand.
-void expect_one_line_error(const Result& r, const std::string& command, const std::string& needle) {
-  EXPECT_NE(r.code, 0) << r.err;
-  EXPECT_EQ(r.err.rfind("bimamba " + command + ":", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
+using test::bimamba;
+using test::expect_one_line_error;
+using test::quote;
+using test::Result;
+using test::slurp;
+using test::temp_path;
 
 std::vector<float> floats_of(const std::string& file, const std::string& name) {
   return to_float(SafetensorsFile(file).get(name));

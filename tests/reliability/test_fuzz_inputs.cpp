@@ -13,6 +13,7 @@
 #include <iterator>
 #include <utility>
 #include <string>
+#include <test_support.hpp>
 #include <vector>
 
 namespace bimamba {
