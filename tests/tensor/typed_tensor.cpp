@@ -39,6 +39,35 @@ TYPED_TEST(TensorTest, ShapeMismatchedCopyThrows) {
   EXPECT_THROW(copy(a.view(), b.view()), InvalidArgument);
 }
 
+// Rank-2 views with contiguous rows at a pitch (LanguageModel::forward_last takes the last position of every
+// sequence this way): within the backend and both ways across, every element lands where it belongs; a view
+// whose rows are not contiguous is refused across backends rather than copied wrongly.
+TYPED_TEST(TensorTest, CopiesRowsAtAPitch) {
+  using B = TypeParam;
+  const int64_t rows = 5, cols = 7, pitch = 11;
+  const auto values = test::random_floats(size_t(rows * pitch), 2);
+  const auto wide = to<B>(tensor_from<float, 2>(values, {rows, pitch}));  // (rows, pitch)
+  const TensorView<const float, 2, B> block(wide.data() + 3, {rows, cols}, {pitch, 1});  // columns 3 .. 9
+  Tensor<float, 2, B> packed({rows, cols});
+  copy(block, packed.view());
+  const auto got = to_vector(packed);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) EXPECT_EQ(got[size_t(r * cols + c)], values[size_t(r * pitch + 3 + c)]);
+
+  Tensor<float, 2, Host> host_wide({rows, pitch});  // device -> host into a pitched destination, and back
+  copy(TensorView<const float, 2, B>(packed.cview()), TensorView<float, 2, Host>(host_wide.data() + 2, {rows, cols}, {pitch, 1}));
+  Tensor<float, 2, B> again({rows, cols});
+  copy(TensorView<const float, 2, Host>(host_wide.data() + 2, {rows, cols}, {pitch, 1}), again.view());
+  EXPECT_EQ(to_vector(again), got);
+  for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(host_wide(r, 0), 0.0f);  // untouched outside the block
+
+  if constexpr (!is_host_v<B>) {
+    const TensorView<const float, 2, B> strided_columns(wide.data(), {rows, 3}, {pitch, 2});
+    Tensor<float, 2, B> out({rows, 3});
+    EXPECT_THROW(copy(strided_columns, out.view()), InvalidArgument);
+  }
+}
+
 TEST(TensorView, IndexingNarrowReshape) {
   auto t = tensor_from<float, 2>({0, 1, 2, 3, 4, 5}, {2, 3});
   auto v = t.view();

@@ -85,6 +85,11 @@ struct MemoryOps<Cuda> {
   static void copy_within(void* dst, const void* src, size_t bytes) {
     if (bytes) BIMAMBA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
   }
+  // `rows` rows of `width` bytes, at pitches of dst_pitch / src_pitch bytes; either side on the host or the
+  // device (unified addressing tells which).
+  static void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+    if (width && rows) BIMAMBA_CUDA_CHECK(cudaMemcpy2D(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault));
+  }
 };
 
 template <>

@@ -1,12 +1,14 @@
 // Explicit copies within and between backends.
-//   copy(src, dst):  same shape; between different backends both views must be contiguous; within Host any
-//                    strides are allowed.
+//   copy(src, dst):  same shape; within Host any strides are allowed; otherwise both views are contiguous,
+//                    or (rank 2) both have contiguous rows at any pitch (one 2-D copy, e.g. the last position
+//                    of every sequence of a (B, L, D) activation).
 //   to<Dst>(src):    a new Tensor on backend Dst holding src's elements.
 //   to_host(src):    to<Host>(src).
 //   tensor_from(values, shape): a host tensor filled from a vector (sizes must match).
 // Copies involving Cuda synchronize (cudaMemcpy) and need core/cuda_runtime.hpp included.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "tensor.hpp"
@@ -30,8 +32,18 @@ void copy(TensorView<const T, Rank, Src> src, TensorView<T, Rank, Dst> dst) {
         copy<T, Rank - 1, Host, Host>(src[i], dst[i]);
     }
   } else {
+    using Device = std::conditional_t<is_host_v<Src>, Dst, Src>;
+    if constexpr (Rank == 2) {
+      if (!(src.is_contiguous() && dst.is_contiguous()) && src.stride(1) == 1 && dst.stride(1) == 1) {
+        // Rows of contiguous elements at a pitch (a strided row selection, a column block): one 2-D copy.
+        MemoryOps<Device>::copy_rows(dst.data(), size_t(dst.stride(0)) * sizeof(T), src.data(),
+                                     size_t(src.stride(0)) * sizeof(T), size_t(src.size(1)) * sizeof(T),
+                                     size_t(src.size(0)));
+        return;
+      }
+    }
     BIMAMBA_CHECK(src.is_contiguous() && dst.is_contiguous(), "copy between ", Src::name, " and ", Dst::name,
-                  " needs contiguous views");
+                  " needs contiguous views (or, for rank 2, contiguous rows)");
     if constexpr (is_host_v<Src>) {
       MemoryOps<Dst>::copy_from_host(dst.data(), src.data(), bytes);
     } else if constexpr (is_host_v<Dst>) {
