@@ -55,37 +55,50 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
   constexpr int K = kSsdBwdPerThread, W = kSsdBwdThreads;
   extern __shared__ float smem[];  // xs, gys (PS); Bs, Cs (N); prod_C, prod_B, prod_SB (PS N)
   __shared__ float scratch[32];
-  const int64_t L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3), PN = P * N;
+  const int64_t L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), PN = P * Bm.size(3);
+  const int N = int(Bm.size(3));
   const int64_t h = blockIdx.x, bl = blockIdx.y, slice = blockIdx.z, b = b0 + bl, g = h / (H / G);
-  const int64_t p0 = slice * s.rows_per_slice, PS = P - p0 < s.rows_per_slice ? P - p0 : s.rows_per_slice;
-  const int64_t E = PS * N;
-  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int64_t p0 = slice * s.rows_per_slice;
+  const int PS = int(P - p0 < s.rows_per_slice ? P - p0 : s.rows_per_slice), E = PS * N;
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, R = int(s.rows_per_slice);
   float* xs = smem;
-  float* gys = xs + s.rows_per_slice;
-  float* Bs = gys + s.rows_per_slice;
+  float* gys = xs + R;
+  float* Bs = gys + R;
   float* Cs = Bs + N;
   float* prod_C = Cs + N;
-  float* prod_B = prod_C + s.rows_per_slice * N;
-  float* prod_SB = prod_B + s.rows_per_slice * N;
+  float* prod_B = prod_C + R * N;
+  float* prod_SB = prod_B + R * N;
   float* states = s.states + (bl * H + h) * L * PN + p0 * N;  // step t: states + t P N, the slice's E elements
   const float Ah = A(h), Dh = present(D) ? D(h) : 0.0f;
+  // Element (t, row i of the slice) of x / dy, (t, n) of B / C, t of dt: base + t * step + i * inner.
+  const T* x_at = &x(b, 0, h, p0);
+  const T* dy_at = &dy(b, 0, h, p0);
+  const T* B_at = &Bm(b, 0, g, 0);
+  const T* C_at = &Cm(b, 0, g, 0);
+  const T* dt_at = &dt(b, 0, h);
+  const int64_t x_step = x.stride(1), x_inner = x.stride(3), dy_step = dy.stride(1), dy_inner = dy.stride(3);
+  const int64_t B_step = Bm.stride(1), B_inner = Bm.stride(3), C_step = Cm.stride(1), C_inner = Cm.stride(3);
+  const int64_t dt_step = dt.stride(1);
 
   int pk[K], nk[K];  // row and column of this thread's elements (-1: none)
   float S[K], dS[K], pre[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    const int64_t e = tid + int64_t(k) * W;
-    pk[k] = e < E ? int(e / N) : -1;
-    nk[k] = e < E ? int(e % N) : 0;
+    const int e = tid + k * W;
+    pk[k] = e < E ? e / N : -1;
+    nk[k] = e < E ? e % N : 0;
     S[k] = 0.0f, dS[k] = 0.0f;
   }
   for (int64_t t = 0; t < L; ++t) {  // forward: the states, element by element in registers
-    const float d = dt(b, t, h), a = expf(d * Ah);
+    const float d = dt_at[t * dt_step], a = expf(d * Ah);
+    const T* xt = x_at + t * x_step;
+    const T* Bt = B_at + t * B_step;
+    float* St = states + t * PN;
 #pragma unroll
     for (int k = 0; k < K; ++k)
       if (pk[k] >= 0) {
-        S[k] = a * S[k] + d * x(b, t, h, p0 + pk[k]) * Bm(b, t, g, nk[k]);
-        states[t * PN + tid + k * W] = S[k];
+        S[k] = a * S[k] + d * xt[pk[k] * x_inner] * Bt[nk[k] * B_inner];
+        St[tid + k * W] = S[k];
       }
   }
 
@@ -93,13 +106,17 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
   // loads' latency overlaps the step instead of starting it.
   float next_x[K], next_gy[K], next_B[K], next_C[K], next_d = 0.0f;
   auto fetch = [&](int64_t t) {
+    const T* xt = x_at + t * x_step;
+    const T* gt = dy_at + t * dy_step;
+    const T* Bt = B_at + t * B_step;
+    const T* Ct = C_at + t * C_step;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const int64_t i = tid + int64_t(k) * W;
-      if (i < PS) next_x[k] = x(b, t, h, p0 + i), next_gy[k] = dy(b, t, h, p0 + i);
-      if (i < N) next_B[k] = Bm(b, t, g, i), next_C[k] = Cm(b, t, g, i);
+      const int i = tid + k * W;
+      if (i < PS) next_x[k] = xt[i * x_inner], next_gy[k] = gt[i * dy_inner];
+      if (i < N) next_B[k] = Bt[i * B_inner], next_C[k] = Ct[i * C_inner];
     }
-    next_d = dt(b, t, h);
+    next_d = dt_at[t * dt_step];
   };
   fetch(L - 1);
 #pragma unroll
@@ -110,19 +127,19 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
     __syncthreads();  // the previous step's readers of the shared arrays are done
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const int64_t i = tid + int64_t(k) * W;
+      const int i = tid + k * W;
       if (i < PS) xs[i] = next_x[k], gys[i] = next_gy[k];
       if (i < N) Bs[i] = next_B[k], Cs[i] = next_C[k];
     }
     const float d = next_d, a = expf(d * Ah);
     if (t > 0) fetch(t - 1);
     __syncthreads();
+    const float* S_prev2 = states + (t >= 2 ? t - 2 : 0) * PN;  // S_{t-2}, read when t >= 2
     float dprev = 0.0f;
 #pragma unroll
     for (int k = 0; k < K; ++k)
       if (pk[k] >= 0) {
-        const int64_t e = tid + int64_t(k) * W;
-        const int p = pk[k], n = nk[k];
+        const int e = tid + k * W, p = pk[k], n = nk[k];
         const float ds = dS[k] + gys[p] * Cs[n];
         const float prev = pre[k];  // S_{t-1}; S[k] holds S_t
         prod_C[e] = gys[p] * S[k];
@@ -131,19 +148,21 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
         dprev += ds * prev;
         dS[k] = ds * a;  // the gradient reaching S_{t-1}
         S[k] = prev;
-        pre[k] = t >= 2 ? states[(t - 2) * PN + e] : 0.0f;
+        pre[k] = t >= 2 ? S_prev2[e] : 0.0f;
       }
     __syncthreads();
     const int64_t at = (bl * L + t) * H + h;  // (bs, L, H) index
-    for (int64_t n = tid; n < N; n += W) {  // column sums over the slice's rows, in row order
+    float* colC = s.col_C + (at * s.slices + slice) * N;
+    float* colB = s.col_B + (at * s.slices + slice) * N;
+    for (int n = tid; n < N; n += W) {  // column sums over the slice's rows, in row order
       float sc = 0.0f, sb = 0.0f;
-      for (int64_t p = 0; p < PS; ++p) sc += prod_C[p * N + n], sb += prod_B[p * N + n];
-      s.col_C[(at * s.slices + slice) * N + n] = sc;
-      s.col_B[(at * s.slices + slice) * N + n] = sb;
+      for (int p = 0; p < PS; ++p) sc += prod_C[p * N + n], sb += prod_B[p * N + n];
+      colC[n] = sc;
+      colB[n] = sb;
     }
-    for (int64_t r = warp; r < PS; r += W / 32) {  // row sums over n, one warp per row
+    for (int r = warp; r < PS; r += W / 32) {  // row sums over n, one warp per row
       float sb = 0.0f;
-      for (int64_t n = lane; n < N; n += 32) sb += prod_SB[r * N + n];
+      for (int n = lane; n < N; n += 32) sb += prod_SB[r * N + n];
       sb = warp_sum(sb);
       if (lane == 0) {
         put_grad(dx(b, t, h, p0 + r), double(d) * sb + double(Dh) * gys[r], mode);
@@ -154,7 +173,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
     if (warp == 0) {
       float xsb = 0.0f;
       double dD = 0;
-      for (int64_t r = lane; r < PS; r += 32) xsb += prod_SB[r * N], dD += double(gys[r]) * xs[r];
+      for (int r = lane; r < PS; r += 32) xsb += prod_SB[r * N], dD += double(gys[r]) * xs[r];
       xsb = warp_sum(xsb);
       sum_dD += warp_sum(dD);
       if (lane == 0) {
