@@ -99,7 +99,7 @@ int run_bench_decode(int argc, char** argv) {
     const double s = seconds_since(t0);
     if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
   }
-  std::sort(step_ms.begin(), step_ms.end());
+  const Spread steps = spread(step_ms);
   const int64_t peak_rss = peak_rss_bytes();
   const double bytes_per_token = double(step_bytes(model, B, fast.tiled_signs, fast.bf16_head)) / double(B);
   const double tokens_per_s = double(B * N) / decode_s, limit = gbps * 1e9 / bytes_per_token;
@@ -114,7 +114,7 @@ int run_bench_decode(int argc, char** argv) {
   j["limit_tokens_per_s"] = limit;
   j["fraction_of_limit"] = tokens_per_s / limit;
   j["dram_read_gbps"] = gbps;
-  j["step_ms"] = {{"min", step_ms.front()}, {"median", step_ms[step_ms.size() / 2]}, {"max", step_ms.back()}};
+  j["step_ms"] = {{"min", steps.min}, {"median", steps.median}, {"max", steps.max}};
   j["model"] = args.str("model");
   j["binary"] = model.config().binary;
   j["batch"] = B;

@@ -31,27 +31,16 @@
 namespace bimamba::cli {
 namespace {
 
-struct Timing {
-  double median_us, min_us, max_us;
-};
-
 // Median / min / max over `reps` rounds of the time per call of call(copy) for copy in [0, copies).
 template <class Call>
-Timing time_rounds(int64_t copies, int reps, Call&& call) {
+Spread time_rounds(int64_t copies, int reps, Call&& call) {
   std::vector<double> us;
   for (int r = 0; r < reps + 1; ++r) {  // round 0 warms up
     const auto t0 = Clock::now();
     for (int64_t c = 0; c < copies; ++c) call(c);
     if (r > 0) us.push_back(1e6 * seconds_since(t0) / double(copies));
   }
-  std::sort(us.begin(), us.end());
-  return {us[us.size() / 2], us.front(), us.back()};
-}
-
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), den += double(b[i]) * b[i];
-  return std::sqrt(num / std::max(den, 1e-300));
+  return spread(std::move(us));
 }
 
 }  // namespace
@@ -102,26 +91,26 @@ int run_bench_gemv(int argc, char** argv) {
   linear(ctx, x.cview(), dense[0].cview(), {}, y_dense.view());
   // The tiled kernel's documented relative error is ~7e-4 (ops/host/binary_linear_tiled.hpp); 1e-2 only
   // catches a broken kernel or layout, not rounding.
-  const double err = rel_l2(to_vector(y_packed), to_vector(y_dense));
+  const double err = relative_l2(to_vector(y_packed), to_vector(y_dense));
   if (!(err < 1e-2)) BIMAMBA_FAIL("bench gemv: packed result differs from fp32 by ", err, " (relative L2)");
 
-  const Timing packed = time_rounds(packed_copies, reps, [&](int64_t c) {
+  const Spread packed = time_rounds(packed_copies, reps, [&](int64_t c) {
     binary_linear(ctx, x.cview(), signs[size_t(c)], alpha.cview(), beta.cview(), y_packed.view());
   });
-  const Timing eigen = time_rounds(dense_copies, reps,
+  const Spread eigen = time_rounds(dense_copies, reps,
                                    [&](int64_t c) { linear(ctx, x.cview(), dense[size_t(c)].cview(), {}, y_dense.view()); });
   const double gbps = dram_read_gbps(ctx);
-  const double packed_gbps = double(packed_bytes) / packed.median_us / 1e3;
+  const double packed_gbps = double(packed_bytes) / packed.median / 1e3;
 
   nlohmann::ordered_json j;
-  j["packed_us"] = packed.median_us;
-  j["eigen_fp32_us"] = eigen.median_us;
+  j["packed_us"] = packed.median;
+  j["eigen_fp32_us"] = eigen.median;
   j["packed_gbps"] = packed_gbps;
   j["dram_read_gbps"] = gbps;
   j["fraction_of_dram"] = packed_gbps / gbps;
-  j["speedup_over_eigen"] = eigen.median_us / packed.median_us;
-  j["packed_us_min_max"] = {packed.min_us, packed.max_us};
-  j["eigen_fp32_us_min_max"] = {eigen.min_us, eigen.max_us};
+  j["speedup_over_eigen"] = eigen.median / packed.median;
+  j["packed_us_min_max"] = {packed.min, packed.max};
+  j["eigen_fp32_us_min_max"] = {eigen.min, eigen.max};
   j["relative_l2_vs_fp32"] = err;
   j["rows"] = M;
   j["cols"] = K;

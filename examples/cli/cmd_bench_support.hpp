@@ -6,6 +6,8 @@
 //   decode_sizes(args)    --batch, --prompt-tokens, --new-tokens, checked positive
 //   random_ids(n, V, s)   n token ids uniform in [0, V) from seed s
 //   argmax(v, n)          the first index of the largest of n floats
+//   relative_l2(a, b)     ||a - b|| / ||b|| in double
+//   spread(times)         median / min / max
 //   step_bytes(model, B, tiled, bf16_head)   the bytes one decode step of B sequences moves
 #pragma once
 
@@ -16,6 +18,7 @@
 #include <bimamba/model/storage.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -86,6 +89,23 @@ inline std::vector<int32_t> random_ids(int64_t count, int64_t V, uint32_t seed) 
   std::vector<int32_t> ids(static_cast<size_t>(count));
   for (auto& id : ids) id = token(rng);
   return ids;
+}
+
+// Median, min and max of timings.
+struct Spread {
+  double median, min, max;
+};
+
+inline Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+// ||a - b||_2 / ||b||_2 of two results of the same kernel call (the benchmarks' check before timing).
+inline double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]), den += double(b[i]) * b[i];
+  return std::sqrt(num / std::max(den, 1e-300));
 }
 
 inline int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
