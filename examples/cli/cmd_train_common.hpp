@@ -61,6 +61,7 @@ inline void declare_training_options(Args& args) {
   args.option("seed", "S", "seed of the initialisation and of the window sampler", "0");
   args.option("threads", "N", "host threads (0: all)", "0");
   add_device_option(args, "where to train");
+  args.flag("recompute", "recompute each block's activations in the backward (less memory, same gradients)");
   args.flag("resume", "continue from DIR/train_state.safetensors");
   args.flag("json", "print the log lines and a summary as JSON on stdout");
   args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
@@ -90,6 +91,7 @@ inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   c.eval_batches = args.integer("eval-batches");
   c.checkpoint_every = args.integer("checkpoint-every");
   c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
+  c.recompute = args.has("recompute") ? Recompute::PerBlock : Recompute::None;
   wants_cuda(args);  // refuses a bad --device, or cuda without a usable GPU, before anything is written
   if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
       c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)

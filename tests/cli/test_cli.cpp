@@ -243,6 +243,28 @@ TEST(CliBadInput, UsageMistakesExitWithCode2) {
   EXPECT_FALSE(fs::exists(temp_path("run")));  // checked before the run directory is made
 }
 
+// --recompute drops the mixers' saved activations and recomputes them in the backward: the same gradients, so
+// the same model after training, bit for bit.
+TEST(Cli, TrainWithRecomputeWritesTheSameModel) {
+  const std::string text = temp_path("recompute.txt");
+  std::ofstream(text) << "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer.\n";
+  std::vector<float> weights[2];
+  for (int recompute = 0; recompute < 2; ++recompute) {
+    const std::string out = temp_path("recompute-run" + std::to_string(recompute));
+    fs::remove_all(out);
+    const Result r = bimamba("train --text " + quote(text) + " --tokenizer " +
+                             quote(test::data_path("tokenizers/gpt-neox-20b.json")) + " --out " + quote(out) +
+                             " --d-model 32 --n-layer 2 --d-state 16 --headdim 16 --steps 3 --batch 2 --seq-len 8" +
+                             " --eval-every 0 --val-fraction 0.2 --threads 1" + (recompute ? " --recompute" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    weights[recompute] = floats_of(out + "/model.safetensors", "backbone.layers.1.mixer.in_proj.weight");
+    fs::remove_all(out);
+  }
+  EXPECT_FALSE(weights[0].empty());
+  EXPECT_TRUE(weights[0] == weights[1]);
+  fs::remove(text);
+}
+
 // --device cuda where no GPU can be used (a build without CUDA, or no device / driver): a one-line error before
 // anything is written. Where a GPU is usable, the same command trains a step there and writes the model.
 TEST(Cli, TrainOnCudaNeedsAGpuOrTrains) {

@@ -2,6 +2,7 @@
 // FBI-Linear projections) and Mamba-1, from fresh states, no padding mask.
 //
 //   TrainingPass<Host> pass = training_forward(ctx, model, ids);        // ids (B, L); keeps activations
+//   ... training_forward(ctx, model, ids, Recompute::PerBlock)          // keeps only each block's inputs
 //   double loss = distill_loss(ctx, pass.logits(), teacher, pass.dlogits());   // any loss writing dlogits
 //   training_backward(ctx, model, pass, GradientMode::Overwrite);       // model.params().grads() = dL/dparams
 //
@@ -15,6 +16,13 @@
 // Memory kept (floats): per layer h_i and n_i (2 T D) plus the mixer's Mamba2Saved / MambaSaved (see
 // train/mamba2_mixer_grad.hpp, train/mamba_mixer_grad.hpp), then h_n, n_f (2 T D), logits and dlogits
 // (2 T V). Backward scratch: 3 T D plus one mixer's gradients. A packed model (pack()) throws InvalidArgument.
+//
+// Recompute::PerBlock (activation checkpointing per block, for long sequences): the forward keeps h_i and n_i
+// only (2 T D floats per layer instead of ~12 T D with a Mamba-2 mixer's saved activations: in_proj output
+// T R, conv output T C, dt, y and the gated norm's output T E each); training_backward reruns each mixer's
+// training forward from the kept n_i right before that mixer's backward, one layer at a time. The kernels are
+// deterministic, so the gradients are the same bits as without recomputation; the cost is one more mixer
+// forward per layer.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +36,8 @@
 #include "mamba_mixer_grad.hpp"
 
 namespace bimamba {
+
+enum class Recompute { None, PerBlock };
 
 // The head's weight (V, D): the embedding when tied, else lm_head.weight.
 template <class Backend>
@@ -45,7 +55,7 @@ class TrainingPass {
 
  private:
   template <class B>
-  friend TrainingPass<B> training_forward(Context<B>&, LanguageModel<B>&, View<const int32_t, 2, B>);
+  friend TrainingPass<B> training_forward(Context<B>&, LanguageModel<B>&, View<const int32_t, 2, B>, Recompute);
   template <class B>
   friend void training_backward(Context<B>&, LanguageModel<B>&, TrainingPass<B>&, GradientMode);
 
@@ -54,15 +64,17 @@ class TrainingPass {
   std::vector<Mamba2Saved<Backend>> mixers2_;        // n_layer (Mamba-2 / Bi-Mamba)
   std::vector<MambaSaved<Backend>> mixers1_;         // n_layer (Mamba-1)
   Tensor<float, 3, Backend> logits_, dlogits_;       // (B, L, V)
+  Recompute recompute_ = Recompute::None;            // PerBlock: the mixers' saved activations are not kept
 };
 
 template <class Backend>
 TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Backend>& model,
-                                       View<const int32_t, 2, Backend> ids) {
+                                       View<const int32_t, 2, Backend> ids, Recompute recompute = Recompute::None) {
   const ModelConfig& cfg = model.config();
   BIMAMBA_CHECK(!model.packed(), "training_forward: the model is packed; unpack() to train the latent weights");
   const int64_t B = ids.size(0), L = ids.size(1), T = B * L, D = cfg.d_model, V = cfg.vocab_size, n = cfg.n_layer;
   TrainingPass<Backend> p;
+  p.recompute_ = recompute;
   p.ids_ = Tensor<int32_t, 2, Backend>({B, L});
   if (ids.is_contiguous()) copy(ids, p.ids_.view());
   else  // a column range (a Batch's inputs()): row by row, as copies on / to Cuda need contiguous views
@@ -82,8 +94,13 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
   model.norm(0).forward(ctx, p.h_[0].view().template reshape<2>({T, D}), p.n_[0].view().template reshape<2>({T, D}));
   for (int64_t i = 0; i < n; ++i) {
     const size_t k = size_t(i);
-    if (mamba2) mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers2_[k]);
-    else mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers1_[k]);
+    if (mamba2) {
+      mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers2_[k]);
+      if (recompute == Recompute::PerBlock) p.mixers2_[k] = Mamba2Saved<Backend>{};  // freed: rebuilt by the backward
+    } else {
+      mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers1_[k]);
+      if (recompute == Recompute::PerBlock) p.mixers1_[k] = MambaSaved<Backend>{};
+    }
     copy(p.h_[k].cview(), p.h_[k + 1].view());
     const RMSNorm<Backend>& next = i + 1 < n ? model.norm(i + 1) : model.norm_f();
     next.add_forward(ctx, p.h_[k + 1].view().template reshape<2>({T, D}), mixed.template reshape<2>({T, D}),
@@ -123,15 +140,29 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
   const RMSNorm<Backend>& norm_f = model.norm_f();
   rms_norm_backward(ctx, p.h_[size_t(n)].cview().template reshape<2>({T, D}), norm_f.weight(), norm_f.eps(), dn, dh,
                     grad_of(store, norm_f.weight()), acc);
+  const bool rebuild = p.recompute_ == Recompute::PerBlock;
   for (int64_t i = n - 1; i >= 0; --i) {
     const size_t k = size_t(i);
     const auto dout = dh.template reshape<3>({B, L, D});
-    if (mamba2)
-      mamba2_backward(ctx, model.mamba2_mixer(i), cfg, store, p.n_[k].cview(), p.mixers2_[k], dout,
+    if (mamba2) {
+      Mamba2Saved<Backend> rebuilt;
+      if (rebuild) {  // the mixer's forward again, from its kept input; its output is not needed
+        WorkspaceScope<Backend> redo(ws);
+        TensorView<float, 3, Backend> mixed(ws.template take<float>(TD), {B, L, D});
+        mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, rebuilt);
+      }
+      mamba2_backward(ctx, model.mamba2_mixer(i), cfg, store, p.n_[k].cview(), rebuild ? rebuilt : p.mixers2_[k], dout,
                       du.template reshape<3>({B, L, D}));
-    else
-      mamba_backward(ctx, model.mamba_mixer(i), cfg, store, p.n_[k].cview(), p.mixers1_[k], dout,
+    } else {
+      MambaSaved<Backend> rebuilt;
+      if (rebuild) {
+        WorkspaceScope<Backend> redo(ws);
+        TensorView<float, 3, Backend> mixed(ws.template take<float>(TD), {B, L, D});
+        mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, rebuilt);
+      }
+      mamba_backward(ctx, model.mamba_mixer(i), cfg, store, p.n_[k].cview(), rebuild ? rebuilt : p.mixers1_[k], dout,
                      du.template reshape<3>({B, L, D}));
+    }
     const RMSNorm<Backend>& norm = model.norm(i);
     rms_norm_backward(ctx, p.h_[k].cview().template reshape<2>({T, D}), norm.weight(), norm.eps(), du, dh,
                       grad_of(store, norm.weight()), acc);

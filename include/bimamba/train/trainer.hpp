@@ -57,6 +57,7 @@ struct TrainerConfig {
   int64_t checkpoint_every = 0;    // 0: only after the last step (when checkpoint_path is set)
   std::string checkpoint_path;     // empty: no checkpoints
   std::string run_config = "{}";   // JSON saved in every checkpoint
+  Recompute recompute = Recompute::None;  // PerBlock: activation checkpointing (train/model_grad.hpp), same gradients
 };
 
 template <class Backend>
@@ -140,7 +141,7 @@ class Trainer {
     for (int i = 0; i < int(config_.accumulation); ++i) {
       const MicroBatch mb = micro_batch(i, int(config_.accumulation));
       const Batch<Backend> batch = sampler_->next(ctx);
-      TrainingPass<Backend> pass = training_forward(ctx, *model_, batch.inputs());
+      TrainingPass<Backend> pass = training_forward(ctx, *model_, batch.inputs(), config_.recompute);
       const LossOptions opts{mb.loss_scale, GradientMode::Overwrite};
       MixedLoss part;
       if (config_.loss.distill != 0) {
