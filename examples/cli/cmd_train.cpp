@@ -43,7 +43,7 @@ int run_train(int argc, char** argv) {
   std::fprintf(stderr, "train: %lld parameters, %lld training tokens, %lld validation tokens\n",
                (long long)model.params().parameter_count(), (long long)corpus.split.train.size(),
                (long long)corpus.split.validation.size());
-  return run_training(args, "train", ctx, model, nullptr, std::move(config), corpus, out);
+  return run_training(args, "train", ctx, model, nullptr, nullptr, std::move(config), corpus, out);
 }
 
 }  // namespace bimamba::cli

@@ -73,8 +73,8 @@ struct Corpus;
 // the device, trained there, and the final parameters copied back (cuda_training.cu).
 #ifdef BIMAMBA_CLI_WITH_CUDA
 int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
-                      const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
-                      const std::string& out);
+                      const LanguageModel<Host>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
+                      const Corpus& corpus, const std::string& out);
 #endif
 
 inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
@@ -120,10 +120,12 @@ inline Corpus open_corpus(const Args& args, const std::vector<std::string>& text
   return c;
 }
 
-// Runs the Trainer on Backend with progress and log lines; writes the final model; prints the summary.
+// Runs the Trainer on Backend with progress and log lines; writes the final model; prints the summary. The
+// teacher is a model run in the loop, or a teacher top-k file (distill --teacher-topk), or neither.
 template <class Backend>
 int train_on(const Args& args, const std::string& command, Context<Backend>& ctx, LanguageModel<Backend>& model,
-             const LanguageModel<Backend>* teacher, TrainerConfig config, const Corpus& corpus, const std::string& out) {
+             const LanguageModel<Backend>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
+             const Corpus& corpus, const std::string& out) {
   const int64_t B = args.integer("batch"), L = args.integer("seq-len");
   WindowSampler sampler(corpus.file, corpus.split.train, B, L, uint64_t(args.integer("seed")));
   std::optional<SequentialWindows> validation;
@@ -131,6 +133,7 @@ int train_on(const Args& args, const std::string& command, Context<Backend>& ctx
   const std::string checkpoint = config.checkpoint_path;
   const int64_t steps = config.steps;
   Trainer<Backend> trainer(model, teacher, sampler, validation ? &*validation : nullptr, std::move(config));
+  if (teacher_file) trainer.use_teacher_file(*teacher_file);
   if (args.has("resume")) {
     if (!std::filesystem::exists(checkpoint)) throw UsageError("--resume: " + checkpoint + " does not exist");
     trainer.resume(ctx, checkpoint);
@@ -171,13 +174,13 @@ int train_on(const Args& args, const std::string& command, Context<Backend>& ctx
 
 // Trains on --device (host or cuda; trainer_config has refused cuda where no GPU can be used).
 inline int run_training(const Args& args, const std::string& command, Context<Host>& ctx, LanguageModel<Host>& model,
-                        const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
-                        const std::string& out) {
+                        const LanguageModel<Host>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
+                        const Corpus& corpus, const std::string& out) {
 #ifdef BIMAMBA_CLI_WITH_CUDA
   if (args.str("device") == "cuda")
-    return run_training_cuda(args, command, model, teacher, std::move(config), corpus, out);
+    return run_training_cuda(args, command, model, teacher, teacher_file, std::move(config), corpus, out);
 #endif
-  return train_on(args, command, ctx, model, teacher, std::move(config), corpus, out);
+  return train_on(args, command, ctx, model, teacher, teacher_file, std::move(config), corpus, out);
 }
 
 }  // namespace bimamba::cli

@@ -22,6 +22,7 @@ int run_bench(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_distill(int argc, char** argv);
 int run_grad(int argc, char** argv);
+int run_topk(int argc, char** argv);
 
 inline constexpr Command kCommands[] = {
     {"logits", "logits of input_ids (prefill or token by token) into a safetensors file", run_logits},
@@ -35,6 +36,7 @@ inline constexpr Command kCommands[] = {
     {"train", "train a full-precision Mamba-2 from scratch on text files", run_train},
     {"distill", "train a Bi-Mamba student by distillation from a full-precision teacher", run_distill},
     {"grad", "loss and parameter gradients of one batch (distill or ce)", run_grad},
+    {"topk", "a teacher's top-k logits on distill's batches, for distill --teacher-topk", run_topk},
 };
 
 }  // namespace bimamba::cli

@@ -24,16 +24,16 @@ LanguageModel<Cuda> to_device(const LanguageModel<Host>& host) {
 }  // namespace
 
 int run_training_cuda(const Args& args, const std::string& command, const LanguageModel<Host>& model,
-                      const LanguageModel<Host>* teacher, TrainerConfig config, const Corpus& corpus,
-                      const std::string& out) {
+                      const LanguageModel<Host>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
+                      const Corpus& corpus, const std::string& out) {
   Context<Cuda> ctx;
   log_warnings_to_stderr(ctx, command);
   LanguageModel<Cuda> device_model = to_device(model);
   std::optional<LanguageModel<Cuda>> device_teacher;
   if (teacher) device_teacher.emplace(to_device(*teacher));
   announce_gpu(command + ": training");
-  return train_on(args, command, ctx, device_model, device_teacher ? &*device_teacher : nullptr, std::move(config),
-                  corpus, out);
+  return train_on(args, command, ctx, device_model, device_teacher ? &*device_teacher : nullptr, teacher_file,
+                  std::move(config), corpus, out);
 }
 
 }  // namespace bimamba::cli

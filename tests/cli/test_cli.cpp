@@ -265,6 +265,48 @@ TEST(Cli, TrainWithRecomputeWritesTheSameModel) {
   fs::remove(text);
 }
 
+// `bimamba topk` writes the teacher's logits on the batches `distill` would draw; `distill --teacher-topk` with
+// K = V (every logit kept) then trains the student as the teacher run in the loop does: the same validation
+// perplexity to 1e-4 (the top-k loss sums the K = V terms in another order: ~1e-6 per step, through 3 steps of AdamW).
+TEST(Cli, DistillFromATeacherTopKFileEqualsTheOnlineTeacher) {
+  const std::string text = temp_path("topk.txt"), teacher = temp_path("topk-teacher"), topk = temp_path("topk.safetensors");
+  {
+    std::ofstream out(text);
+    for (int i = 0; i < 40; ++i) out << "To be, or not to be, that is the question number " << i << ".\n";
+  }
+  const std::string tok = quote(test::data_path("tokenizers/gpt-neox-20b.json"));
+  fs::remove_all(teacher);
+  Result r = bimamba("init --preset mamba2-130m --d-model 32 --n-layer 1 --seed 2 --out " + quote(teacher) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string window = " --batch 2 --seq-len 8 --seed 3 --val-fraction 0.2";
+  r = bimamba("topk --teacher " + quote(teacher) + " --text " + quote(text) + " --tokenizer " + tok + " --out " +
+              quote(topk) + " --batches 3 --k 50288 --threads 1 --json" + window);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+  EXPECT_EQ(summary["bytes"].get<int64_t>() > 3 * 2 * (9 + 2 * 8 * 50288) * 4, true);  // the tensors, plus the header
+  double ppl[2] = {0, 0};
+  for (int from_file = 0; from_file < 2; ++from_file) {
+    const std::string out = temp_path("topk-student" + std::to_string(from_file));
+    fs::remove_all(out);
+    r = bimamba("distill --teacher " + quote(teacher) + " --text " + quote(text) + " --tokenizer " + tok + " --out " +
+                quote(out) + " --steps 3 --eval-every 0 --eval-batches 2 --threads 1 --json" + window +
+                (from_file ? " --teacher-topk " + quote(topk) : std::string()));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string last = r.out.substr(r.out.rfind('{'));
+    ppl[from_file] = nlohmann::json::parse(last)["val_ppl"].get<double>();
+    fs::remove_all(out);
+  }
+  EXPECT_GT(ppl[0], 1.0);
+  EXPECT_NEAR(ppl[1] / ppl[0], 1.0, 1e-4);
+  r = bimamba("distill --teacher " + quote(teacher) + " --text " + quote(text) + " --tokenizer " + tok + " --out " +
+              quote(temp_path("topk-mismatch")) + " --steps 1 --batch 4 --seq-len 8 --teacher-topk " + quote(topk));
+  expect_one_line_error(r, "distill", "--batch / --seq-len must match");
+  EXPECT_FALSE(fs::exists(temp_path("topk-mismatch")));
+  fs::remove_all(teacher);
+  fs::remove(topk);
+  fs::remove(text);
+}
+
 // --device cuda where no GPU can be used (a build without CUDA, or no device / driver): a one-line error before
 // anything is written. Where a GPU is usable, the same command trains a step there and writes the model.
 TEST(Cli, TrainOnCudaNeedsAGpuOrTrains) {
@@ -285,7 +327,7 @@ TEST(Cli, TrainOnCudaNeedsAGpuOrTrains) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const std::string c : {"logits", "generate", "perplexity", "tokenize", "convert", "info", "init"}) {
+  for (const std::string c : {"logits", "generate", "perplexity", "tokenize", "convert", "info", "init", "topk"}) {
     const Result r = bimamba(c + " --help");
     EXPECT_EQ(r.code, 0) << c;
     EXPECT_EQ(r.out.rfind("usage: bimamba " + c, 0), 0u) << r.out;

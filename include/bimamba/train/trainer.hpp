@@ -5,6 +5,9 @@
 //     batch = sampler.next()                                         tokens (B, L + 1)
 //     pass = training_forward(model, batch.inputs())                 logits (B, L, V)
 //     teacher logits = teacher.forward(batch.inputs())               only when loss.distill != 0
+// With use_teacher_file(file) (train/teacher_topk.hpp), micro-batch j = s accumulation + i of the run is the
+// file's batch j mod file.steps(): its tokens replace the sampler's (which is not drawn) and its top-k logits
+// the teacher model's, so a resumed run reads the file where the uninterrupted one would.
 //     loss = w_ce CE(targets) + w_distill KD(teacher), dlogits scaled by 1/accumulation
 //     training_backward(pass, Overwrite for i = 0, else Accumulate)
 //   grad_norm = clip_grad_norm(max_grad_norm);  AdamW.step(schedule(s))
@@ -41,6 +44,7 @@
 #include "losses.hpp"
 #include "model_grad.hpp"
 #include "schedule.hpp"
+#include "teacher_topk.hpp"
 
 namespace bimamba {
 
@@ -72,7 +76,6 @@ class Trainer {
         opt_(model.params(), config_.adamw),
         schedule_(config_.lr, config_.min_lr, config_.warmup, config_.steps) {
     BIMAMBA_CHECK(config_.steps >= 1 && config_.accumulation >= 1, "Trainer: need steps >= 1 and accumulation >= 1");
-    BIMAMBA_CHECK(config_.loss.distill == 0 || teacher != nullptr, "Trainer: a distillation loss needs a teacher");
     if (teacher)
       BIMAMBA_CHECK(teacher->vocab_size() == model.vocab_size(), "Trainer: teacher vocabulary ", teacher->vocab_size(),
                     " != student vocabulary ", model.vocab_size());
@@ -80,6 +83,13 @@ class Trainer {
 
   int64_t step() const { return step_; }
   const AdamW<Backend>& optimizer() const { return opt_; }
+
+  // Distils from a teacher top-k file (outliving the Trainer) instead of a teacher model (see the top comment).
+  void use_teacher_file(const TeacherTopKFile& file) {
+    BIMAMBA_CHECK(file.vocab_size() == model_->vocab_size(), "Trainer: ", file.path(), " has vocabulary ",
+                  file.vocab_size(), ", the student ", model_->vocab_size());
+    teacher_file_ = &file;
+  }
 
   // Continues from a training checkpoint of the same model and data.
   void resume(Context<Backend>& ctx, const std::string& path) {
@@ -138,13 +148,23 @@ class Trainer {
   nlohmann::ordered_json train_step(Context<Backend>& ctx) {
     MixedLoss total;
     int64_t tokens = 0;
+    BIMAMBA_CHECK(config_.loss.distill == 0 || teacher_ || teacher_file_,
+                  "Trainer: a distillation loss needs a teacher model or a teacher top-k file");
     for (int i = 0; i < int(config_.accumulation); ++i) {
       const MicroBatch mb = micro_batch(i, int(config_.accumulation));
-      const Batch<Backend> batch = sampler_->next(ctx);
+      std::optional<TeacherTopKStep<Backend>> from_file;
+      std::optional<Batch<Backend>> sampled;
+      if (teacher_file_)
+        from_file.emplace(teacher_file_->step(ctx, (step_ * config_.accumulation + i) % teacher_file_->steps()));
+      else
+        sampled.emplace(sampler_->next(ctx));
+      const Batch<Backend>& batch = from_file ? from_file->batch : *sampled;
       TrainingPass<Backend> pass = training_forward(ctx, *model_, batch.inputs(), config_.recompute);
       const LossOptions opts{mb.loss_scale, GradientMode::Overwrite};
       MixedLoss part;
-      if (config_.loss.distill != 0) {
+      if (from_file) {
+        part = mixed_loss(ctx, pass.logits(), batch.targets(), from_file->teacher(), pass.dlogits(), config_.loss, opts);
+      } else if (config_.loss.distill != 0) {
         const Tensor<float, 3, Backend> teacher = teacher_->forward(ctx, batch.inputs());  // (B, L, V)
         part = mixed_loss(ctx, pass.logits(), batch.targets(), teacher.cview(), pass.dlogits(), config_.loss, opts);
       } else {
@@ -169,6 +189,7 @@ class Trainer {
 
   LanguageModel<Backend>* model_;
   const LanguageModel<Backend>* teacher_;
+  const TeacherTopKFile* teacher_file_ = nullptr;
   WindowSampler* sampler_;
   const SequentialWindows* validation_;
   TrainerConfig config_;
