@@ -173,6 +173,50 @@ TEST(Trainer, TeacherTopKFileWithAllLogitsEqualsTheOnlineTeacher) {
   std::remove(topk.c_str());
 }
 
+// Resume with a teacher file: the micro-batch index follows the step, so a run stopped after step 4 and
+// resumed from its step-3 checkpoint ends with the parameters of the uninterrupted run, bit for bit.
+TEST(Trainer, ResumeWithATeacherFileIsBitIdentical) {
+  Context<Host> ctx;
+  const std::string corpus = write_corpus("topk_resume_corpus.bin"), topk = temp_path("topk_resume.safetensors");
+  const std::string checkpoint = temp_path("topk_resume.ckpt.safetensors");
+  const TokenFile file = TokenFile::open(corpus);
+  const TokenSplit split = split_by_position(file.size(), 0.1);
+  {
+    const LanguageModel<Host> teacher = init_random<Host>(tiny_training_config(false), 11);
+    WindowSampler sampler(file, split.train, 4, 16, 5);
+    TeacherTopKWriter writer(topk, kTinyVocab, 8);
+    for (int j = 0; j < 5; ++j) {  // fewer batches than micro-batches: the run wraps around the file
+      const Batch<Host> batch = sampler.next(ctx);
+      writer.add(ctx, batch.tokens.cview(), teacher.forward(ctx, batch.inputs()).cview());
+    }
+    writer.finish();
+  }
+  const TeacherTopKFile teacher_file(topk);
+  TrainerConfig config = run_config(checkpoint);
+  config.eval_every = 0;
+  auto run = [&](int64_t kill_after) {
+    if (kill_after > 0) {
+      LanguageModel<Host> model = init_random<Host>(tiny_training_config(true), 5);
+      WindowSampler sampler(file, split.train, 4, 16, 1);
+      Trainer<Host> trainer(model, nullptr, sampler, nullptr, config);
+      trainer.use_teacher_file(teacher_file);
+      trainer.run(ctx, {}, kill_after + 1);  // one step past the checkpoint, then "killed"
+    }
+    LanguageModel<Host> model = init_random<Host>(tiny_training_config(true), kill_after > 0 ? 99 : 5);
+    WindowSampler sampler(file, split.train, 4, 16, 1);
+    Trainer<Host> trainer(model, nullptr, sampler, nullptr, config);
+    trainer.use_teacher_file(teacher_file);
+    if (kill_after > 0) trainer.resume(ctx, checkpoint);
+    trainer.run(ctx);
+    return to_vector(model.params().params());
+  };
+  const std::vector<float> uninterrupted = run(0), resumed = run(3);
+  EXPECT_TRUE(uninterrupted == resumed);
+  std::remove(corpus.c_str());
+  std::remove(topk.c_str());
+  std::remove(checkpoint.c_str());
+}
+
 // Without a teacher model or file, a distillation loss is refused when the run starts, naming both.
 TEST(Trainer, DistillationWithoutATeacherIsRefused) {
   Context<Host> ctx;
