@@ -12,6 +12,7 @@
 // AdamW) per step from events between the phases.
 #include <benchmark/benchmark.h>
 
+#include <bimamba/bench/cuda_timing.hpp>
 #include <bimamba/cuda.hpp>
 #include <bimamba/model/init.hpp>
 #include <bimamba/model/presets.hpp>
@@ -30,12 +31,6 @@
 
 namespace bimamba::bench_cuda {
 namespace {
-
-double device_bytes_in_use() {
-  size_t free = 0, total = 0;
-  BIMAMBA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return double(total - free);
-}
 
 void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B) {
   cudaStream_t stream;

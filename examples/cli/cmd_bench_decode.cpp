@@ -63,7 +63,8 @@ int run_bench_decode(int argc, char** argv) {
   add_device_option(args, "where to decode");
   args.flag("json", "print JSON (the only output format)");
   if (!args.parse(argc, argv)) return 0;
-  const auto [B, P, N] = decode_sizes(args);
+  const DecodeSizes sizes = decode_sizes(args);
+  const auto [B, P, N] = sizes;
   if (wants_cuda(args)) {  // never true in builds without CUDA: it throws there
 #ifdef BIMAMBA_CLI_WITH_CUDA
     return run_bench_decode_cuda(args);
@@ -99,27 +100,12 @@ int run_bench_decode(int argc, char** argv) {
     const double s = seconds_since(t0);
     if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
   }
-  const Spread steps = spread(step_ms);
   const int64_t peak_rss = peak_rss_bytes();
   const double bytes_per_token = double(step_bytes(model, B, fast.tiled_signs, fast.bf16_head)) / double(B);
-  const double tokens_per_s = double(B * N) / decode_s, limit = gbps * 1e9 / bytes_per_token;
-  nlohmann::ordered_json j;
-  j["tokens_per_s"] = tokens_per_s;
-  j["prefill_tokens_per_s"] = double(B * P) / prefill_s;
+  nlohmann::ordered_json j =
+      decode_report(args, model, sizes, prefill_s, decode_s, step_ms, bytes_per_token, "dram_read_gbps", gbps);
   j["peak_rss_bytes"] = peak_rss;
   j["peak_rss_model_only"] = rss_reset;  // false: the peak may be the bandwidth buffer's
-  j["model_store_bytes"] = model.params().flat_size() * int64_t(sizeof(float)) * (model.params().has_grads() ? 2 : 1);
-  j["sign_bytes_held"] = model.sign_bytes();
-  j["bytes_per_token"] = int64_t(bytes_per_token);
-  j["limit_tokens_per_s"] = limit;
-  j["fraction_of_limit"] = tokens_per_s / limit;
-  j["dram_read_gbps"] = gbps;
-  j["step_ms"] = {{"min", steps.min}, {"median", steps.median}, {"max", steps.max}};
-  j["model"] = args.str("model");
-  j["binary"] = model.config().binary;
-  j["batch"] = B;
-  j["prompt_tokens"] = P;
-  j["new_tokens"] = N;
   j["threads"] = ctx.threads();
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");  // libgomp's idle-thread waiting (docs/decode.md)
   j["omp_wait_policy"] = wait_policy ? wait_policy : "default";

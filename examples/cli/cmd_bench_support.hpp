@@ -9,6 +9,7 @@
 //   relative_l2(a, b)     ||a - b|| / ||b|| in double
 //   spread(times)         median / min / max
 //   step_bytes(model, B, tiled, bf16_head)   the bytes one decode step of B sequences moves
+//   decode_report(...)    the JSON keys of bench decode that both devices report
 #pragma once
 
 #include <bimamba/core/context.hpp>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
 
@@ -130,6 +132,33 @@ int64_t step_bytes(const LanguageModel<Backend>& model, int64_t B, bool tiled, b
   const auto state = model.new_state(1);
   for (int64_t i = 0; i < state.layers(); ++i) bytes += 2 * B * (state.conv(i).numel() + state.ssm(i).numel()) * 4;
   return bytes;
+}
+
+// The keys `bench decode` reports on both devices (docs/decode.md): speeds, bytes per token against the
+// bandwidth limit (bandwidth_key names the measured bandwidth: dram_read_gbps or hbm_gbps), the step spread and
+// the run's sizes. Each device adds its own keys after these.
+template <class Backend>
+nlohmann::ordered_json decode_report(const Args& args, const LanguageModel<Backend>& model, const DecodeSizes& n,
+                                     double prefill_s, double decode_s, const std::vector<double>& step_ms,
+                                     double bytes_per_token, const char* bandwidth_key, double gbps) {
+  const double tokens_per_s = double(n.batch * n.new_tokens) / decode_s, limit = gbps * 1e9 / bytes_per_token;
+  const Spread steps = spread(step_ms);
+  nlohmann::ordered_json j;
+  j["tokens_per_s"] = tokens_per_s;
+  j["prefill_tokens_per_s"] = double(n.batch * n.prompt_tokens) / prefill_s;
+  j["model_store_bytes"] = model.params().flat_size() * int64_t(sizeof(float)) * (model.params().has_grads() ? 2 : 1);
+  j["sign_bytes_held"] = model.sign_bytes();
+  j["bytes_per_token"] = int64_t(bytes_per_token);
+  j["limit_tokens_per_s"] = limit;
+  j["fraction_of_limit"] = tokens_per_s / limit;
+  j[bandwidth_key] = gbps;
+  j["step_ms"] = {{"min", steps.min}, {"median", steps.median}, {"max", steps.max}};
+  j["model"] = args.str("model");
+  j["binary"] = model.config().binary;
+  j["batch"] = n.batch;
+  j["prompt_tokens"] = n.prompt_tokens;
+  j["new_tokens"] = n.new_tokens;
+  return j;
 }
 
 }  // namespace bimamba::cli

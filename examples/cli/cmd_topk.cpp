@@ -10,7 +10,6 @@
 #include <bimamba/io/tokenizer_loader.hpp>
 #include <bimamba/model/load.hpp>
 #include <bimamba/train/teacher_topk.hpp>
-#include <bimamba/train/tokenize_corpus.hpp>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -26,15 +25,10 @@ int run_topk(int argc, char** argv) {
   Args args("topk", "--teacher DIR --text F [--text F2 ...] --tokenizer F --out FILE --batches S --k K [options]",
             "Writes a teacher's top-k logits on the batches a distill run would draw, for distill --teacher-topk.");
   args.option("teacher", "DIR", "full-precision checkpoint directory (HF or mamba_ssm layout)");
-  args.option("text", "FILE", "UTF-8 training text, one document per file (repeat for more files)");
-  args.option("tokenizer", "F", "tokenizer.json or SentencePiece .model");
+  declare_window_options(args);  // the values of the distill run that will read the file
   args.option("out", "FILE", "the teacher top-k file to write");
   args.option("batches", "S", "batches to write (distill reads batch j mod S at micro-batch j)");
   args.option("k", "K", "logits kept per position", "64");
-  args.option("batch", "B", "windows per batch", "8");
-  args.option("seq-len", "L", "tokens per window", "128");
-  args.option("seed", "S", "seed of the window sampler (distill's --seed)", "0");
-  args.option("val-fraction", "F", "the last fraction of the tokens is held out, as in distill", "0.05");
   args.option("threads", "N", "host threads (0: all)", "0");
   args.flag("json", "print a summary as JSON on stdout");
   args.flag("progress", "show a progress bar on stderr even when it is not a terminal");
@@ -54,14 +48,12 @@ int run_topk(int argc, char** argv) {
   if (K > V) throw UsageError("--k " + std::to_string(K) + " is above the teacher's vocabulary of " + std::to_string(V));
 
   const std::string tokens_path = out + ".tokens.tmp";  // the corpus, tokenized once; removed at the end
-  tokenize_corpus(*tok, texts, tokens_path);
   struct Remove {
     std::string path;
     ~Remove() { std::filesystem::remove(path); }
   } remove_tokens{tokens_path};
-  const TokenFile file = TokenFile::open(tokens_path);
-  const TokenSplit split = split_by_position(file.size(), args.number("val-fraction"));
-  WindowSampler sampler(file, split.train, B, L, uint64_t(args.integer("seed")));
+  const Corpus corpus = open_corpus_file(args, texts, *tok, tokens_path, false);
+  WindowSampler sampler = training_sampler(args, corpus);  // the batches distill draws
   TeacherTopKWriter writer(out, V, K);
   {
     Progress progress("topk", args.has("progress"));

@@ -41,24 +41,30 @@ inline std::vector<std::string> all_values(int argc, char** argv, const std::str
   return values;
 }
 
-inline void declare_training_options(Args& args) {
+// The options that fix which windows a run trains on: train, distill and topk declare them here, so that topk
+// draws the batches a distill run with the same values would (training_sampler).
+inline void declare_window_options(Args& args) {
   args.option("text", "FILE", "UTF-8 training text, one document per file (repeat for more files)");
   args.option("tokenizer", "F", "tokenizer.json or SentencePiece .model");
-  args.option("out", "DIR", "run directory (tokens, checkpoint, log, final model)");
-  args.option("steps", "N", "optimizer steps", "200");
   args.option("batch", "B", "windows per micro-batch", "8");
   args.option("seq-len", "L", "tokens per window", "128");
+  args.option("val-fraction", "F", "the last fraction of the tokens is the validation set", "0.05");
+  args.option("seed", "S", "seed of the window sampler (and of train / distill's initialisation)", "0");
+}
+
+inline void declare_training_options(Args& args) {
+  declare_window_options(args);
+  args.option("out", "DIR", "run directory (tokens, checkpoint, log, final model)");
+  args.option("steps", "N", "optimizer steps", "200");
   args.option("accumulation", "N", "micro-batches per step", "1");
   args.option("lr", "X", "peak learning rate", "1e-3");
   args.option("min-lr", "X", "final learning rate (cosine floor; default lr / 10)");
   args.option("warmup", "N", "linear warmup steps (default steps / 20)");
   args.option("weight-decay", "X", "AdamW weight decay", "0.1");
   args.option("clip", "X", "global gradient-norm clip", "1.0");
-  args.option("val-fraction", "F", "the last fraction of the tokens is the validation set", "0.05");
   args.option("eval-every", "N", "validation every N steps (0: at the end only)", "50");
   args.option("eval-batches", "N", "validation batches per evaluation", "8");
   args.option("checkpoint-every", "N", "training checkpoint every N steps (0: at the end only)", "50");
-  args.option("seed", "S", "seed of the initialisation and of the window sampler", "0");
   args.option("threads", "N", "host threads (0: all)", "0");
   add_device_option(args, "where to train");
   args.flag("recompute", "recompute each block's activations in the backward (less memory, same gradients)");
@@ -108,16 +114,29 @@ struct Corpus {
   TokenSplit split;
 };
 
-inline Corpus open_corpus(const Args& args, const std::vector<std::string>& texts, const Tokenizer& tok,
-                          const std::string& out) {
-  const std::string path = (std::filesystem::path(out) / "tokens.bin").string();
-  if (!(args.has("resume") && std::filesystem::exists(path))) {
+// The corpus in the token file `path`: made from the --text files unless `reuse` and the file exists; split by
+// --val-fraction.
+inline Corpus open_corpus_file(const Args& args, const std::vector<std::string>& texts, const Tokenizer& tok,
+                               const std::string& path, bool reuse) {
+  if (!(reuse && std::filesystem::exists(path))) {
     if (texts.empty()) throw UsageError("--text is required");
     tokenize_corpus(tok, texts, path);
   }
   Corpus c{TokenFile::open(path), {}};
   c.split = split_by_position(c.file.size(), args.number("val-fraction"));
   return c;
+}
+
+// A run's corpus: DIR/tokens.bin, reused by --resume.
+inline Corpus open_corpus(const Args& args, const std::vector<std::string>& texts, const Tokenizer& tok,
+                          const std::string& out) {
+  return open_corpus_file(args, texts, tok, (std::filesystem::path(out) / "tokens.bin").string(), args.has("resume"));
+}
+
+// The sampler of the training windows: --batch windows of --seq-len + 1 tokens from the training split, --seed.
+inline WindowSampler training_sampler(const Args& args, const Corpus& corpus) {
+  return WindowSampler(corpus.file, corpus.split.train, args.integer("batch"), args.integer("seq-len"),
+                       uint64_t(args.integer("seed")));
 }
 
 // Runs the Trainer on Backend with progress and log lines; writes the final model; prints the summary. The
@@ -127,7 +146,7 @@ int train_on(const Args& args, const std::string& command, Context<Backend>& ctx
              const LanguageModel<Backend>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
              const Corpus& corpus, const std::string& out) {
   const int64_t B = args.integer("batch"), L = args.integer("seq-len");
-  WindowSampler sampler(corpus.file, corpus.split.train, B, L, uint64_t(args.integer("seed")));
+  WindowSampler sampler = training_sampler(args, corpus);
   std::optional<SequentialWindows> validation;
   if (corpus.split.validation.size() > L) validation.emplace(corpus.file, corpus.split.validation, B, L);
   const std::string checkpoint = config.checkpoint_path;

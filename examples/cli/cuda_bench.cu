@@ -45,16 +45,11 @@ int64_t l2_bytes() {
   return bytes;
 }
 
-int64_t device_bytes_in_use() {
-  size_t free = 0, total = 0;
-  BIMAMBA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return int64_t(total - free);
-}
-
 }  // namespace
 
 int run_bench_decode_cuda(const Args& args) {
-  const auto [B, P, N] = decode_sizes(args);
+  const DecodeSizes sizes = decode_sizes(args);
+  const auto [B, P, N] = sizes;
   announce_gpu("bench decode: running");
   Stream stream;
   Context<Cuda> ctx(stream.handle);
@@ -88,25 +83,10 @@ int run_bench_decode_cuda(const Args& args) {
     const double s = seconds_since(t0);
     if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
   }
-  const Spread steps = spread(step_ms);
   const double bytes_per_token = double(step_bytes(model, B, false, false)) / double(B);
-  const double tokens_per_s = double(B * N) / decode_s, limit = hbm_gbps * 1e9 / bytes_per_token;
-  nlohmann::ordered_json j;
-  j["tokens_per_s"] = tokens_per_s;
-  j["prefill_tokens_per_s"] = double(B * P) / (prefill_ms * 1e-3);
+  nlohmann::ordered_json j = decode_report(args, model, sizes, prefill_ms * 1e-3, decode_s, step_ms, bytes_per_token,
+                                           "hbm_gbps", hbm_gbps);
   j["device_bytes_in_use"] = device_bytes_in_use();
-  j["model_store_bytes"] = model.params().flat_size() * int64_t(sizeof(float)) * (model.params().has_grads() ? 2 : 1);
-  j["sign_bytes_held"] = model.sign_bytes();
-  j["bytes_per_token"] = int64_t(bytes_per_token);
-  j["limit_tokens_per_s"] = limit;
-  j["fraction_of_limit"] = tokens_per_s / limit;
-  j["hbm_gbps"] = hbm_gbps;
-  j["step_ms"] = {{"min", steps.min}, {"median", steps.median}, {"max", steps.max}};
-  j["model"] = args.str("model");
-  j["binary"] = model.config().binary;
-  j["batch"] = B;
-  j["prompt_tokens"] = P;
-  j["new_tokens"] = N;
   j["device"] = "cuda";
   j["gpu"] = gpu_name();
   j["cuda_graph"] = graph.captured();

@@ -9,6 +9,7 @@
 //
 //   double gbps = device_copy_gbps(stream);  // cudaMemcpy device to device of 2 x 512 MiB buffers:
 //                                            // (read + write bytes) / s of the best of `passes` copies
+//   int64_t used = device_bytes_in_use();     // cudaMemGetInfo's total - free: the whole device, every process
 //
 // Contracts: the stream must be a created stream (the legacy default stream cannot be captured); `body` must
 // not allocate or synchronize (it runs under stream capture); the captured calls keep the addresses they
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "../core/cuda_runtime.hpp"
 
@@ -119,6 +121,12 @@ inline double device_copy_gbps(cudaStream_t stream, int passes = 5, size_t bytes
   BIMAMBA_CUDA_CHECK(cudaFree(a));
   BIMAMBA_CUDA_CHECK(cudaFree(b));
   return best;
+}
+
+inline int64_t device_bytes_in_use() {
+  size_t free = 0, total = 0;
+  BIMAMBA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return int64_t(total - free);
 }
 
 }  // namespace bimamba

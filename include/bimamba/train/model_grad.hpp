@@ -76,9 +76,7 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
   TrainingPass<Backend> p;
   p.recompute_ = recompute;
   p.ids_ = Tensor<int32_t, 2, Backend>({B, L});
-  if (ids.is_contiguous()) copy(ids, p.ids_.view());
-  else  // a column range (a Batch's inputs()): row by row, as copies on / to Cuda need contiguous views
-    for (int64_t b = 0; b < B; ++b) copy(ids[b], p.ids_.view()[b]);
+  copy(ids, p.ids_.view());  // often a column range (a Batch's inputs()): contiguous rows at a pitch
   for (int64_t i = 0; i <= n; ++i) {
     p.h_.emplace_back(Extents<3>{B, L, D});
     p.n_.emplace_back(Extents<3>{B, L, D});
