@@ -6,8 +6,9 @@
 //                                       graph captured at the second step); tokens/s = b / time per step.
 //   BM_cuda_decode_eager/<preset>/B<b>  the same step launched kernel by kernel.
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
+// The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp) and the bf16 head.
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
-// the fp32 tied head and the other fp32 parameters read once; the fp32 SSM and conv states read and written
+// the bf16 tied head and the other fp32 parameters read once; the fp32 SSM and conv states read and written
 // for every sequence) divided by b: the bandwidth limit is hbm_gbps / bytes_per_token (bench_cuda_gemv).
 // Every step feeds the same ids (the speed does not depend on them).
 #include <benchmark/benchmark.h>
@@ -38,6 +39,7 @@ struct Setup {
       ModelConfig cfg = model_preset(preset);
       cached.reset(new Setup{cfg, init_random<Cuda>(cfg, 1)});
       cached->model.pack();
+      cached->model.set_fast_path({false, true, true});  // fused step, bf16 head (the defaults of bench decode)
       name = preset;
       ctx.synchronize();
     }
@@ -51,7 +53,7 @@ double step_bytes(const ModelConfig& c, int64_t b) {
   const double H = E / double(c.headdim), C = E + 2 * G * N, R = 2 * E + 2 * G * N + H;
   const double per_layer_params = (R * D + D * E) / 8.0 + 4.0 * (2 * D + 2 * E)  // signs, alpha / beta
                                   + 4.0 * (C * double(c.d_conv) + C + 3 * H + E + D);  // conv, dt_bias, A_log, D, norms
-  const double head = 4.0 * double(c.vocab_size) * D;
+  const double head = 2.0 * double(c.vocab_size) * D;  // the bf16 copy of the tied embedding
   const double state = 2.0 * 4.0 * (H * double(c.headdim) * N + C * double(c.d_conv)) * double(b);  // read + write
   return double(c.n_layer) * (per_layer_params) + head + double(c.n_layer) * state;
 }

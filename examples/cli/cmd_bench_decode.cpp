@@ -59,7 +59,7 @@ int run_bench_decode(int argc, char** argv) {
   args.option("new-tokens", "N", "decoded tokens per sequence (timed)", "64");
   args.option("threads", "T", "threads (0: all)", "0");
   args.option("seed", "S", "seed of the random prompts", "0");
-  args.flag("exact", "the exact path: fp32-table packed kernel, unfused step, fp32 head");
+  args.flag("exact", "the exact path: unfused step, fp32 head (and on the host the fp32-table packed kernel)");
   add_device_option(args, "where to decode");
   args.flag("json", "print JSON (the only output format)");
   if (!args.parse(argc, argv)) return 0;

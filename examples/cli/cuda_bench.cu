@@ -57,6 +57,9 @@ int run_bench_decode_cuda(const Args& args) {
 
   LanguageModel<Cuda> model = open_model(ctx, args.str("model"), false);
   if (model.config().binary && !model.packed()) model.pack();
+  const bool exact = args.has("exact");
+  const LanguageModel<Cuda>::FastPath fast{false, !exact, !exact};  // no tiled signs on Cuda
+  model.set_fast_path(fast);
   const int64_t V = model.vocab_size();
   const auto prompt = to<Cuda>(tensor_from<int32_t, 2>(random_ids(B * P, V, uint32_t(args.integer("seed"))), {B, P}));
   InferenceState<Cuda> state = model.new_state(B);
@@ -83,13 +86,14 @@ int run_bench_decode_cuda(const Args& args) {
     const double s = seconds_since(t0);
     if (t >= kWarmup) decode_s += s, step_ms.push_back(1e3 * s);
   }
-  const double bytes_per_token = double(step_bytes(model, B, false, false)) / double(B);
+  const double bytes_per_token = double(step_bytes(model, B, false, fast.bf16_head)) / double(B);
   nlohmann::ordered_json j = decode_report(args, model, sizes, prefill_ms * 1e-3, decode_s, step_ms, bytes_per_token,
                                            "hbm_gbps", hbm_gbps);
   j["device_bytes_in_use"] = device_bytes_in_use();
   j["device"] = "cuda";
   j["gpu"] = gpu_name();
   j["cuda_graph"] = graph.captured();
+  j["fast_path"] = {{"fused_step", fast.fused_step}, {"bf16_head", fast.bf16_head}};
   std::cout << j.dump() << std::endl;
   return 0;
 }

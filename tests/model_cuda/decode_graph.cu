@@ -53,6 +53,42 @@ void check_graph_equals_step(const std::string& folder, bool pack) {
 TEST(DecodeGraph, Mamba2TinyEqualsStep) { check_graph_equals_step("mamba2-tiny", false); }
 TEST(DecodeGraph, BiMamba2TinyPackedEqualsStep) { check_graph_equals_step("bimamba2-tiny", true); }
 
+// The decode fast path on both backends (fused step, bf16 head; the host without tiled signs): the device
+// step equals the host step to float rounding, and its unfused step equals its fused one. Tolerance 1e-5:
+// the same bound as the fixtures; the bf16 head adds at most the 2^-17 split of x (ops/cuda/dense_gemv.cuh).
+TEST(DecodeGraph, FastPathMatchesTheHostFastPathAndTheUnfusedStep) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  const std::string folder = "bimamba2-tiny";
+  Context<Cuda> ctx;
+  Context<Host> host;
+  auto model = load_model<Cuda>(ctx, data_path(folder));
+  auto reference = load_model<Host>(host, data_path(folder));
+  model.pack();
+  reference.pack();
+  model.set_fast_path({false, true, true});
+  reference.set_fast_path({false, true, true});
+  const Fixture f = read_fixture(folder);
+  const int64_t B = f.ids.size(0), T = f.ids.size(1);
+  auto state = model.new_state(B), unfused_state = model.new_state(B);
+  auto host_state = reference.new_state(B);
+  std::vector<float> fused, unfused, on_host;
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor<int32_t, 1, Host> column({B});
+    for (int64_t b = 0; b < B; ++b) column(b) = f.ids(b, t);
+    const auto ids = to<Cuda>(column);
+    const auto a = to_vector(model.step(ctx, ids, state));
+    model.set_fast_path({false, false, true});
+    const auto u = to_vector(model.step(ctx, ids, unfused_state));
+    model.set_fast_path({false, true, true});
+    const auto h = to_vector(reference.step(host, column.cview(), host_state));
+    fused.insert(fused.end(), a.begin(), a.end());
+    unfused.insert(unfused.end(), u.begin(), u.end());
+    on_host.insert(on_host.end(), h.begin(), h.end());
+  }
+  EXPECT_LT(relative_l2(fused, on_host), kTol);
+  EXPECT_LT(relative_l2(unfused, fused), kTol);
+}
+
 TEST(DecodeGraph, BadIdThrowsBeforeTouchingTheState) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
   Context<Cuda> ctx;

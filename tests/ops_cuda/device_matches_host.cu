@@ -11,11 +11,13 @@
 #include <bimamba/ops/add.hpp>
 #include <bimamba/ops/binary_linear.hpp>
 #include <bimamba/ops/causal_conv1d.hpp>
+#include <bimamba/ops/dense_gemv.hpp>
 #include <bimamba/ops/dt_softplus.hpp>
 #include <bimamba/ops/embedding.hpp>
 #include <bimamba/ops/fbi_weight.hpp>
 #include <bimamba/ops/gated_rms_norm.hpp>
 #include <bimamba/ops/linear.hpp>
+#include <bimamba/ops/mamba2_decode.hpp>
 #include <bimamba/ops/neg_exp.hpp>
 #include <bimamba/ops/rms_norm.hpp>
 #include <bimamba/ops/selective_scan.hpp>
@@ -121,6 +123,25 @@ TEST_F(DeviceOps, EmbeddingAndLinear) {
     linear(host_, x, W, {}, y);
     linear(*dev_, xd, Wd, {}, yd);
     EXPECT_LT(rel(yd, y), kTol) << "T=" << T << " no bias";
+  }
+}
+
+// The head GEMV on bf16 weights: the device splits x into two bf16 terms (ops/cuda/dense_gemv.cuh), leaving
+// |r| <= 2^-17 |x| = 7.6e-6 |x| per term where the host multiplies the fp32 x; the relative L2 of the sums
+// is at most that, so 1e-5. Shapes: odd, and the decode head of the 2.7B model (one token, D = 2560).
+TEST_F(DeviceOps, DenseGemvOnBf16WeightsMatchesHost) {
+  for (auto [T, D, V] : {std::array<int64_t, 3>{3, 77, 301}, {1, 2560, 4001}, {16, 260, 999}}) {
+    auto x = rand_host<2>({T, D}, 30 + uint64_t(T));
+    auto W = rand_host<2>({V, D}, 31);
+    Tensor<bfloat16, 2, Host> Wb({V, D});
+    for (int64_t i = 0; i < Wb.numel(); ++i) Wb.data()[i] = bfloat16(W.data()[i]);
+    const auto xd = to<Cuda>(x);
+    const auto Wbd = to<Cuda>(Wb);
+    Tensor<float, 2, Host> y({T, V});
+    Tensor<float, 2, Cuda> yd({T, V});
+    dense_gemv(host_, x.cview(), Wb.cview(), y.view());
+    dense_gemv(*dev_, xd.cview(), Wbd.cview(), yd.view());
+    EXPECT_LT(rel(yd, y), 1e-5) << "T=" << T << " D=" << D;
   }
 }
 
@@ -256,6 +277,44 @@ TEST_F(DeviceOps, SsdStepAndSelectiveScan) {
   selective_scan_step(*dev_, to<Cuda>(xs), to<Cuda>(dts), Ad, to<Cuda>(bs), to<Cuda>(cs), Dd, {}, find, ysd);
   EXPECT_LT(rel(ysd, ys), kTol);
   EXPECT_LT(rel(find, fin), kTol);
+}
+
+// The fused decode step, three steps in a row (the states carry over; the counters must come back to zero).
+// Shapes: odd with groups (scalar path, heads sharing B / C, a norm group per 3 heads), P over the 64 rows a
+// block holds at once with N = 132 (float4 path, a second pass along N), the 2.7B shape; batch 3.
+TEST_F(DeviceOps, FusedMamba2DecodeStepMatchesHostOverSteps) {
+  for (auto [H, P, G, N] : {std::array<int64_t, 4>{6, 5, 2, 7}, {4, 70, 2, 132}, {80, 64, 1, 128}}) {
+    const int64_t B = 3, K = 4, E = H * P, C = E + 2 * G * N, R = E + C + H;
+    auto conv_w = rand_host<2>({C, K}, 100, -0.5f, 0.5f);
+    auto conv_b = rand_host<1>({C}, 101);
+    auto dt_bias = rand_host<1>({H}, 102, -3.0f, 0.0f);
+    auto a_log = rand_host<1>({H}, 103, 0.0f, 2.0f);
+    auto d = rand_host<1>({H}, 104, 0.5f, 1.5f);
+    auto norm_w = rand_host<1>({E}, 105, 0.5f, 1.5f);
+    auto conv = rand_host<3>({B, C, K}, 106);
+    auto ssm = rand_host<4>({B, H, P, N}, 107);
+    auto convd = to<Cuda>(conv);
+    auto ssmd = to<Cuda>(ssm);
+    const auto conv_wd = to<Cuda>(conv_w);
+    const auto conv_bd = to<Cuda>(conv_b), dt_biasd = to<Cuda>(dt_bias), a_logd = to<Cuda>(a_log);
+    const auto dd = to<Cuda>(d), norm_wd = to<Cuda>(norm_w);
+    const float eps = 1e-5f, lo = 0.0f, hi = 0.5f;  // an upper dt limit that some heads hit
+    const Mamba2DecodeWeights<Host> w{conv_w.cview(), conv_b.cview(), dt_bias.cview(), a_log.cview(), d.cview(),
+                                      norm_w.cview(), H, P, G, N, eps, lo, hi};
+    const Mamba2DecodeWeights<Cuda> wd{conv_wd.cview(), conv_bd.cview(), dt_biasd.cview(), a_logd.cview(),
+                                       dd.cview(), norm_wd.cview(), H, P, G, N, eps, lo, hi};
+    Tensor<float, 2, Host> y({B, E});
+    Tensor<float, 2, Cuda> yd({B, E});
+    for (int step = 0; step < 3; ++step) {
+      auto zxbcdt = rand_host<2>({B, R}, 110 + step, -2.0f, 2.0f);
+      mamba2_decode_step(host_, w, zxbcdt.cview(), conv.view(), ssm.view(), y.view());
+      const auto zxbcdtd = to<Cuda>(zxbcdt);
+      mamba2_decode_step(*dev_, wd, zxbcdtd.cview(), convd.view(), ssmd.view(), yd.view());
+      EXPECT_LT(rel(yd, y), kTol) << "H=" << H << " step " << step;
+      EXPECT_LT(rel(ssmd, ssm), kTol) << "H=" << H << " step " << step;
+      EXPECT_EQ(to_vector(convd), to_vector(conv)) << "the conv state is only shifted: bit-identical";
+    }
+  }
 }
 
 TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {

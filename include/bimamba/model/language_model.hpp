@@ -22,10 +22,11 @@
 //   step(ctx, ids (B), state) -> logits (B, V)              one token per sequence through the recurrent state
 // Both paths agree to float rounding. Token ids outside [0, V) throw InvalidArgument naming the id.
 //
-// Host decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed
-// in_proj / out_proj to the tiled shuffle kernel (needs pack(); relative error ~7e-4 per projection), the
-// Mamba-2 step to the fused decode op (float rounding only), and the tied head to a bf16 copy of the
-// embedding. set_fast_path({false, false, false}) is the exact path again; pack() / unpack() drop the tiles.
+// Decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed in_proj /
+// out_proj to the tiled shuffle kernel (Host only; needs pack(); relative error ~7e-4 per projection), the
+// Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), and the tied head to a
+// bf16 copy of the embedding. set_fast_path({false, false, false}) is the exact path again; pack() /
+// unpack() drop the tiles.
 #pragma once
 
 #include <cstdint>
@@ -194,14 +195,13 @@ class LanguageModel {
   }
 
   struct FastPath {
-    bool tiled_signs = true;  // packed Bi-Mamba projections on TiledSigns (ignored when not packed)
+    bool tiled_signs = true;  // packed Bi-Mamba projections on TiledSigns (Host only; ignored when not packed)
     bool fused_step = true;   // Mamba-2 step through ops/mamba2_decode.hpp
     bool bf16_head = true;    // tied head on a bfloat16 copy of the embedding (ignored when untied)
   };
   void set_fast_path(const FastPath& f) {
-    static_assert(std::is_same_v<Backend, Host>, "the decode fast path is a Host path");
     for (auto& m : mixers2_) {
-      m.set_tiled(f.tiled_signs && m.in_proj().packed());
+      if constexpr (std::is_same_v<Backend, Host>) m.set_tiled(f.tiled_signs && m.in_proj().packed());
       m.set_fused_step(f.fused_step);
     }
     embedding_.set_head_bf16(f.bf16_head && cfg_.tie_embeddings);

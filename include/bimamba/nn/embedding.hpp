@@ -1,12 +1,13 @@
 // Embedding<Backend>: token embedding table "<prefix>.weight" (V, D) in a ParamStore, and the tied LM head
-// (logits = h E^T) that reuses it. Host decode fast path: set_head_bf16(true) keeps a bfloat16 copy of the
-// table (made from the weights as they are then) and the head runs dense_gemv on it: half the bytes per
-// token, logits within bf16's relative rounding 2^-9 of each weight (ops/dense_gemv.hpp).
+// (logits = h E^T) that reuses it. Decode fast path (both backends): set_head_bf16(true) keeps a bfloat16
+// copy of the table (made from the weights as they are then) and the head runs dense_gemv on it: half the
+// bytes per token, logits within bf16's relative rounding 2^-9 of each weight (ops/dense_gemv.hpp).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "../core/dtype.hpp"
 #include "../ops/dense_gemv.hpp"
@@ -31,19 +32,18 @@ class Embedding {
   }
   // Tied head: h (T, D) -> logits (T, V).
   void head(Context<Backend>& ctx, View<const float, 2, Backend> h, View<float, 2, Backend> logits) const {
-    if constexpr (std::is_same_v<Backend, Host>) {
-      if (head_bf16_.numel() > 0) {
-        dense_gemv(ctx, h, head_bf16_.cview(), logits);
-        return;
-      }
-    }
-    linear(ctx, h, weight_, {}, logits);
+    if (head_bf16_.numel() > 0) dense_gemv(ctx, h, head_bf16_.cview(), logits);
+    else linear(ctx, h, weight_, {}, logits);
   }
 
   void set_head_bf16(bool on) {
-    static_assert(std::is_same_v<Backend, Host>, "the bf16 head copy is a Host fast path");
-    head_bf16_ = on ? Tensor<bfloat16, 2, Host>({vocab_, dim_}) : Tensor<bfloat16, 2, Host>();
-    for (int64_t i = 0; i < head_bf16_.numel(); ++i) head_bf16_.data()[i] = bfloat16(weight_.data()[i]);
+    head_bf16_ = Tensor<bfloat16, 2, Backend>();
+    if (!on) return;
+    const auto weights = to_vector(TensorView<const float, 2, Backend>(weight_));  // (V, D), on the host
+    Tensor<bfloat16, 2, Host> copy({vocab_, dim_});
+    for (int64_t i = 0; i < copy.numel(); ++i) copy.data()[i] = bfloat16(weights[size_t(i)]);
+    if constexpr (std::is_same_v<Backend, Host>) head_bf16_ = std::move(copy);
+    else head_bf16_ = to<Backend>(copy);
   }
   bool head_bf16() const { return head_bf16_.numel() > 0; }
 
@@ -56,7 +56,7 @@ class Embedding {
   int64_t vocab_ = 0, dim_ = 0;
   int id_ = -1;
   TensorView<float, 2, Backend> weight_;
-  Tensor<bfloat16, 2, Host> head_bf16_;  // (V, D) after set_head_bf16(true)
+  Tensor<bfloat16, 2, Backend> head_bf16_;  // (V, D) after set_head_bf16(true)
 };
 
 }  // namespace bimamba

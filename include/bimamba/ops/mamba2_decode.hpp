@@ -1,4 +1,4 @@
-// mamba2_decode_step: everything of one Mamba-2 decode step between in_proj and out_proj, fused (Host).
+// mamba2_decode_step: everything of one Mamba-2 decode step between in_proj and out_proj, fused (Host, Cuda).
 // For each sequence b, with zxbcdt (B, R) the in_proj output, rows [z (E) | x (E) | B (GN) | C (GN) | dt (H)]:
 //   conv_state[b] <- shift left, append xBC;  xBC = silu(conv_state[b] . conv_weight + conv_bias)   (C = E + 2GN)
 //   dt = clamp(softplus(dt_raw + dt_bias), dt_lo, dt_hi);  A = -exp(A_log)
@@ -7,7 +7,8 @@
 // Shapes: conv_weight (C, K), conv_bias (C) or empty, dt_bias / A_log / D (H) (D may be empty),
 // norm_weight (E), conv_state (B, C, K) and ssm_state (B, H, P, N) contiguous, updated in place; y (B, E)
 // overwritten (unit inner stride). Scratch comes from ctx.workspace(): nothing is allocated once warm. The
-// result does not depend on ctx.threads() (bit for bit; host/mamba2_decode.hpp).
+// result does not depend on ctx.threads() (bit for bit; host/mamba2_decode.hpp). On Cuda the whole step is
+// one kernel instead of five (cuda/mamba2_decode.cuh), deterministic as well.
 // The same math as the unfused step of nn/mamba2_mixer.hpp; results agree to float rounding (tested).
 #pragma once
 
@@ -31,14 +32,18 @@ struct Mamba2DecodeWeights {
 }  // namespace bimamba
 
 #include "host/mamba2_decode.hpp"
+#if defined(__CUDACC__) && __has_include("cuda/mamba2_decode.cuh")
+#include "cuda/mamba2_decode.cuh"
+#endif
 
 namespace bimamba {
 
-inline void mamba2_decode_step(Context<Host>& ctx, const Mamba2DecodeWeights<Host>& w,
-                               View<const float, 2, Host> zxbcdt,  // (B, R)
-                               View<float, 3, Host> conv_state,    // (B, C, K)
-                               View<float, 4, Host> ssm_state,     // (B, H, P, N)
-                               View<float, 2, Host> y) {           // (B, E)
+template <class Backend>
+void mamba2_decode_step(Context<Backend>& ctx, const Mamba2DecodeWeights<Backend>& w,
+                        View<const float, 2, Backend> zxbcdt,  // (B, R)
+                        View<float, 3, Backend> conv_state,    // (B, C, K)
+                        View<float, 4, Backend> ssm_state,     // (B, H, P, N)
+                        View<float, 2, Backend> y) {           // (B, E)
   const int64_t B = zxbcdt.size(0), H = w.heads, P = w.headdim, G = w.groups, N = w.d_state;
   BIMAMBA_CHECK(H > 0 && P > 0 && N > 0 && G > 0 && H % G == 0, "mamba2_decode_step: ", H, " heads do not split into ",
                 G, " groups");

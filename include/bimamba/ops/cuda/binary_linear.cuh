@@ -44,19 +44,6 @@ inline constexpr int kBlMaxTokens = 16;        // tokens per launch (NT = 8 mma 
 inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and cuBLAS SGEMM
 inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
 
-// Programmatic dependent launch (sm_90): the kernel is launched while the previous kernel of the stream still
-// runs; everything before this call may only read constant inputs (the sign words).
-__device__ inline void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-__device__ inline void allow_next_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
 struct BinaryLinearArgs {
   const float* x;  // (tokens, in), row stride ldx
   int64_t ldx;
@@ -304,24 +291,6 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   if (tid == 0) a.counters[blockIdx.x] = 0;
 }
 
-template <int NT>
-void launch_binary_linear(Context<Cuda>& ctx, dim3 grid, int smem, bool dependent_launch,
-                          const BinaryLinearArgs& args) {
-  if (smem > (48 << 10))
-    BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(binary_linear_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(kBlWarps * 32);
-  config.dynamicSmemBytes = size_t(smem);
-  config.stream = ctx.stream();
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = dependent_launch ? 1 : 0;  // programmatic dependent launch exists from sm_90
-  BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, binary_linear_kernel<NT>, args));
-}
-
 // Dense path: S(i, j) = +1 / -1 from bit j of row i (BitTensor layout), row stride `in`.
 // (Templates on the element type, as every kernel in a header: no duplicate host stubs across translation units.)
 template <class T>
@@ -452,11 +421,12 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   args.y = y.data();
   const dim3 grid{unsigned(row_groups), unsigned(slices)};
   const int smem = binary_linear_smem(nt, tokens, ips);
+  const dim3 block(kBlWarps * 32);
   switch (nt) {
-    case 1: launch_binary_linear<1>(ctx, grid, smem, major >= 9, args); break;
-    case 2: launch_binary_linear<2>(ctx, grid, smem, major >= 9, args); break;
-    case 4: launch_binary_linear<4>(ctx, grid, smem, major >= 9, args); break;
-    default: launch_binary_linear<8>(ctx, grid, smem, major >= 9, args); break;
+    case 1: launch_dependent(ctx.stream(), major, binary_linear_kernel<1>, grid, block, smem, args); break;
+    case 2: launch_dependent(ctx.stream(), major, binary_linear_kernel<2>, grid, block, smem, args); break;
+    case 4: launch_dependent(ctx.stream(), major, binary_linear_kernel<4>, grid, block, smem, args); break;
+    default: launch_dependent(ctx.stream(), major, binary_linear_kernel<8>, grid, block, smem, args); break;
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "../../core/cuda_runtime.hpp"
 
@@ -52,6 +53,42 @@ __device__ inline T block_sum(T v, T* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : T(0);
   return warp_sum(v);
+}
+
+// Programmatic dependent launch (sm_90; a no-op before): a kernel launched by launch_dependent() may start
+// while the previous kernel of the stream still runs. Everything it does before wait_for_previous_kernel()
+// may only read inputs that no earlier kernel of the stream writes (weights, or state that only this kernel
+// touches); allow_next_kernel() lets the next dependent launch start early in turn.
+__device__ inline void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ inline void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Launches kernel<<<grid, block, smem, ctx.stream()>>>(args...), as a programmatic dependent launch on
+// devices of compute capability 9.0 or newer (`major`: the device's). Raises the kernel's dynamic shared
+// memory limit when smem needs more than the default 48 KiB.
+template <class... KernelArgs, class... Args>
+void launch_dependent(cudaStream_t stream, int major, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, int smem,
+                      Args&&... args) {
+  if (smem > (48 << 10))
+    BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = size_t(smem);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = major >= 9 ? 1 : 0;
+  BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace bimamba::detail::gpu

@@ -1,0 +1,193 @@
+// Cuda fused Mamba-2 decode step (see ops/mamba2_decode.hpp): the conv step, dt, decay, state update and
+// read-out, D skip, SiLU(z) gate and group-wise RMSNorm of one layer in a single kernel.
+//
+// Grid: one block per (sequence b, head h), 8 warps. A block
+//   1. loads its first state rows into registers (the state is only touched by this kernel, so on sm_90 this
+//      happens before the in_proj kernel has finished: wait_for_previous_kernel),
+//   2. computes the conv step + SiLU of the head's P x channels (shifting their conv state: only this head
+//      touches them) and of its group's B and C channels (2N, shared by the H/G heads of the group: read
+//      here from the state as it was, shifted later by the group's last block) into shared memory,
+//   3. updates the (P x N) state, one row per warp at a time and N along the lanes (float4 when N % 4 == 0),
+//      reads y_p = S_p . C + D x_p out, gates it with SiLU(z_p), stores y and the head's sum of squares,
+//   4. arrives at the (b, g) counter; the group's last block (the others have read the B / C conv state and
+//      written their y by then) shifts the B / C conv state, forms the RMS scale from the heads' sums in head
+//      order and scales the group's y by it and the norm weight, and returns the counter to zero.
+// Every sum has a fixed order, so the result is deterministic; it agrees with the host op to float rounding
+// (the read-out is summed across lanes in another order).
+#pragma once
+
+#include "../../core/workspace.hpp"
+#include "../common.hpp"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+inline constexpr int kDecodeWarps = 8;
+inline constexpr int kDecodeRows = 8;  // state rows in flight per warp
+
+struct Mamba2DecodeArgs {
+  TensorView<const float, 2, Cuda> zxbcdt;  // (B, R)
+  Mamba2DecodeWeights<Cuda> w;
+  TensorView<float, 3, Cuda> conv_state;  // (B, C, K)
+  float* ssm_state;                       // (B, H, P, N) contiguous
+  TensorView<float, 2, Cuda> y;           // (B, E)
+  float* sumsq;                           // (B, H)
+  unsigned* counters;                     // (B, G), zero on entry and on exit
+};
+
+// silu(bias + sum_k w[k] s'[k]) with s' = the conv state row s shifted left by one and `in` appended.
+__device__ inline float conv_step_value(const float* s, const float* w, float bias, float in, int64_t K) {
+  float acc = bias;
+  for (int64_t k = 0; k + 1 < K; ++k) acc += w[k] * s[k + 1];
+  acc += w[K - 1] * in;
+  return silu(acc);
+}
+
+__device__ inline void shift_conv_row(float* s, float in, int64_t K) {
+  for (int64_t k = 0; k + 1 < K; ++k) s[k] = s[k + 1];
+  s[K - 1] = in;
+}
+
+// V = 4: float4 along N (N % 4 == 0, state 16-byte aligned); V = 1: scalars.
+template <int V>
+struct Lanes {
+  float v[V];
+  __device__ static Lanes load(const float* p) {
+    Lanes r;
+    if constexpr (V == 4) {
+      const float4 q = *reinterpret_cast<const float4*>(p);
+      r.v[0] = q.x, r.v[1] = q.y, r.v[2] = q.z, r.v[3] = q.w;
+    } else {
+      r.v[0] = *p;
+    }
+    return r;
+  }
+  __device__ void store(float* p) const {
+    if constexpr (V == 4) *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    else *p = v[0];
+  }
+};
+
+template <int V>
+__global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2DecodeArgs a) {
+  extern __shared__ float smem[];
+  __shared__ bool s_last;
+  const auto& w = a.w;
+  const int64_t H = w.heads, P = w.headdim, G = w.groups, N = w.d_state, E = H * P, heads_per_group = H / G;
+  const int64_t C = E + 2 * G * N, K = w.conv_weight.size(1), b = blockIdx.x / H, h = blockIdx.x % H;
+  const int64_t g = h / heads_per_group;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  float* xs = smem;           // (P) conv output of the head's x channels
+  float* bs = xs + P;         // (N) B of group g
+  float* cs = bs + N;         // (N) C of group g
+  float* sq = cs + N;         // (P) squares of the gated outputs
+  float* state = a.ssm_state + (b * H + h) * P * N;  // (P, N)
+  constexpr int64_t kStep = 32 * V;                  // columns a warp covers per pass
+
+  // 1. The first rows of the state, before the previous kernel's results are needed.
+  Lanes<V> rows[kDecodeRows];
+  auto load_rows = [&](int64_t p0, int64_t n0) {
+#pragma unroll
+    for (int r = 0; r < kDecodeRows; ++r) {
+      const int64_t p = p0 + warp + int64_t(kDecodeWarps) * r, n = n0 + V * lane;
+      if (p < P && n < N) rows[r] = Lanes<V>::load(state + p * N + n);
+    }
+  };
+  load_rows(0, 0);
+  wait_for_previous_kernel();
+  allow_next_kernel();
+
+  // 2. Conv step of the head's x channels and the group's B, C channels.
+  const bool has_bias = present(w.conv_bias);
+  for (int64_t j = tid; j < P + 2 * N; j += blockDim.x) {
+    const int64_t c = j < P ? h * P + j : j < P + N ? E + g * N + (j - P) : E + G * N + g * N + (j - P - N);
+    float* s = &a.conv_state(b, c, 0);
+    const float in = a.zxbcdt(b, E + c);
+    smem[j] = conv_step_value(s, &w.conv_weight(c, 0), has_bias ? w.conv_bias(c) : 0.0f, in, K);
+    if (j < P) shift_conv_row(s, in, K);
+  }
+  const float dt = fminf(w.dt_hi, fmaxf(w.dt_lo, softplus(a.zxbcdt(b, E + C + h) + w.dt_bias(h))));
+  const float decay = expf(dt * -expf(w.A_log(h))), d_skip = present(w.D) ? w.D(h) : 0.0f;
+  __syncthreads();
+
+  // 3. State update and read-out, kDecodeWarps * kDecodeRows rows at a time.
+  for (int64_t p0 = 0; p0 < P; p0 += int64_t(kDecodeWarps) * kDecodeRows) {
+    float acc[kDecodeRows] = {};
+    for (int64_t n0 = 0; n0 < N; n0 += kStep) {
+      if (p0 > 0 || n0 > 0) load_rows(p0, n0);
+      const int64_t n = n0 + V * lane;
+      if (n < N) {
+        const Lanes<V> bv = Lanes<V>::load(bs + n), cv = Lanes<V>::load(cs + n);
+#pragma unroll
+        for (int r = 0; r < kDecodeRows; ++r) {
+          const int64_t p = p0 + warp + int64_t(kDecodeWarps) * r;
+          if (p >= P) break;
+          const float dx = dt * xs[p];
+#pragma unroll
+          for (int e = 0; e < V; ++e) {
+            rows[r].v[e] = decay * rows[r].v[e] + dx * bv.v[e];
+            acc[r] += rows[r].v[e] * cv.v[e];
+          }
+          rows[r].store(state + p * N + n);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kDecodeRows; ++r) {
+      const int64_t p = p0 + warp + int64_t(kDecodeWarps) * r;
+      const float total = warp_sum(acc[r]);
+      if (lane == 0 && p < P) {
+        const float v = (total + d_skip * xs[p]) * silu(a.zxbcdt(b, h * P + p));
+        a.y(b, h * P + p) = v;
+        sq[p] = v * v;
+      }
+    }
+  }
+  __syncthreads();
+  if (tid == 0) {
+    float s = 0.0f;
+    for (int64_t p = 0; p < P; ++p) s += sq[p];
+    a.sumsq[b * H + h] = s;
+  }
+
+  // 4. The group's last block: B / C conv state, then the norm.
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&a.counters[b * G + g], 1u) == unsigned(heads_per_group - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int64_t j = tid; j < 2 * N; j += blockDim.x) {
+    const int64_t c = j < N ? E + g * N + j : E + G * N + g * N + (j - N);
+    shift_conv_row(&a.conv_state(b, c, 0), a.zxbcdt(b, E + c), K);
+  }
+  float total = 0.0f;
+  for (int64_t k = g * heads_per_group; k < (g + 1) * heads_per_group; ++k) total += __ldcg(&a.sumsq[b * H + k]);
+  const int64_t S = E / G;
+  const float scale = 1.0f / sqrtf(total / float(S) + w.norm_eps);
+  for (int64_t j = g * S + tid; j < (g + 1) * S; j += blockDim.x)
+    a.y(b, j) = __ldcg(&a.y(b, j)) * scale * w.norm_weight(j);
+  if (tid == 0) a.counters[b * G + g] = 0;
+}
+}  // namespace gpu
+
+inline void mamba2_decode_step_impl(Context<Cuda>& ctx, const Mamba2DecodeWeights<Cuda>& w,
+                                    TensorView<const float, 2, Cuda> zxbcdt, TensorView<float, 3, Cuda> conv_state,
+                                    TensorView<float, 4, Cuda> ssm_state, TensorView<float, 2, Cuda> y) {
+  const int64_t B = zxbcdt.size(0), H = w.heads, P = w.headdim, G = w.groups, N = w.d_state;
+  BIMAMBA_CHECK(B * H < (int64_t(1) << 31), "mamba2_decode_step: ", B, " sequences x ", H,
+                " heads exceed the Cuda grid limit");
+  int major = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  gpu::Mamba2DecodeArgs args{zxbcdt, w, conv_state, ssm_state.data(), y,
+                             ctx.workspace().take<float>(size_t(B * H)), ctx.counters(size_t(B * G))};
+  const int smem = int(sizeof(float) * (2 * P + 2 * N));
+  const bool vec4 = N % 4 == 0 && reinterpret_cast<uintptr_t>(ssm_state.data()) % 16 == 0;
+  const dim3 grid(unsigned(B * H)), block(gpu::kDecodeWarps * 32);
+  if (vec4) gpu::launch_dependent(ctx.stream(), major, gpu::mamba2_decode_kernel<4>, grid, block, smem, args);
+  else gpu::launch_dependent(ctx.stream(), major, gpu::mamba2_decode_kernel<1>, grid, block, smem, args);
+}
+
+}  // namespace bimamba::detail
