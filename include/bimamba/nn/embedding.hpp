@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "../core/dtype.hpp"
+#include "../tensor/copy.hpp"
 #include "../ops/dense_gemv.hpp"
 #include "../ops/embedding.hpp"
 #include "../ops/linear.hpp"
