@@ -78,10 +78,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
   const int64_t C = E + 2 * G * N, K = w.conv_weight.size(1), b = blockIdx.x / H, h = blockIdx.x % H;
   const int64_t g = h / heads_per_group;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  float* xs = smem;           // (P) conv output of the head's x channels
-  float* bs = xs + P;         // (N) B of group g
+  float* bs = smem;           // (N) B of group g   (first: float4-aligned when N % 4 == 0)
   float* cs = bs + N;         // (N) C of group g
-  float* sq = cs + N;         // (P) squares of the gated outputs
+  float* xs = cs + N;         // (P) conv output of the head's x channels
+  float* sq = xs + P;         // (P) squares of the gated outputs, then the group's head sums
   float* state = a.ssm_state + (b * H + h) * P * N;  // (P, N)
   constexpr int64_t kStep = 32 * V;                  // columns a warp covers per pass
 
@@ -101,11 +101,12 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
   // 2. Conv step of the head's x channels and the group's B, C channels.
   const bool has_bias = present(w.conv_bias);
   for (int64_t j = tid; j < P + 2 * N; j += blockDim.x) {
-    const int64_t c = j < P ? h * P + j : j < P + N ? E + g * N + (j - P) : E + G * N + g * N + (j - P - N);
+    // j < 2N: B then C of group g (smem[j] = bs / cs); then the head's x channels (xs[j - 2N]).
+    const int64_t c = j < N ? E + g * N + j : j < 2 * N ? E + G * N + g * N + (j - N) : h * P + (j - 2 * N);
     float* s = &a.conv_state(b, c, 0);
     const float in = a.zxbcdt(b, E + c);
     smem[j] = conv_step_value(s, &w.conv_weight(c, 0), has_bias ? w.conv_bias(c) : 0.0f, in, K);
-    if (j < P) shift_conv_row(s, in, K);
+    if (j >= 2 * N) shift_conv_row(s, in, K);
   }
   const float dt = fminf(w.dt_hi, fmaxf(w.dt_lo, softplus(a.zxbcdt(b, E + C + h) + w.dt_bias(h))));
   const float decay = expf(dt * -expf(w.A_log(h))), d_skip = present(w.D) ? w.D(h) : 0.0f;
@@ -162,10 +163,21 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
     const int64_t c = j < N ? E + g * N + j : E + G * N + g * N + (j - N);
     shift_conv_row(&a.conv_state(b, c, 0), a.zxbcdt(b, E + c), K);
   }
-  float total = 0.0f;
-  for (int64_t k = g * heads_per_group; k < (g + 1) * heads_per_group; ++k) total += __ldcg(&a.sumsq[b * H + k]);
+  // The heads' sums, loaded in parallel (sq is free again: P >= 1 slots, reused in chunks), added in order.
+  __shared__ float s_total;
+  if (tid == 0) s_total = 0.0f;
+  for (int64_t k0 = 0; k0 < heads_per_group; k0 += P) {
+    __syncthreads();
+    for (int64_t k = k0 + tid; k < k0 + P && k < heads_per_group; k += blockDim.x)
+      sq[k - k0] = __ldcg(&a.sumsq[b * H + g * heads_per_group + k]);
+    __syncthreads();
+    if (tid == 0)
+      for (int64_t k = k0; k < k0 + P && k < heads_per_group; ++k) s_total += sq[k - k0];
+  }
+  __syncthreads();
   const int64_t S = E / G;
-  const float scale = 1.0f / sqrtf(total / float(S) + w.norm_eps);
+  const float scale = 1.0f / sqrtf(s_total / float(S) + w.norm_eps);
+#pragma unroll 8
   for (int64_t j = g * S + tid; j < (g + 1) * S; j += blockDim.x)
     a.y(b, j) = __ldcg(&a.y(b, j)) * scale * w.norm_weight(j);
   if (tid == 0) a.counters[b * G + g] = 0;
