@@ -3,16 +3,21 @@
 // Shapes: Mamba-2 projections with expand 2, N = 128, G = 1, headdim 64 (E = 2 D, H = E / 64):
 //   in_proj (2 E + 2 N + H) x D, out_proj D x E, for D = 1536 (780M), 2048 (1.3B), 2560 (2.7B).
 // Timing: each benchmark captures kCalls calls into one CUDA graph, replays it between two CUDA events and
-// reports the time per call (UseManualTime; bimamba/bench/cuda_timing.hpp). The peer: bench/cublas_bf16_gemv.hpp. Every call uses the next of `copies` weight copies, enough that
-// together they exceed kRotateBytes (3x the H200's 60 MB L2), so the weights stream from HBM.
+// reports the time per call (UseManualTime; bimamba/bench/cuda_timing.hpp). The peer: bench/cublas_bf16_gemv.hpp.
+// Every call uses the next of `copies` weight copies, enough that together they exceed kRotateBytes (3x the
+// H200's 60 MB L2), so the weights stream from HBM.
 // Validation before timing: the packed result equals the host binary_linear (relative L2 < 1e-5, as in
 // tests/ops_cuda) and cuBLAS bf16 equals the fp32 product within bf16 rounding (relative L2 < 1e-2).
 // Counters: bytes/s of the weights (and activations), `hbm_gbps` of the copy benchmark (read + write).
+// Floors and shapes of the decode kernel (binary_gemv.cuh), 2.7B shapes, T = 1: BM_graph_node_floor (an empty
+// kernel per captured call), BM_stream_signs_floor (only the sign words streamed, the decode kernel's load
+// pattern), BM_binary_gemv_config (the kernel at other block shapes than config_gemv's).
 #include <benchmark/benchmark.h>
 #include <bimamba/bench/cublas_bf16_gemv.hpp>
 #include <bimamba/bench/cuda_timing.hpp>
 #include <bimamba/cuda.hpp>
 #include <bimamba/ops/binary_linear.hpp>
+#include <bimamba/ops/cuda/binary_gemv.cuh>
 
 #include <cmath>
 #include <cstdint>
@@ -139,11 +144,136 @@ void BM_cublas_bf16_gemv(benchmark::State& state, Shape shape, int64_t T) {
   cudaStreamDestroy(stream);
 }
 
+// The fixed cost of one captured call: an empty kernel of the decode kernel's grid, launched as binary_gemv
+// launches (programmatic dependent launch on sm_90) or plainly. No packed GEMV call can be faster.
+__global__ void empty_kernel() {
+  detail::gpu::wait_for_previous_kernel();
+  detail::gpu::allow_next_kernel();
+}
+
+void BM_graph_node_floor(benchmark::State& state, bool dependent) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  int major = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  const dim3 grid(661), block(160);  // the 2.7B in_proj decode grid
+  time_graph(state, stream, [&](int) {
+    if (dependent) detail::gpu::launch_dependent(stream, major, empty_kernel, grid, block, 0);
+    else empty_kernel<<<grid, block, 0, stream>>>();
+  });
+  cudaStreamDestroy(stream);
+}
+
+// The bandwidth floor of one call: the same bytes of packed signs streamed by the decode kernel's load pattern
+// (every word requested at once, before the wait), XOR-reduced to one word per block.
+__global__ void stream_signs_kernel(detail::gpu::SignRows s, int iters_per_warp, uint32_t* out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tig = lane & 3;
+  const int64_t r0 = int64_t(blockIdx.x) * 16;
+  uint4 u[4], v[4];
+#pragma unroll
+  for (int d = 0; d < 4; ++d) {
+    const int64_t w = int64_t(warp * iters_per_warp + d) * 16 + tig * 4;
+    const bool live = d < iters_per_warp;
+    u[d] = live ? detail::gpu::load_sign_words(s, r0 + g, w) : make_uint4(0, 0, 0, 0);
+    v[d] = live ? detail::gpu::load_sign_words(s, r0 + g + 8, w) : make_uint4(0, 0, 0, 0);
+  }
+  detail::gpu::wait_for_previous_kernel();
+  detail::gpu::allow_next_kernel();
+  uint32_t x = 0;
+#pragma unroll
+  for (int d = 0; d < 4; ++d) x ^= u[d].x ^ u[d].y ^ u[d].z ^ u[d].w ^ v[d].x ^ v[d].y ^ v[d].z ^ v[d].w;
+  x = __reduce_xor_sync(0xffffffffu, x);
+  if (lane == 0) atomicXor(out + blockIdx.x, x);
+}
+
+void BM_stream_signs_floor(benchmark::State& state, Shape shape) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  int major = 0, sms = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  auto signs_h = pack_signs<uint32_t>(tensor_from<float, 2>(uniform(size_t(shape.out * shape.in), 4, -1, 1),
+                                                            {shape.out, shape.in}).cview());
+  const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
+  std::vector<BitTensor<uint32_t, Cuda>> signs;
+  for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
+  const int iters = int((signs_h.words_per_row() * 32 + 511) / 512);
+  const auto config = detail::gpu::config_gemv(shape.out, iters, sms);
+  Tensor<uint32_t, 1, Cuda> out({(shape.out + 15) / 16});
+  time_graph(state, stream, [&](int c) {
+    const auto& s = signs[size_t(c % copies)];
+    const detail::gpu::SignRows rows{s.data(), s.rows(), s.words_per_row(), s.words_per_row() % 4 == 0};
+    detail::gpu::launch_dependent(stream, major, stream_signs_kernel, dim3(unsigned((shape.out + 15) / 16)),
+                                  dim3(unsigned(32 * config.ksplit)), 0, rows, config.ips, out.data());
+  });
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(signs_h.storage_bytes()));
+  cudaStreamDestroy(stream);
+}
+
+// The decode kernel (binary_gemv) at one block shape, T = 1: what config_gemv's choice is measured against.
+void BM_binary_gemv_config(benchmark::State& state, Shape shape, detail::gpu::GemvConfig config) {
+  const int64_t out = shape.out, in = shape.in;
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  Context<Cuda> ctx(stream);
+  Context<Host> host;
+  int major = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  auto xh = tensor_from<float, 2>(uniform(size_t(in), 1, -2, 2), {1, in});
+  auto ah = tensor_from<float, 1>(uniform(size_t(in), 2, 0.01f, 1), {in});
+  auto bh = tensor_from<float, 1>(uniform(size_t(in), 3, -0.2f, 0.2f), {in});
+  auto signs_h = pack_signs<uint32_t>(tensor_from<float, 2>(uniform(size_t(out * in), 4, -1, 1), {out, in}).cview());
+  const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
+  std::vector<BitTensor<uint32_t, Cuda>> signs;
+  for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
+  auto x = to<Cuda>(xh);
+  auto alpha = to<Cuda>(ah);
+  auto beta = to<Cuda>(bh);
+  Tensor<float, 2, Cuda> y({1, out});
+  Tensor<float, 2, Host> yh({1, out});
+  binary_linear(host, xh, signs_h.cview(), ah, bh, yh);
+  auto call = [&](int c) {
+    detail::binary_gemv(ctx, major, x, signs[size_t(c % copies)].cview(), alpha, beta, y, config);
+  };
+  call(0);
+  ctx.synchronize();
+  const double err = relative_l2(to_vector(y), to_vector(yh));
+  if (!(err < 1e-5)) {
+    state.SkipWithError(("decode kernel differs from the host: relative L2 " + std::to_string(err)).c_str());
+    return;
+  }
+  time_graph(state, stream, call);
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(signs_h.storage_bytes()));
+  state.counters["rel_l2_vs_host"] = err;
+  cudaStreamDestroy(stream);
+}
+
 int register_all() {
+  benchmark::RegisterBenchmark("BM_graph_node_floor/dependent", BM_graph_node_floor, true)->UseManualTime()
+      ->Iterations(20)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_graph_node_floor/plain", BM_graph_node_floor, false)->UseManualTime()
+      ->Iterations(20)->Unit(benchmark::kMicrosecond);
+  for (const Shape& s : shapes()) {
+    if (std::string(s.model) != "2.7B") continue;
+    const std::string suffix = std::string(s.model) + "/" + s.proj;
+    benchmark::RegisterBenchmark(("BM_stream_signs_floor/" + suffix).c_str(), BM_stream_signs_floor, s)
+        ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
+    const int iters = int((s.in + 511) / 512);
+    for (int ips : {1, 2, 4})
+      for (int mtiles : {1, 2, 4}) {
+        const int ksplit = (iters + ips - 1) / ips;
+        if (ksplit * mtiles > detail::gpu::kGemvMaxWarps) continue;
+        const detail::gpu::GemvConfig c{ips, ksplit, mtiles};
+        benchmark::RegisterBenchmark(("BM_binary_gemv_config/" + suffix + "/ips" + std::to_string(ips) + "/ksplit" +
+                                      std::to_string(ksplit) + "/mtiles" + std::to_string(mtiles)).c_str(),
+                                     BM_binary_gemv_config, s, c)
+            ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
+      }
+  }
   benchmark::RegisterBenchmark("BM_cuda_copy_bandwidth", BM_cuda_copy_bandwidth)->UseManualTime()->Iterations(20)
       ->Unit(benchmark::kMicrosecond);
   for (const Shape& s : shapes())
-    for (int64_t T : {1, 16}) {
+    for (int64_t T : {1, 4, 16}) {
       const std::string suffix = std::string(s.model) + "/" + s.proj + "/" + std::to_string(s.out) + "x" +
                                  std::to_string(s.in) + "/T" + std::to_string(T);
       benchmark::RegisterBenchmark(("BM_binary_linear_packed/" + suffix).c_str(), BM_binary_linear_packed, s, T)

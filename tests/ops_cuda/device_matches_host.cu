@@ -4,7 +4,8 @@
 // Tolerance: relative L2 < 1e-5. Both backends compute in float32 but sum in different orders (tree sums in a
 // block vs sequential loops, tiled vs Eigen GEMMs); each sum of n terms differs by at most ~n u |terms| with
 // u = 6e-8, i.e. ~1e-6 relative for the reductions here. binary_linear on Cuda quantizes alpha * x to 23 bits
-// per 512-column slice (ops/cuda/binary_linear.cuh): ~1e-7 relative per term, far inside the bound as well.
+// per row (decode kernel) or per 512-column slice (ops/cuda/binary_linear.cuh): ~1e-7 relative per term, far
+// inside the bound as well.
 #include <gtest/gtest.h>
 
 #include <bimamba/cuda.hpp>
@@ -318,12 +319,14 @@ TEST_F(DeviceOps, FusedMamba2DecodeStepMatchesHostOverSteps) {
 }
 
 TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {
-  // (out, in): odd; the Bi-Mamba 780M / 2.7B in_proj and out_proj shapes (many K slices and row groups).
-  // T: every tile count of the tensor-core kernel (1, 2, 4, 8 tiles of 2 tokens: T = 1, 2, 3, 5, 9, 16) and
-  // the dense SGEMM path above kBlDenseTokens (17, 40).
-  const std::pair<int64_t, int64_t> shapes[] = {{77, 333}, {6304, 1536}, {10576, 2560}, {2560, 5120}};
+  // (out, in): odd; the Bi-Mamba 780M / 2.7B in_proj and out_proj shapes (many K slices and row groups);
+  // odd shapes whose rows need 2 and 4 iterations of 512 columns per warp in the decode kernel.
+  // T: the decode kernel (binary_gemv.cuh: 1 and 2 tiles of 2 tokens, T = 1 .. 4), every tile count of the
+  // split-K tensor-core kernel (T = 5, 9, 16) and the dense SGEMM path above kBlDenseTokens (17, 40).
+  const std::pair<int64_t, int64_t> shapes[] = {{77, 333},    {6304, 1536}, {10576, 2560},
+                                                {2560, 5120}, {300, 4501},  {45, 9001}};
   for (auto [out, in] : shapes)
-    for (int64_t T : {1, 2, 3, 5, 9, 16, 17, 40}) {
+    for (int64_t T : {1, 2, 3, 4, 5, 9, 16, 17, 40}) {
       auto w = rand_host<2>({out, in}, 100 + uint64_t(out));
       BitTensor<uint32_t, Host> bits(out, in);
       pack_signs<uint32_t>(w.cview(), bits.view());

@@ -1,28 +1,25 @@
 // Cuda FBI-Linear forward on packed signs (see ops/binary_linear.hpp): y = S (alpha ⊙ x) + (beta · x) 1.
+// Three paths by the number of tokens T:
+//   T <= kGemvMaxTokens (decode): binary_gemv.cuh, built for latency (when its planes fit in shared memory);
+//   T <= kBlDenseTokens (small batch): the split-K tensor-core kernel of this file;
+//   more (prefill, scoring): unpacked signs and one cuBLAS SGEMM.
 //
-// Exact integer tensor-core form. Per token t and K-slice k (a range of columns), with a_j = alpha_j x_tj,
-// m = max_{j in slice} |a_j| and q_j = round(a_j 2^22 / m) (|q_j| <= 2^22, error <= m 2^-23 per column):
-//   q_j = 65536 h_j + 256 u_j + l_j        three signed 8-bit planes (l, u in [-128, 127], |h| <= 65)
-//   sum_j S_ij q_j = 2 R_i - Q,  R_i = sum_{j: bit ij = 1} q_j,  Q = sum_j q_j
-// R_i is computed plane by plane with mma.m16n8k32 (A = the sign bits as u8 0/1, B = the planes as s8,
-// int32 accumulation: exact), so the only rounding is the quantization of a_j:
+// The tensor-core kernels share the exact integer arithmetic of binary_mma.cuh. Here, per token t and K-slice k
+// (a range of columns), with a_j = alpha_j x_tj, m = max_{j in slice} |a_j| and q_j = round(a_j 2^22 / m):
 //   y_ti = sum_k [ (2 R_i - Q) m / 2^22 + sum_{j in k} beta_j x_tj ]
 // The 8 mma columns hold 2 tokens x 3 planes; a launch handles 2 * NT tokens (NT mma tiles per step).
 //
 // Work: block = 4 warps = 64 output rows (one 16-row mma tile per warp) x one K-slice of `ips` iterations of
-// 512 columns. A thread loads 16 bytes (128 columns) of its two rows (g and g + 8) per iteration, 4 threads
-// cover 512 contiguous columns of a row: coalesced 16-byte loads of the sign words, decoded in registers with
-// one shift and one AND per 4 bits ((u >> j) & 0x01010101 = 4 A bytes). The block first quantizes its slice
-// of x into shared memory, laid out so that each lane's B fragment is one 8-byte load without bank conflicts.
-// With several slices, every block stores its float partial and the last block of a row group (an arrival
-// counter in Context<Cuda>::counters, reset by that block) sums the partials in slice order: deterministic.
+// 512 columns. The block first quantizes its slice of x into shared memory (PlaneLayout). With several
+// slices, every block stores its float partial and the last block of a row group (an arrival counter in
+// Context<Cuda>::counters, reset by that block) sums the partials in slice order: deterministic.
 //
 // Padding bits (columns >= in) meet q = 0 and contribute nothing. Needs sm_80 or newer (integer mma.sync).
 //
-// More than kBlDenseTokens tokens (prefill, scoring) take the dense path instead: the signs are unpacked to
-// a +-1 float matrix S (rows, in) in the workspace, a = alpha ⊙ x and beta . x are formed per token, and one
-// cuBLAS SGEMM computes y = a S^T + (beta . x) 1: every weight is read once for all tokens (the tensor-core
-// kernel would re-stream them for every 16 tokens), fp32 accumulation, no quantization.
+// The dense path: the signs are unpacked to a +-1 float matrix S (rows, in) in the workspace, a = alpha ⊙ x
+// and beta . x are formed per token, and one cuBLAS SGEMM computes y = a S^T + (beta . x) 1: every weight is
+// read once for all tokens (the tensor-core kernel would re-stream them for every 16 tokens), fp32
+// accumulation, no quantization.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -32,6 +29,8 @@
 
 #include "../../core/workspace.hpp"
 #include "../../tensor/bit_tensor.hpp"
+#include "binary_gemv.cuh"
+#include "binary_mma.cuh"
 #include "launch.cuh"
 
 namespace bimamba::detail {
@@ -39,7 +38,6 @@ namespace bimamba::detail {
 namespace gpu {
 inline constexpr int kBlWarps = 4;             // warps per block, one 16-row tile each
 inline constexpr int kBlRows = 16 * kBlWarps;  // output rows per block
-inline constexpr int kBlIterCols = 512;        // columns per warp iteration (4 threads x 128)
 inline constexpr int kBlMaxTokens = 16;        // tokens per launch (NT = 8 mma tiles of 2 tokens)
 inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and cuBLAS SGEMM
 inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
@@ -50,9 +48,7 @@ struct BinaryLinearArgs {
   int tokens;
   int64_t in;
   TensorView<const float, 1, Cuda> alpha, beta;  // (in)
-  const uint32_t* words;                         // (rows, wpr)
-  int64_t rows, wpr;
-  bool vector_loads;  // wpr % 4 == 0 and words 16-byte aligned
+  SignRows signs;                                // (rows, wpr) words
   bool vec4;          // float4 loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, 16-byte aligned
   float* y;           // (tokens, rows), row stride ldy
   int64_t ldy;
@@ -61,44 +57,6 @@ struct BinaryLinearArgs {
   float* partials;    // (slices, tokens, rows) when slices > 1
   unsigned* counters;  // (row groups) arrival counters, zero on entry and on exit
 };
-
-// Shared-memory layout of the quantized planes: row n (mma column) of tile nt, column c of the slice.
-// Within 32 columns the bytes are ordered (c % 8) * 4 + (c % 32) / 8, so columns {c, c+8, c+16, c+24} are one
-// 32-bit word; every 4 words (a thread's 128 columns) take 160 bytes and each row is offset by 8 bytes mod 128,
-// so the 16 lanes of a half-warp read 16 distinct 8-byte bank pairs.
-struct PlaneLayout {
-  int row_bytes;
-  __host__ __device__ explicit PlaneLayout(int ips) : row_bytes(((ips * 4 * 160 + 127) / 128) * 128 + 8) {}
-  __host__ __device__ int offset(int nt, int n, int c) const {
-    const int quad = c / 128, word = (c / 32) % 4;
-    return (nt * 8 + n) * row_bytes + quad * 160 + word * 32 + (c % 8) * 4 + (c % 32) / 8;
-  }
-  __host__ __device__ int bytes(int nt_count) const { return nt_count * 8 * row_bytes; }
-};
-
-__device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint2 b) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b.x), "r"(b.y));
-#else
-  __trap();  // integer mma.sync needs sm_80; the launcher refuses older devices
-#endif
-}
-
-// Four sign words of `row` starting at word w (zeros past the row or the matrix).
-__device__ inline uint4 load_sign_words(const BinaryLinearArgs& a, int64_t row, int64_t w) {
-  if (row >= a.rows) return make_uint4(0, 0, 0, 0);
-  const uint32_t* p = a.words + row * a.wpr + w;
-  if (a.vector_loads) return w < a.wpr ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
-  uint32_t v[4];
-#pragma unroll
-  for (int k = 0; k < 4; ++k) v[k] = w + k < a.wpr ? __ldg(p + k) : 0u;
-  return make_uint4(v[0], v[1], v[2], v[3]);
-}
-
-__device__ inline uint32_t word_of(const uint4& u, int k) { return k == 0 ? u.x : k == 1 ? u.y : k == 2 ? u.z : u.w; }
 
 template <int NT>
 __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLinearArgs a) {
@@ -111,7 +69,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   const int slice = blockIdx.y, slice_cols = a.ips * kBlIterCols;
   const int64_t col0 = int64_t(slice) * slice_cols;
   const int64_t col_end = a.in < col0 + slice_cols ? a.in : col0 + slice_cols;
-  const PlaneLayout layout(a.ips);
+  const PlaneLayout layout(a.ips);  // plane row nt * 8 + n: mma column n of tile nt
 
   // 0. The first kBlDepth iterations of sign words are constant inputs: load them before anything else
   //    (on sm_90 even before the previous kernel has finished, see wait_for_previous_kernel).
@@ -121,8 +79,8 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   uint4 u[kBlDepth], v[kBlDepth];
 #pragma unroll
   for (int d = 0; d < kBlDepth; ++d) {
-    u[d] = d < a.ips ? load_sign_words(a, r0 + g, word_at(d)) : make_uint4(0, 0, 0, 0);
-    v[d] = d < a.ips ? load_sign_words(a, r0 + g + 8, word_at(d)) : make_uint4(0, 0, 0, 0);
+    u[d] = d < a.ips ? load_sign_words(a.signs, r0 + g, word_at(d)) : make_uint4(0, 0, 0, 0);
+    v[d] = d < a.ips ? load_sign_words(a.signs, r0 + g + 8, word_at(d)) : make_uint4(0, 0, 0, 0);
   }
   wait_for_previous_kernel();
   allow_next_kernel();
@@ -130,7 +88,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   // 1. Stage a = alpha ⊙ x of the slice in shared memory, every token at once, and reduce per token
   //    m = max |a| and the slice's beta . x: one pass of independent (vector) loads, then one block reduction.
   constexpr int TT = 2 * NT;  // tokens a launch of this kernel can hold
-  float* s_a = reinterpret_cast<float*>(planes + layout.bytes(NT));  // (tokens, slice_cols)
+  float* s_a = reinterpret_cast<float*>(planes + layout.bytes(8 * NT));  // (tokens, slice_cols)
   const int ncols = int(col_end - col0);
   float m[TT], bs[TT];
 #pragma unroll
@@ -202,18 +160,17 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
         const float av = s_a[t * slice_cols + (j - col0)];
         const int q = __float2int_rn(av * (4194304.0f / s_scale[t]));
         qsum[t] += q;
-        const int l = int(static_cast<signed char>(q & 0xff)), q1 = (q - l) >> 8;
-        const int u = int(static_cast<signed char>(q1 & 0xff)), h = (q1 - u) >> 8;
+        const PlaneBytes p = split_planes(q);
         const int n0 = (t % 2) * 3;
-        bytes[t / 2][n0 + 0] |= uint32_t(l & 0xff) << (8 * e);
-        bytes[t / 2][n0 + 1] |= uint32_t(u & 0xff) << (8 * e);
-        bytes[t / 2][n0 + 2] |= uint32_t(h & 0xff) << (8 * e);
+        bytes[t / 2][n0 + 0] |= p.l << (8 * e);
+        bytes[t / 2][n0 + 1] |= p.u << (8 * e);
+        bytes[t / 2][n0 + 2] |= p.h << (8 * e);
       }
     }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int n = 0; n < 8; ++n) *reinterpret_cast<uint32_t*>(planes + layout.offset(nt, n, c)) = bytes[nt][n];
+      for (int n = 0; n < 8; ++n) *reinterpret_cast<uint32_t*>(planes + layout.offset(nt * 8 + n, c)) = bytes[nt][n];
   }
 #pragma unroll
   for (int t = 0; t < 2 * NT; ++t) {
@@ -231,22 +188,12 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
     for (int d = 0; d < kBlDepth; ++d) {
       const int it = it0 + d;
       if (it >= a.ips) break;
-#pragma unroll
-      for (int s = 0; s < 16; ++s) {
-        const int k = s / 4, ja = 2 * (s % 4);
-        const uint32_t wu = word_of(u[d], k), wv = word_of(v[d], k);
-        const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
-        const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
-        const int c = it * kBlIterCols + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          const uint2 b = *reinterpret_cast<const uint2*>(planes + layout.offset(nt, g, c));
-          mma_u8s8(acc[nt], a0, a1, a2, a3, b);
-        }
-      }
+      mma_iteration<NT>(acc, u[d], v[d], it * kBlIterCols, tig, [&](int nt, int c) {
+        return *reinterpret_cast<const uint2*>(planes + layout.offset(nt * 8 + g, c));
+      });
       if (it + kBlDepth < a.ips) {
-        u[d] = load_sign_words(a, r0 + g, word_at(it + kBlDepth));
-        v[d] = load_sign_words(a, r0 + g + 8, word_at(it + kBlDepth));
+        u[d] = load_sign_words(a.signs, r0 + g, word_at(it + kBlDepth));
+        v[d] = load_sign_words(a.signs, r0 + g + 8, word_at(it + kBlDepth));
       }
     }
   }
@@ -264,12 +211,12 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   for (int k = tid; k < kBlRows * a.tokens; k += blockDim.x) {
     const int t = k / kBlRows, r = k % kBlRows;
     const int64_t row = block_row0 + r;
-    if (row >= a.rows) continue;
+    if (row >= a.signs.rows) continue;
     const int* p = &s_acc[r / 16][r % 16][(t / 2) * 8 + (t % 2) * 3];
     const long long R = 65536ll * p[2] + 256ll * p[1] + p[0];
     const float value = float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t];
     if (a.slices == 1) a.y[t * a.ldy + row] = value;
-    else a.partials[(int64_t(slice) * a.tokens + t) * a.rows + row] = value;
+    else a.partials[(int64_t(slice) * a.tokens + t) * a.signs.rows + row] = value;
   }
   if (a.slices == 1) return;
 
@@ -283,9 +230,9 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   for (int k = tid; k < kBlRows * a.tokens; k += blockDim.x) {
     const int t = k / kBlRows, r = k % kBlRows;
     const int64_t row = block_row0 + r;
-    if (row >= a.rows) continue;
+    if (row >= a.signs.rows) continue;
     float sum = 0.0f;
-    for (int sl = 0; sl < a.slices; ++sl) sum += __ldcg(&a.partials[(int64_t(sl) * a.tokens + t) * a.rows + row]);
+    for (int sl = 0; sl < a.slices; ++sl) sum += __ldcg(&a.partials[(int64_t(sl) * a.tokens + t) * a.signs.rows + row]);
     a.y[t * a.ldy + row] = sum;
   }
   if (tid == 0) a.counters[blockIdx.x] = 0;
@@ -328,7 +275,7 @@ __global__ void fill_token_rows_kernel(const T* bx, int64_t tokens, int64_t rows
 
 // Dynamic shared memory of a launch: the planes of NT tiles and alpha ⊙ x of `tokens` tokens over the slice.
 inline int binary_linear_smem(int nt, int tokens, int ips) {
-  return PlaneLayout(ips).bytes(nt) + tokens * ips * kBlIterCols * int(sizeof(float));
+  return PlaneLayout(ips).bytes(8 * nt) + tokens * ips * kBlIterCols * int(sizeof(float));
 }
 
 // Slices so that the grid covers the device about once (more slices only add fix-up work), with at most
@@ -389,6 +336,8 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   const int64_t iters = std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols);
   BIMAMBA_CHECK(row_groups < (int64_t(1) << 31) && iters < 65536, "binary_linear: ", rows, " x ", in,
                 " is too large for the Cuda kernel");
+  if (gemv_fits(T, int(iters), smem_optin))
+    return binary_gemv(ctx, major, x, signs, alpha, beta, y, config_gemv(rows, int(iters), sms));
   const int tokens = int(T), nt = tiles_for(tokens);
   const int smem_budget = smem_optin - int(sizeof(int)) * kBlWarps * 16 * 8 * nt - 1024;  // minus static
   int max_ips = 1;
@@ -400,10 +349,7 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   args.in = in;
   args.alpha = alpha;
   args.beta = beta;
-  args.words = signs.data();
-  args.rows = rows;
-  args.wpr = wpr;
-  args.vector_loads = wpr % 4 == 0 && reinterpret_cast<uintptr_t>(signs.data()) % 16 == 0;
+  args.signs = {signs.data(), rows, wpr, wpr % 4 == 0 && reinterpret_cast<uintptr_t>(signs.data()) % 16 == 0};
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
               beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data());

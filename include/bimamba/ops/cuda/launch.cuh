@@ -70,6 +70,13 @@ __device__ inline void allow_next_kernel() {
 #endif
 }
 
+// The compute capability major of `device` (the `major` that launch_dependent takes).
+inline int compute_major(int device) {
+  int major = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major;
+}
+
 // Launches kernel<<<grid, block, smem, ctx.stream()>>>(args...), as a programmatic dependent launch on
 // devices of compute capability 9.0 or newer (`major`: the device's). Raises the kernel's dynamic shared
 // memory limit when smem needs more than the default 48 KiB.

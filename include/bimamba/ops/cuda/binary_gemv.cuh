@@ -1,0 +1,294 @@
+// Cuda FBI-Linear decode kernel: y = S (alpha ⊙ x) + (beta · x) 1 for T <= kGemvMaxTokens tokens, built for
+// latency (one launch of a few microseconds at most, so every fixed cost counts).
+//
+// Math: binary_mma.cuh. One scale per token over all of K, m_t = max_j |alpha_j x_tj|, so the K-ranges of a
+// row sum exactly, in integers:
+//   y_ti = (2 R_ti - Q_t) m_t / 2^22 + beta . x_t
+// rounding only in the quantization (|error| <= m_t 2^-23 per column) and in the final conversion.
+//
+// Work: a block is `mtiles` x `ksplit` warps over 16 * mtiles rows. Warp (mw, kw) owns rows 16 mw .. + 16 of
+// the block and the K-range of iterations kw * ips .. + ips (512 columns each). It
+//   0. loads all of its sign words (ips x 2 x 16 bytes per lane) before anything else: every weight byte of
+//      the launch is requested at once, and on sm_90 before the previous kernel has finished (the weights
+//      are constant: launch.cuh, wait_for_previous_kernel);
+//   1. (whole block) reduces m_t and beta . x_t over the row of x (fixed order: deterministic),
+//   2. (whole block) quantizes alpha ⊙ x into the planes in shared memory, 3 plane rows per token (a lane of
+//      mma column n >= 6 or of a token past T uses a zero fragment), and reduces Q_t,
+//   3. runs its ips iterations of mma (a chain of 16 ips steps, not 16 K / 512 as one warp per row tile),
+//   4. stores its int32 plane sums; the block then adds the K-ranges of each row in int64 and writes y.
+// No split-K across blocks, no arrival counters, no atomics on global memory.
+//
+// The launcher (binary_linear_impl) uses it when T <= kGemvMaxTokens and the planes of K fit in shared memory;
+// config_gemv picks ips / ksplit / mtiles (bench_cuda_gemv times other choices through the same entry point).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/cuda_runtime.hpp"
+#include "../../tensor/bit_tensor.hpp"
+#include "../../tensor/tensor_view.hpp"
+#include "binary_mma.cuh"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+inline constexpr int kGemvMaxTokens = 4;  // 2 mma tiles of 2 tokens
+inline constexpr int kGemvMaxIps = 4;     // iterations per warp: 8 x 16 bytes of sign words in registers
+inline constexpr int kGemvMaxWarps = 16;
+
+struct GemvConfig {
+  int ips = 1;     // iterations (512 columns) per warp
+  int ksplit = 1;  // warps along K
+  int mtiles = 1;  // warps along rows (16-row tiles) per block
+};
+
+struct BinaryGemvArgs {
+  const float* x;  // (tokens, in), row stride ldx
+  int64_t ldx;
+  int tokens;
+  int64_t in;
+  TensorView<const float, 1, Cuda> alpha, beta;  // (in)
+  bool vec4;  // float4 loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, 16-byte aligned
+  SignRows signs;
+  float* y;  // (tokens, rows), row stride ldy
+  int64_t ldy;
+  int iters;  // 512-column iterations of a row
+  GemvConfig config;
+};
+
+// Dynamic shared memory: planes of every token over all iterations, then the warps' int32 accumulators.
+inline int gemv_smem(int tokens, int iters, const GemvConfig& c) {
+  const int warps = c.ksplit * c.mtiles, nt = (tokens + 1) / 2;
+  return (PlaneLayout(iters).bytes(3 * tokens) + 15) / 16 * 16 + warps * 16 * 8 * nt * int(sizeof(int));
+}
+
+// NT: mma tiles of 2 tokens; IPS: the iterations per warp (config.ips) as a constant, so that the sign words
+// take 8 IPS registers and, for IPS <= 2, blocks of 16 warps still fit twice on an SM (64 registers a thread).
+template <int NT, int IPS>
+__global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_gemv_kernel(BinaryGemvArgs a) {
+  extern __shared__ __align__(16) unsigned char planes[];
+  constexpr int TT = 2 * NT;
+  __shared__ float s_red[2][kGemvMaxWarps][TT];
+  __shared__ long long s_qred[kGemvMaxWarps][TT];
+  __shared__ float s_scale[TT], s_bias[TT];
+  __shared__ long long s_q[TT];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5, g = lane >> 2, tig = lane & 3;
+  const GemvConfig cfg = a.config;
+  const int mw = warp % cfg.mtiles, kw = warp / cfg.mtiles;
+  const PlaneLayout layout(a.iters);  // plane row 3 t + p: plane p of token t
+  int* s_acc = reinterpret_cast<int*>(planes + (layout.bytes(3 * a.tokens) + 15) / 16 * 16);  // (warps, 16, 8 NT)
+
+  // 0. Every sign word of the warp, before anything else.
+  const int64_t r0 = (int64_t(blockIdx.x) * cfg.mtiles + mw) * 16;
+  const int it0 = kw * IPS;
+  uint4 u[IPS], v[IPS];
+#pragma unroll
+  for (int d = 0; d < IPS; ++d) {
+    const bool live = it0 + d < a.iters;
+    const int64_t w = int64_t(it0 + d) * (kBlIterCols / 32) + tig * 4;
+    u[d] = live ? load_sign_words(a.signs, r0 + g, w) : make_uint4(0, 0, 0, 0);
+    v[d] = live ? load_sign_words(a.signs, r0 + g + 8, w) : make_uint4(0, 0, 0, 0);
+  }
+  wait_for_previous_kernel();
+  allow_next_kernel();
+
+  // 1. m_t = max_j |alpha_j x_tj| and beta . x_t over the whole row.
+  const int64_t in = a.in;
+  float m[TT], bs[TT];
+#pragma unroll
+  for (int t = 0; t < TT; ++t) m[t] = bs[t] = 0.0f;
+  if (a.vec4) {
+    for (int64_t c = 4 * int64_t(tid); c < in; c += 4 * int64_t(blockDim.x)) {
+      const float4 al = __ldg(reinterpret_cast<const float4*>(a.alpha.data() + c));
+      const float4 be = __ldg(reinterpret_cast<const float4*>(a.beta.data() + c));
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if (t >= a.tokens) break;
+        const float4 xv = *reinterpret_cast<const float4*>(a.x + t * a.ldx + c);
+        m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(al.x * xv.x), fabsf(al.y * xv.y))),
+                     fmaxf(fabsf(al.z * xv.z), fabsf(al.w * xv.w)));
+        bs[t] += be.x * xv.x + be.y * xv.y + be.z * xv.z + be.w * xv.w;
+      }
+    }
+  } else {
+    for (int64_t c = tid; c < in; c += blockDim.x) {
+      const float al = a.alpha(c), be = a.beta(c);
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if (t >= a.tokens) break;
+        const float xv = a.x[t * a.ldx + c];
+        m[t] = fmaxf(m[t], fabsf(al * xv));
+        bs[t] += be * xv;
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TT; ++t) {
+    float mt = m[t];
+    for (int offset = 16; offset > 0; offset >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, offset));
+    const float bt = warp_sum(bs[t]);
+    if (lane == 0) {
+      s_red[0][warp][t] = mt;
+      s_red[1][warp][t] = bt;
+    }
+  }
+  __syncthreads();
+  if (tid < a.tokens) {
+    float mm = 0.0f, bb = 0.0f;
+    for (int w = 0; w < warps; ++w) {
+      mm = fmaxf(mm, s_red[0][w][tid]);
+      bb += s_red[1][w][tid];
+    }
+    s_scale[tid] = mm;
+    s_bias[tid] = bb;
+  }
+  __syncthreads();
+
+  // 2. Quantize: each thread fills the 32-bit plane words of columns {c, c+8, c+16, c+24}.
+  long long qsum[TT] = {};
+  const int cols = a.iters * kBlIterCols;
+  for (int quad4 = tid; quad4 < cols / 4; quad4 += blockDim.x) {
+    const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
+    uint32_t bytes[TT][3] = {};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t j = c + 8 * e;
+      if (j >= in) break;
+      const float al = a.alpha(j);
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if (t >= a.tokens || s_scale[t] == 0.0f) continue;
+        const int q = __float2int_rn(al * a.x[t * a.ldx + j] * (4194304.0f / s_scale[t]));
+        qsum[t] += q;
+        const PlaneBytes p = split_planes(q);
+        bytes[t][0] |= p.l << (8 * e);
+        bytes[t][1] |= p.u << (8 * e);
+        bytes[t][2] |= p.h << (8 * e);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < TT; ++t) {
+      if (t >= a.tokens) break;
+#pragma unroll
+      for (int p = 0; p < 3; ++p) *reinterpret_cast<uint32_t*>(planes + layout.offset(3 * t + p, c)) = bytes[t][p];
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TT; ++t) {
+    long long q = qsum[t];
+    for (int offset = 16; offset > 0; offset >>= 1) q += __shfl_xor_sync(0xffffffffu, q, offset);
+    if (lane == 0) s_qred[warp][t] = q;
+  }
+  __syncthreads();
+  if (tid < a.tokens) {
+    long long q = 0;
+    for (int w = 0; w < warps; ++w) q += s_qred[w][tid];
+    s_q[tid] = q;
+  }
+
+  // 3. The warp's 16 rows against its K-range. Lane (g, tig) supplies B column g: plane g % 3 of token
+  //    2 nt + g / 3 (zero for g >= 6 and for tokens past T).
+  int acc[NT][4] = {};
+#pragma unroll
+  for (int d = 0; d < IPS; ++d) {
+    if (it0 + d >= a.iters) break;
+    mma_iteration<NT>(acc, u[d], v[d], (it0 + d) * kBlIterCols, tig, [&](int nt, int c) {
+      const int t = 2 * nt + g / 3;
+      return g < 6 && t < a.tokens ? *reinterpret_cast<const uint2*>(planes + layout.offset(3 * t + g % 3, c))
+                                   : make_uint2(0, 0);
+    });
+  }
+
+  // 4. acc columns n = 2 tig + {0, 1} of rows g and g + 8; the block adds the K-ranges in order.
+  int* mine = s_acc + warp * 16 * 8 * NT;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    mine[g * 8 * NT + nt * 8 + 2 * tig] = acc[nt][0];
+    mine[g * 8 * NT + nt * 8 + 2 * tig + 1] = acc[nt][1];
+    mine[(g + 8) * 8 * NT + nt * 8 + 2 * tig] = acc[nt][2];
+    mine[(g + 8) * 8 * NT + nt * 8 + 2 * tig + 1] = acc[nt][3];
+  }
+  __syncthreads();
+  const int block_rows = 16 * cfg.mtiles;
+  for (int k = tid; k < block_rows * a.tokens; k += blockDim.x) {
+    const int t = k / block_rows, r = k % block_rows;
+    const int64_t row = int64_t(blockIdx.x) * block_rows + r;
+    if (row >= a.signs.rows) continue;
+    long long R = 0;
+    for (int ks = 0; ks < cfg.ksplit; ++ks) {
+      const int* p = s_acc + (ks * cfg.mtiles + r / 16) * 16 * 8 * NT + (r % 16) * 8 * NT + (t / 2) * 8 + (t % 2) * 3;
+      R += 65536ll * p[2] + 256ll * p[1] + p[0];
+    }
+    a.y[t * a.ldy + row] = float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t];
+  }
+}
+
+// A block shape for `rows` x (iters * 512) at T tokens on `sms` multiprocessors: K split over up to 8 warps
+// (chains of at most kGemvMaxIps iterations), then as many row tiles per block as keep the grid >= 2 waves of
+// blocks over the SMs (more rows per block share the block's quantization of x).
+inline GemvConfig config_gemv(int64_t rows, int iters, int sms) {
+  GemvConfig c;
+  c.ips = iters <= 8 ? 1 : iters <= 16 ? 2 : 4;
+  c.ksplit = (iters + c.ips - 1) / c.ips;
+  c.mtiles = 1;
+  const int64_t tiles = (rows + 15) / 16;
+  while (c.ksplit * (c.mtiles * 2) <= 8 && (tiles + 2 * c.mtiles - 1) / (2 * c.mtiles) >= 2 * int64_t(sms))
+    c.mtiles *= 2;
+  return c;
+}
+
+// Whether the decode kernel takes T tokens of `iters` iterations within `smem_optin` bytes of shared memory.
+inline bool gemv_fits(int64_t tokens, int iters, int smem_optin) {
+  return tokens >= 1 && tokens <= kGemvMaxTokens && iters <= kGemvMaxIps * 8 &&
+         gemv_smem(int(tokens), iters, GemvConfig{kGemvMaxIps, 8, 2}) <= smem_optin;
+}
+}  // namespace gpu
+
+// y = binary_linear(x) through the decode kernel; `config` from gpu::config_gemv unless a benchmark sets it.
+// Preconditions (binary_linear_impl checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute capability >= 8.
+inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2, Cuda> x,  // (T, in)
+                        BitTensorView<const uint32_t, Cuda> signs,                        // (out, in)
+                        TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
+                        TensorView<float, 2, Cuda> y,  // (T, out)
+                        gpu::GemvConfig config) {
+  using namespace gpu;
+  const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
+  const int iters = int(std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols));
+  BIMAMBA_CHECK(T >= 1 && T <= kGemvMaxTokens, "binary_gemv: ", T, " tokens (1 to ", kGemvMaxTokens, ")");
+  BIMAMBA_CHECK((config.ips == 1 || config.ips == 2 || config.ips == 4) && config.ksplit >= 1 && config.mtiles >= 1 &&
+                    config.ksplit * config.mtiles <= kGemvMaxWarps && int64_t(config.ips) * config.ksplit >= iters,
+                "binary_gemv: block shape ips ", config.ips, " ksplit ", config.ksplit, " mtiles ", config.mtiles,
+                " does not cover ", iters, " iterations in at most ", kGemvMaxWarps, " warps");
+  auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  BinaryGemvArgs args{};
+  args.x = x.data();
+  args.ldx = x.stride(0);
+  args.tokens = int(T);
+  args.in = in;
+  args.alpha = alpha;
+  args.beta = beta;
+  args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
+              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data());
+  args.signs = {signs.data(), rows, wpr, wpr % 4 == 0 && aligned16(signs.data())};
+  args.y = y.data();
+  args.ldy = y.stride(0);
+  args.iters = iters;
+  args.config = config;
+  const int64_t block_rows = 16 * int64_t(config.mtiles);
+  const dim3 grid{unsigned((rows + block_rows - 1) / block_rows)};
+  const dim3 block(unsigned(32 * config.ksplit * config.mtiles));
+  const int smem = gemv_smem(int(T), iters, config);
+  auto launch = [&](auto kernel) { launch_dependent(ctx.stream(), major, kernel, grid, block, smem, args); };
+  const bool one_tile = T <= 2;
+  switch (config.ips) {
+    case 1: return launch(one_tile ? binary_gemv_kernel<1, 1> : binary_gemv_kernel<2, 1>);
+    case 2: return launch(one_tile ? binary_gemv_kernel<1, 2> : binary_gemv_kernel<2, 2>);
+    default: return launch(one_tile ? binary_gemv_kernel<1, 4> : binary_gemv_kernel<2, 4>);
+  }
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,97 @@
+// The integer tensor-core arithmetic shared by the Cuda FBI-Linear kernels (binary_linear.cuh, the general
+// small-batch kernel, and binary_gemv.cuh, the decode kernel). Both compute, per token t and output row i,
+//   sum_j S_ij q_j = 2 R_i - Q,   R_i = sum_{j: bit ij = 1} q_j,   Q = sum_j q_j
+// for activations quantized to q_j = round(a_j 2^22 / m), |q_j| <= 2^22, split into three signed 8-bit planes
+//   q_j = 65536 h_j + 256 u_j + l_j        (l, u in [-128, 127], |h| <= 65)
+// with mma.m16n8k32 (A = the sign bits as u8 0/1 of 16 rows, B = 8 plane rows as s8, int32 accumulation:
+// exact). Sign words are decoded in registers with one shift and one AND per 4 bits: (w >> j) & 0x01010101
+// gives the bits j, j + 8, j + 16, j + 24 of a word as 4 bytes, so within each 32 columns the k order of an
+// mma is permuted; the planes in shared memory are laid out in the same permuted order (PlaneLayout).
+//
+// Work unit: one warp, one 16-row tile, 512 columns ("an iteration"): lane (g, tig) holds 16 bytes (4 words,
+// 128 columns) of rows g and g + 8, the 4 lanes of a row cover 512 contiguous columns; 16 mma k-steps.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace bimamba::detail::gpu {
+
+inline constexpr int kBlIterCols = 512;  // columns of one warp iteration (4 lanes x 128)
+
+// The packed signs of a BitTensor (rows, wpr words), and whether 16-byte loads are allowed
+// (wpr % 4 == 0 and words 16-byte aligned).
+struct SignRows {
+  const uint32_t* words;
+  int64_t rows, wpr;
+  bool vector_loads;
+};
+
+// Four sign words of `row` starting at word w (zeros past the row or the matrix).
+__device__ inline uint4 load_sign_words(const SignRows& s, int64_t row, int64_t w) {
+  if (row >= s.rows) return make_uint4(0, 0, 0, 0);
+  const uint32_t* p = s.words + row * s.wpr + w;
+  if (s.vector_loads) return w < s.wpr ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
+  uint32_t v[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) v[k] = w + k < s.wpr ? __ldg(p + k) : 0u;
+  return make_uint4(v[0], v[1], v[2], v[3]);
+}
+
+__device__ inline uint32_t word_of(const uint4& u, int k) { return k == 0 ? u.x : k == 1 ? u.y : k == 2 ? u.z : u.w; }
+
+// Shared-memory layout of quantized planes: plane row `row` (an mma B column), column c (of `iters` * 512).
+// Within 32 columns the bytes are ordered (c % 8) * 4 + (c % 32) / 8, so columns {c, c+8, c+16, c+24} are one
+// 32-bit word; every 4 words (a lane's 128 columns) take 160 bytes and each row is offset by 8 bytes mod 128,
+// so the 16 lanes of a half-warp read 16 distinct 8-byte bank pairs.
+struct PlaneLayout {
+  int row_bytes;
+  __host__ __device__ explicit PlaneLayout(int iters) : row_bytes(((iters * 4 * 160 + 127) / 128) * 128 + 8) {}
+  __host__ __device__ int offset(int row, int c) const {
+    const int quad = c / 128, word = (c / 32) % 4;
+    return row * row_bytes + quad * 160 + word * 32 + (c % 8) * 4 + (c % 32) / 8;
+  }
+  __host__ __device__ int bytes(int plane_rows) const { return plane_rows * row_bytes; }
+};
+
+// The three planes of q (|q| <= 2^22) as bytes: q = 65536 h + 256 u + l.
+struct PlaneBytes {
+  uint32_t l, u, h;
+};
+__device__ inline PlaneBytes split_planes(int q) {
+  const int l = int(static_cast<signed char>(q & 0xff)), q1 = (q - l) >> 8;
+  const int u = int(static_cast<signed char>(q1 & 0xff)), h = (q1 - u) >> 8;
+  return {uint32_t(l & 0xff), uint32_t(u & 0xff), uint32_t(h & 0xff)};
+}
+
+__device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint2 b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b.x), "r"(b.y));
+#else
+  __trap();  // integer mma.sync needs sm_80; the launchers refuse older devices
+#endif
+}
+
+// One iteration: the 16 rows' words u (row g) and v (row g + 8) of a lane against the planes. `b_of(nt, c)`
+// returns the lane's B fragment of tile nt for the 8 bytes starting at column c (PlaneLayout order); `col0` is
+// the iteration's first column.
+template <int NT, class BFragment>
+__device__ inline void mma_iteration(int (&acc)[NT][4], const uint4& u, const uint4& v, int col0, int tig,
+                                     BFragment&& b_of) {
+#pragma unroll
+  for (int s = 0; s < 16; ++s) {
+    const int k = s / 4, ja = 2 * (s % 4);
+    const uint32_t wu = word_of(u, k), wv = word_of(v, k);
+    const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
+    const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
+    const int c = col0 + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mma_u8s8(acc[nt], a0, a1, a2, a3, b_of(nt, c));
+  }
+}
+
+}  // namespace bimamba::detail::gpu
