@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "../nn/embedding.hpp"
+#include "../ops/add.hpp"
 #include "../ops/apply_mask.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/mamba2_mixer.hpp"
@@ -168,12 +169,17 @@ class LanguageModel {
     TensorView<float, 2, Backend> mixed(ws.template take<float>(size_t(B * D)), {B, D});
     embedding_.forward(ctx, TensorView<const int32_t, 2, Backend>(ids.data(), {B, 1}, {ids.stride(0), 1}),
                        residual.template reshape<3>({B, 1, D}));
-    norms_[0].forward(ctx, residual, normed);
     for (int64_t i = 0; i < cfg_.n_layer; ++i) {
-      if (mamba2()) mixers2_[size_t(i)].step(ctx, normed, mixed, state.layer(i));
-      else mixers1_[size_t(i)].step(ctx, normed, mixed, state.layer(i));
-      next_norm(i).add_forward(ctx, residual, mixed, normed);
+      const RMSNorm<Backend>& norm = norms_[size_t(i)];
+      if (mamba2()) {  // residual += mixer(norm(residual)), the norm and the add fused where they can be
+        mixers2_[size_t(i)].step_residual(ctx, residual, norm.weight(), norm.eps(), state.layer(i));
+      } else {
+        norm.forward(ctx, residual, normed);
+        mixers1_[size_t(i)].step(ctx, normed, mixed, state.layer(i));
+        add(ctx, mixed, residual);
+      }
     }
+    norm_f_.forward(ctx, residual, normed);
     head(ctx, normed, logits);
     for (auto& p : state.positions()) p += 1;
   }

@@ -106,10 +106,7 @@ class Mamba2Mixer {
     if (fused_step_) {
       float* y = ws.template take<float>(size_t(B * E_));  // (B, E)
       in_proj_.forward(ctx, u, TensorView<float, 2, Backend>(zxbcdt, {B, R_}));
-      const Mamba2DecodeWeights<Backend> w{conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_.weight(),
-                                           H_, P_, G_, N_, norm_.eps(), dt_lo_, dt_hi_};
-      mamba2_decode_step(ctx, w, TensorView<const float, 2, Backend>(zxbcdt, {B, R_}), state.conv,
-                         state.ssm.template reshape<4>({B, H_, P_, N_}), TensorView<float, 2, Backend>(y, {B, E_}));
+      fused_decode(ctx, zxbcdt, state, y);
       out_proj_.forward(ctx, TensorView<const float, 2, Backend>(y, {B, E_}), out);
       return;
     }
@@ -130,6 +127,33 @@ class Mamba2Mixer {
              TensorView<const float, 3, Backend>(xbc + E_ + G_ * N_, {B, G_, N_}, {C_, N_, 1}), d_,
              state.ssm.template reshape<4>({B, H_, P_, N_}), TensorView<float, 3, Backend>(y, {B, H_, P_}));
     finish(ctx, zxbcdt, y, B, out);
+  }
+
+  // The decode step of a whole block on the residual stream: residual (B, D) += step(rms_norm(residual)).
+  // With the fused step the norm runs inside in_proj and the add inside out_proj (Projection::
+  // forward_rms_normed / forward_accumulate: on Cuda one launch each for packed projections), so a block is
+  // three launches; otherwise norm, step and add run in turn.
+  void step_residual(Context<Backend>& ctx, View<float, 2, Backend> residual, View<const float, 1, Backend> norm_weight,
+                     float eps, MixerState<Backend> state) const {
+    const int64_t B = residual.size(0);
+    check_shape(residual, {B, D_}, "Mamba2Mixer::step_residual: residual");
+    auto& ws = ctx.workspace();
+    WorkspaceScope<Backend> scope(ws);
+    if (!fused_step_) {
+      TensorView<float, 2, Backend> normed(ws.template take<float>(size_t(B * D_)), {B, D_});
+      TensorView<float, 2, Backend> mixed(ws.template take<float>(size_t(B * D_)), {B, D_});
+      rms_norm(ctx, residual, norm_weight, eps, normed);
+      step(ctx, normed, mixed, state);
+      add(ctx, mixed, residual);
+      return;
+    }
+    BIMAMBA_CHECK(present(state.conv) && present(state.ssm), "Mamba2Mixer::step_residual needs a state");
+    check_state(state, B);
+    float* zxbcdt = ws.template take<float>(size_t(B * R_));  // (B, R)
+    float* y = ws.template take<float>(size_t(B * E_));       // (B, E)
+    in_proj_.forward_rms_normed(ctx, residual, norm_weight, eps, TensorView<float, 2, Backend>(zxbcdt, {B, R_}));
+    fused_decode(ctx, zxbcdt, state, y);
+    out_proj_.forward_accumulate(ctx, TensorView<const float, 2, Backend>(y, {B, E_}), residual);
   }
 
   // Sizes of one sequence's state: conv (C, K), ssm H * P * N.
@@ -157,6 +181,15 @@ class Mamba2Mixer {
   TensorView<float, 1, Backend> D() const { return d_; }
 
  private:
+  // zxbcdt (B, R) -> y (B, E) through ops/mamba2_decode.hpp, advancing the state.
+  void fused_decode(Context<Backend>& ctx, const float* zxbcdt, MixerState<Backend> state, float* y) const {
+    const int64_t B = state.conv.size(0);
+    const Mamba2DecodeWeights<Backend> w{conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_.weight(),
+                                         H_, P_, G_, N_, norm_.eps(), dt_lo_, dt_hi_};
+    mamba2_decode_step(ctx, w, TensorView<const float, 2, Backend>(zxbcdt, {B, R_}), state.conv,
+                       state.ssm.template reshape<4>({B, H_, P_, N_}), TensorView<float, 2, Backend>(y, {B, E_}));
+  }
+
   void check_state(const MixerState<Backend>& state, int64_t B) const {
     if (present(state.conv)) check_shape(state.conv, {B, C_, K_}, "Mamba2Mixer: conv state");
     if (present(state.ssm)) check_shape(state.ssm, {B, H_ * P_ * N_}, "Mamba2Mixer: ssm state");

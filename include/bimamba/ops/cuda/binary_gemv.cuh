@@ -18,6 +18,12 @@
 //   4. stores its int32 plane sums; the block then adds the K-ranges of each row in int64 and writes y.
 // No split-K across blocks, no arrival counters, no atomics on global memory.
 //
+// Two fusions for the decode step (GemvFusion; ops/binary_linear_fused.hpp):
+//   input RMSNorm: x_t is the un-normalized row and the kernel computes binary_linear(x_t / rms(x_t) ⊙ w):
+//     with alpha' = alpha ⊙ w, beta' = beta ⊙ w and r_t = 1 / sqrt(mean x_t^2 + eps), y_t = r_t (S (alpha' ⊙ x_t)
+//     + beta' . x_t 1), so the sum of squares joins the prologue's reductions and r_t scales the output;
+//   accumulate: y += the result (out_proj writing the residual stream: each row has one owner block).
+//
 // The launcher (binary_linear_impl) uses it when T <= kGemvMaxTokens and the planes of K fit in shared memory;
 // config_gemv picks ips / ksplit / mtiles (bench_cuda_gemv times other choices through the same entry point).
 #pragma once
@@ -40,6 +46,12 @@ inline constexpr int kGemvMaxTokens = 4;  // 2 mma tiles of 2 tokens
 inline constexpr int kGemvMaxIps = 4;     // iterations per warp: 8 x 16 bytes of sign words in registers
 inline constexpr int kGemvMaxWarps = 16;
 
+struct GemvFusion {
+  TensorView<const float, 1, Cuda> norm_weight;  // (in), or empty: no input norm
+  float eps = 0.0f;
+  bool accumulate = false;
+};
+
 struct GemvConfig {
   int ips = 1;     // iterations (512 columns) per warp
   int ksplit = 1;  // warps along K
@@ -58,6 +70,9 @@ struct BinaryGemvArgs {
   int64_t ldy;
   int iters;  // 512-column iterations of a row
   GemvConfig config;
+  const float* norm_weight;  // (in), unit stride, or null
+  float eps;
+  bool accumulate;
 };
 
 // Dynamic shared memory: planes of every token over all iterations, then the warps' int32 accumulators.
@@ -72,9 +87,9 @@ template <int NT, int IPS>
 __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_gemv_kernel(BinaryGemvArgs a) {
   extern __shared__ __align__(16) unsigned char planes[];
   constexpr int TT = 2 * NT;
-  __shared__ float s_red[2][kGemvMaxWarps][TT];
+  __shared__ float s_red[3][kGemvMaxWarps][TT];
   __shared__ long long s_qred[kGemvMaxWarps][TT];
-  __shared__ float s_scale[TT], s_bias[TT];
+  __shared__ float s_scale[TT], s_bias[TT], s_rms[TT];
   __shared__ long long s_q[TT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5, g = lane >> 2, tig = lane & 3;
   const GemvConfig cfg = a.config;
@@ -96,15 +111,21 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
   wait_for_previous_kernel();
   allow_next_kernel();
 
-  // 1. m_t = max_j |alpha_j x_tj| and beta . x_t over the whole row.
+  // 1. m_t = max_j |alpha'_j x_tj|, beta' . x_t and (input norm) sum_j x_tj^2 over the whole row.
   const int64_t in = a.in;
-  float m[TT], bs[TT];
+  const bool norm = a.norm_weight != nullptr;
+  float m[TT], bs[TT], ss[TT];
 #pragma unroll
-  for (int t = 0; t < TT; ++t) m[t] = bs[t] = 0.0f;
+  for (int t = 0; t < TT; ++t) m[t] = bs[t] = ss[t] = 0.0f;
   if (a.vec4) {
     for (int64_t c = 4 * int64_t(tid); c < in; c += 4 * int64_t(blockDim.x)) {
-      const float4 al = __ldg(reinterpret_cast<const float4*>(a.alpha.data() + c));
-      const float4 be = __ldg(reinterpret_cast<const float4*>(a.beta.data() + c));
+      float4 al = __ldg(reinterpret_cast<const float4*>(a.alpha.data() + c));
+      float4 be = __ldg(reinterpret_cast<const float4*>(a.beta.data() + c));
+      if (norm) {
+        const float4 w = __ldg(reinterpret_cast<const float4*>(a.norm_weight + c));
+        al = make_float4(al.x * w.x, al.y * w.y, al.z * w.z, al.w * w.w);
+        be = make_float4(be.x * w.x, be.y * w.y, be.z * w.z, be.w * w.w);
+      }
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
@@ -112,17 +133,19 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
         m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(al.x * xv.x), fabsf(al.y * xv.y))),
                      fmaxf(fabsf(al.z * xv.z), fabsf(al.w * xv.w)));
         bs[t] += be.x * xv.x + be.y * xv.y + be.z * xv.z + be.w * xv.w;
+        ss[t] += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
       }
     }
   } else {
     for (int64_t c = tid; c < in; c += blockDim.x) {
-      const float al = a.alpha(c), be = a.beta(c);
+      const float w = norm ? a.norm_weight[c] : 1.0f, al = a.alpha(c) * w, be = a.beta(c) * w;
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
         const float xv = a.x[t * a.ldx + c];
         m[t] = fmaxf(m[t], fabsf(al * xv));
         bs[t] += be * xv;
+        ss[t] += xv * xv;
       }
     }
   }
@@ -130,21 +153,24 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
   for (int t = 0; t < TT; ++t) {
     float mt = m[t];
     for (int offset = 16; offset > 0; offset >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, offset));
-    const float bt = warp_sum(bs[t]);
+    const float bt = warp_sum(bs[t]), st = warp_sum(ss[t]);
     if (lane == 0) {
       s_red[0][warp][t] = mt;
       s_red[1][warp][t] = bt;
+      s_red[2][warp][t] = st;
     }
   }
   __syncthreads();
   if (tid < a.tokens) {
-    float mm = 0.0f, bb = 0.0f;
+    float mm = 0.0f, bb = 0.0f, sq = 0.0f;
     for (int w = 0; w < warps; ++w) {
       mm = fmaxf(mm, s_red[0][w][tid]);
       bb += s_red[1][w][tid];
+      sq += s_red[2][w][tid];
     }
     s_scale[tid] = mm;
     s_bias[tid] = bb;
+    s_rms[tid] = norm ? rsqrtf(sq / float(in) + a.eps) : 1.0f;
   }
   __syncthreads();
 
@@ -158,7 +184,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
     for (int e = 0; e < 4; ++e) {
       const int64_t j = c + 8 * e;
       if (j >= in) break;
-      const float al = a.alpha(j);
+      const float al = norm ? a.alpha(j) * a.norm_weight[j] : a.alpha(j);
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens || s_scale[t] == 0.0f) continue;
@@ -223,7 +249,9 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
       const int* p = s_acc + (ks * cfg.mtiles + r / 16) * 16 * 8 * NT + (r % 16) * 8 * NT + (t / 2) * 8 + (t % 2) * 3;
       R += 65536ll * p[2] + 256ll * p[1] + p[0];
     }
-    a.y[t * a.ldy + row] = float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t];
+    const float value = s_rms[t] * (float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t]);
+    float& out = a.y[t * a.ldy + row];
+    out = a.accumulate ? out + value : value;
   }
 }
 
@@ -248,13 +276,14 @@ inline bool gemv_fits(int64_t tokens, int iters, int smem_optin) {
 }
 }  // namespace gpu
 
-// y = binary_linear(x) through the decode kernel; `config` from gpu::config_gemv unless a benchmark sets it.
-// Preconditions (binary_linear_impl checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute capability >= 8.
+// y = binary_linear(x) (with `fusion`) through the decode kernel; `config` from gpu::config_gemv unless a
+// benchmark sets it. Preconditions (gemv_plan checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute
+// capability >= 8; the norm weight has unit stride.
 inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2, Cuda> x,  // (T, in)
                         BitTensorView<const uint32_t, Cuda> signs,                        // (out, in)
                         TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
                         TensorView<float, 2, Cuda> y,  // (T, out)
-                        gpu::GemvConfig config) {
+                        gpu::GemvConfig config, const gpu::GemvFusion& fusion = {}) {
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
   const int iters = int(std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols));
@@ -271,8 +300,15 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   args.in = in;
   args.alpha = alpha;
   args.beta = beta;
+  const float* norm_weight = fusion.norm_weight.data();
+  BIMAMBA_CHECK(!norm_weight || fusion.norm_weight.stride(0) == 1 || in <= 1,
+                "binary_gemv: the norm weight needs unit stride");
   args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
-              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data());
+              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data()) &&
+              aligned16(norm_weight);
+  args.norm_weight = norm_weight;
+  args.eps = fusion.eps;
+  args.accumulate = fusion.accumulate;
   args.signs = {signs.data(), rows, wpr, wpr % 4 == 0 && aligned16(signs.data())};
   args.y = y.data();
   args.ldy = y.stride(0);
@@ -289,6 +325,28 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
     case 2: return launch(one_tile ? binary_gemv_kernel<1, 2> : binary_gemv_kernel<2, 2>);
     default: return launch(one_tile ? binary_gemv_kernel<1, 4> : binary_gemv_kernel<2, 4>);
   }
+}
+
+// Runs y = binary_linear(x) (with `fusion`) through the decode kernel when it takes this call (T tokens, the
+// planes in shared memory, compute capability >= 8) and returns true; returns false, launching nothing, otherwise.
+// The fusion as arguments: norm_weight (in) with unit stride, or empty; eps; accumulate.
+inline bool try_binary_gemv(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
+                            BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
+                            TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
+                            TensorView<float, 2, Cuda> y,  // (T, out)
+                            TensorView<const float, 1, Cuda> norm_weight = {}, float eps = 0.0f,
+                            bool accumulate = false) {
+  using namespace gpu;
+  if (norm_weight.data() && norm_weight.stride(0) != 1 && x.size(1) > 1) return false;
+  const GemvFusion fusion{norm_weight, eps, accumulate};
+  int major = 0, sms = 1, smem_optin = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
+  const int64_t iters = std::max<int64_t>(1, (signs.words_per_row() * 32 + kBlIterCols - 1) / kBlIterCols);
+  if (major < 8 || iters > kGemvMaxIps * 8 || !gemv_fits(x.size(0), int(iters), smem_optin)) return false;
+  binary_gemv(ctx, major, x, signs, alpha, beta, y, config_gemv(signs.rows(), int(iters), sms), fusion);
+  return true;
 }
 
 }  // namespace bimamba::detail

@@ -326,7 +326,7 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
   static_assert(kBlDenseTokens <= kBlMaxTokens, "the tensor-core path takes every token in one launch");
   if (T > kBlDenseTokens) return binary_linear_dense(ctx, x, signs, alpha, beta, y);
-  if (T == 0) return;
+  if (T == 0 || try_binary_gemv(ctx, x, signs, alpha, beta, y)) return;
   int major = 0, sms = 1, smem_optin = 0;
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
@@ -336,8 +336,6 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   const int64_t iters = std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols);
   BIMAMBA_CHECK(row_groups < (int64_t(1) << 31) && iters < 65536, "binary_linear: ", rows, " x ", in,
                 " is too large for the Cuda kernel");
-  if (gemv_fits(T, int(iters), smem_optin))
-    return binary_gemv(ctx, major, x, signs, alpha, beta, y, config_gemv(rows, int(iters), sms));
   const int tokens = int(T), nt = tiles_for(tokens);
   const int smem_budget = smem_optin - int(sizeof(int)) * kBlWarps * 16 * 8 * nt - 1024;  // minus static
   int max_ips = 1;
