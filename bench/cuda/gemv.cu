@@ -10,8 +10,8 @@
 // tests/ops_cuda) and cuBLAS bf16 equals the fp32 product within bf16 rounding (relative L2 < 1e-2).
 // Counters: bytes/s of the weights (and activations), `hbm_gbps` of the copy benchmark (read + write).
 // Floors and shapes of the decode kernel (binary_gemv.cuh), 2.7B shapes, T = 1: BM_graph_node_floor (an empty
-// kernel per captured call), BM_stream_signs_floor (only the sign words streamed, the decode kernel's load
-// pattern), BM_binary_gemv_config (the kernel at other block shapes than config_gemv's).
+// kernel per captured call), BM_stream_signs_floor (only the sign words streamed through the load/store
+// units), BM_binary_gemv_config (the kernel at other block shapes than config_gemv's).
 #include <benchmark/benchmark.h>
 #include <bimamba/bench/cublas_bf16_gemv.hpp>
 #include <bimamba/bench/cuda_timing.hpp>
@@ -164,8 +164,9 @@ void BM_graph_node_floor(benchmark::State& state, bool dependent) {
   cudaStreamDestroy(stream);
 }
 
-// The bandwidth floor of one call: the same bytes of packed signs streamed by the decode kernel's load pattern
-// (every word requested at once, before the wait), XOR-reduced to one word per block.
+// The bandwidth floor of one call through the load/store units: the same bytes of packed signs, every word
+// requested at once before the wait by 16-row blocks of config_gemv's ksplit warps, XOR-reduced to one word
+// per block. (The decode kernel itself moves them with one bulk copy per block on sm_90.)
 __global__ void stream_signs_kernel(detail::gpu::SignRows s, int iters_per_warp, uint32_t* out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tig = lane & 3;
   const int64_t r0 = int64_t(blockIdx.x) * 16;
@@ -189,16 +190,18 @@ __global__ void stream_signs_kernel(detail::gpu::SignRows s, int iters_per_warp,
 void BM_stream_signs_floor(benchmark::State& state, Shape shape) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  int major = 0, sms = 0;
+  int major = 0, sms = 0, smem_optin = 0;
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   auto signs_h = pack_signs<uint32_t>(tensor_from<float, 2>(uniform(size_t(shape.out * shape.in), 4, -1, 1),
                                                             {shape.out, shape.in}).cview());
   const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
   std::vector<BitTensor<uint32_t, Cuda>> signs;
   for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
   const int iters = int((signs_h.words_per_row() * 32 + 511) / 512);
-  const auto config = detail::gpu::config_gemv(shape.out, iters, sms);
+  const auto config = detail::gpu::config_gemv(1, shape.out, signs_h.words_per_row(), iters, sms,
+                                               smem_optin - detail::gpu::kGemvStaticSmem);
   Tensor<uint32_t, 1, Cuda> out({(shape.out + 15) / 16});
   time_graph(state, stream, [&](int c) {
     const auto& s = signs[size_t(c % copies)];
@@ -259,8 +262,8 @@ int register_all() {
     benchmark::RegisterBenchmark(("BM_stream_signs_floor/" + suffix).c_str(), BM_stream_signs_floor, s)
         ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
     const int iters = int((s.in + 511) / 512);
-    for (int ips : {1, 2, 4})
-      for (int mtiles : {1, 2, 4}) {
+    for (int ips : {1, 2})
+      for (int mtiles : {1, 2, 3, 4}) {
         const int ksplit = (iters + ips - 1) / ips;
         if (ksplit * mtiles > detail::gpu::kGemvMaxWarps) continue;
         const detail::gpu::GemvConfig c{ips, ksplit, mtiles};

@@ -6,16 +6,18 @@
 //   y_ti = (2 R_ti - Q_t) m_t / 2^22 + beta . x_t
 // rounding only in the quantization (|error| <= m_t 2^-23 per column) and in the final conversion.
 //
-// Work: a block is `mtiles` x `ksplit` warps over 16 * mtiles rows. Warp (mw, kw) owns rows 16 mw .. + 16 of
-// the block and the K-range of iterations kw * ips .. + ips (512 columns each). It
-//   0. loads all of its sign words (ips x 2 x 16 bytes per lane) before anything else: every weight byte of
-//      the launch is requested at once, and on sm_90 before the previous kernel has finished (the weights
-//      are constant: launch.cuh, wait_for_previous_kernel);
-//   1. (whole block) reduces m_t and beta . x_t over the row of x (fixed order: deterministic),
-//   2. (whole block) quantizes alpha ⊙ x into the planes in shared memory, 3 plane rows per token (a lane of
-//      mma column n >= 6 or of a token past T uses a zero fragment), and reduces Q_t,
-//   3. runs its ips iterations of mma (a chain of 16 ips steps, not 16 K / 512 as one warp per row tile),
-//   4. stores its int32 plane sums; the block then adds the K-ranges of each row in int64 and writes y.
+// Work: a block owns 16 * mtiles rows and is `mtiles` x `ksplit` warps; warp (mw, kw) takes rows 16 mw .. + 16
+// of the block against the K-range of iterations kw * ips .. + ips (512 columns each). The block
+//   0. starts one bulk copy of its rows of sign words into shared memory (sm_90, bulk_copy.cuh: the copy
+//      engine, not the load/store units, so the activation loads below do not queue behind the weights;
+//      elsewhere every thread loads its share), before waiting for the previous kernel (the weights are
+//      constant: launch.cuh, wait_for_previous_kernel);
+//   1. stages a'_tj = alpha'_j x_tj in shared memory with one round of loads and reduces m_t, beta' . x_t and
+//      (input norm) sum_j x_tj^2 per token (fixed order: deterministic);
+//   2. quantizes a' into the planes, 3 plane rows per token (a lane of mma column n >= 6 or of a token past T
+//      uses a zero fragment), and reduces Q_t;
+//   3. waits for its sign words; each warp runs its ips iterations of mma (a chain of 16 ips steps);
+//   4. stores the warps' int32 plane sums; the block adds the K-ranges of each row in int64 and writes y.
 // No split-K across blocks, no arrival counters, no atomics on global memory.
 //
 // Two fusions for the decode step (GemvFusion; ops/binary_linear_fused.hpp):
@@ -23,9 +25,10 @@
 //     with alpha' = alpha ⊙ w, beta' = beta ⊙ w and r_t = 1 / sqrt(mean x_t^2 + eps), y_t = r_t (S (alpha' ⊙ x_t)
 //     + beta' . x_t 1), so the sum of squares joins the prologue's reductions and r_t scales the output;
 //   accumulate: y += the result (out_proj writing the residual stream: each row has one owner block).
+// Without them alpha' = alpha, beta' = beta, r_t = 1.
 //
-// The launcher (binary_linear_impl) uses it when T <= kGemvMaxTokens and the planes of K fit in shared memory;
-// config_gemv picks ips / ksplit / mtiles (bench_cuda_gemv times other choices through the same entry point).
+// The launcher (binary_linear_impl) uses it when T <= kGemvMaxTokens and its shared memory fits; config_gemv
+// picks ips / ksplit / mtiles (bench_cuda_gemv times other choices through the same entry point).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -37,14 +40,15 @@
 #include "../../tensor/bit_tensor.hpp"
 #include "../../tensor/tensor_view.hpp"
 #include "binary_mma.cuh"
+#include "bulk_copy.cuh"
 #include "launch.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
 inline constexpr int kGemvMaxTokens = 4;  // 2 mma tiles of 2 tokens
-inline constexpr int kGemvMaxIps = 4;     // iterations per warp: 8 x 16 bytes of sign words in registers
 inline constexpr int kGemvMaxWarps = 16;
+inline constexpr int kGemvStaticSmem = 2048;  // bound on the kernel's static shared memory (ptxas: 1376 bytes)
 
 struct GemvFusion {
   TensorView<const float, 1, Cuda> norm_weight;  // (in), or empty: no input norm
@@ -64,9 +68,10 @@ struct BinaryGemvArgs {
   int tokens;
   int64_t in;
   TensorView<const float, 1, Cuda> alpha, beta;  // (in)
-  bool vec4;  // float4 loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, 16-byte aligned
+  bool vec4;  // float4 loads of x, alpha, beta, norm weight: in, ldx % 4 == 0, unit strides, 16-byte aligned
   SignRows signs;
-  float* y;  // (tokens, rows), row stride ldy
+  bool bulk;  // bulk copy of the sign words: sm_90, wpr % 4 == 0, words 16-byte aligned
+  float* y;   // (tokens, rows), row stride ldy
   int64_t ldy;
   int iters;  // 512-column iterations of a row
   GemvConfig config;
@@ -75,49 +80,64 @@ struct BinaryGemvArgs {
   bool accumulate;
 };
 
-// Dynamic shared memory: planes of every token over all iterations, then the warps' int32 accumulators.
-inline int gemv_smem(int tokens, int iters, const GemvConfig& c) {
-  const int warps = c.ksplit * c.mtiles, nt = (tokens + 1) / 2;
-  return (PlaneLayout(iters).bytes(3 * tokens) + 15) / 16 * 16 + warps * 16 * 8 * nt * int(sizeof(int));
-}
+// Shared memory of a launch, in bytes, in this order: the block's sign words (16 mtiles rows at a stride of wpr
+// rounded up to 4 words, plus one iteration of slack read by the last row), a' (tokens x iters * 512 floats),
+// the planes (3 rows a token), the warps' int32 accumulators.
+struct GemvSmem {
+  int words, staged, planes, acc, total;
+  __host__ __device__ GemvSmem(int tokens, int64_t wpr, int iters, const GemvConfig& c) {
+    const int stride = int((wpr + 3) / 4 * 4), nt = (tokens + 1) / 2;
+    words = (16 * c.mtiles * stride + kBlIterCols / 32) * int(sizeof(uint32_t));
+    staged = tokens * iters * kBlIterCols * int(sizeof(float));
+    planes = (PlaneLayout(iters).bytes(3 * tokens) + 15) / 16 * 16;
+    acc = c.ksplit * c.mtiles * 16 * 8 * nt * int(sizeof(int));
+    total = words + staged + planes + acc;
+  }
+};
 
-// NT: mma tiles of 2 tokens; IPS: the iterations per warp (config.ips) as a constant, so that the sign words
-// take 8 IPS registers and, for IPS <= 2, blocks of 16 warps still fit twice on an SM (64 registers a thread).
-template <int NT, int IPS>
-__global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_gemv_kernel(BinaryGemvArgs a) {
-  extern __shared__ __align__(16) unsigned char planes[];
+template <int NT>
+__global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryGemvArgs a) {
+  extern __shared__ __align__(16) unsigned char gemv_shared[];
   constexpr int TT = 2 * NT;
   __shared__ float s_red[3][kGemvMaxWarps][TT];
   __shared__ long long s_qred[kGemvMaxWarps][TT];
   __shared__ float s_scale[TT], s_bias[TT], s_rms[TT];
   __shared__ long long s_q[TT];
+  __shared__ uint64_t s_bar;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5, g = lane >> 2, tig = lane & 3;
   const GemvConfig cfg = a.config;
-  const int mw = warp % cfg.mtiles, kw = warp / cfg.mtiles;
+  const int mw = warp % cfg.mtiles, kw = warp / cfg.mtiles, block_rows = 16 * cfg.mtiles;
+  const int64_t wpr = a.signs.wpr, stride = (wpr + 3) / 4 * 4, row0 = int64_t(blockIdx.x) * block_rows;
+  const int nrows = int(a.signs.rows - row0 < block_rows ? a.signs.rows - row0 : block_rows);
+  const GemvSmem layout_bytes(a.tokens, wpr, a.iters, cfg);
+  uint32_t* s_words = reinterpret_cast<uint32_t*>(gemv_shared);                   // (block rows, stride)
+  float* s_a = reinterpret_cast<float*>(gemv_shared + layout_bytes.words);         // (tokens, cols)
+  unsigned char* planes = gemv_shared + layout_bytes.words + layout_bytes.staged;  // PlaneLayout
+  int* s_acc = reinterpret_cast<int*>(planes + layout_bytes.planes);               // (warps, 16, 8 NT)
   const PlaneLayout layout(a.iters);  // plane row 3 t + p: plane p of token t
-  int* s_acc = reinterpret_cast<int*>(planes + (layout.bytes(3 * a.tokens) + 15) / 16 * 16);  // (warps, 16, 8 NT)
+  const int cols = a.iters * kBlIterCols;
 
-  // 0. Every sign word of the warp, before anything else.
-  const int64_t r0 = (int64_t(blockIdx.x) * cfg.mtiles + mw) * 16;
-  const int it0 = kw * IPS;
-  uint4 u[IPS], v[IPS];
-#pragma unroll
-  for (int d = 0; d < IPS; ++d) {
-    const bool live = it0 + d < a.iters;
-    const int64_t w = int64_t(it0 + d) * (kBlIterCols / 32) + tig * 4;
-    u[d] = live ? load_sign_words(a.signs, r0 + g, w) : make_uint4(0, 0, 0, 0);
-    v[d] = live ? load_sign_words(a.signs, r0 + g + 8, w) : make_uint4(0, 0, 0, 0);
+  // 0. The block's sign words, before anything else.
+  if (a.bulk) {
+    if (tid == 0) {
+      bulk_barrier_init(&s_bar);
+      bulk_copy_to_shared(s_words, a.signs.words + row0 * wpr, uint32_t(nrows * wpr * sizeof(uint32_t)), &s_bar);
+    }
+  } else {
+    for (int64_t k = tid; k < int64_t(nrows) * wpr; k += blockDim.x)
+      s_words[(k / wpr) * stride + k % wpr] = __ldg(a.signs.words + row0 * wpr + k);
   }
   wait_for_previous_kernel();
   allow_next_kernel();
 
-  // 1. m_t = max_j |alpha'_j x_tj|, beta' . x_t and (input norm) sum_j x_tj^2 over the whole row.
+  // 1. a'_tj = alpha'_j x_tj into shared memory; m_t = max_j |a'_tj|, beta' . x_t, sum_j x_tj^2.
   const int64_t in = a.in;
   const bool norm = a.norm_weight != nullptr;
   float m[TT], bs[TT], ss[TT];
 #pragma unroll
   for (int t = 0; t < TT; ++t) m[t] = bs[t] = ss[t] = 0.0f;
   if (a.vec4) {
+#pragma unroll 4
     for (int64_t c = 4 * int64_t(tid); c < in; c += 4 * int64_t(blockDim.x)) {
       float4 al = __ldg(reinterpret_cast<const float4*>(a.alpha.data() + c));
       float4 be = __ldg(reinterpret_cast<const float4*>(a.beta.data() + c));
@@ -130,20 +150,23 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
         const float4 xv = *reinterpret_cast<const float4*>(a.x + t * a.ldx + c);
-        m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(al.x * xv.x), fabsf(al.y * xv.y))),
-                     fmaxf(fabsf(al.z * xv.z), fabsf(al.w * xv.w)));
+        const float4 av = make_float4(al.x * xv.x, al.y * xv.y, al.z * xv.z, al.w * xv.w);
+        *reinterpret_cast<float4*>(s_a + t * cols + c) = av;
+        m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(av.x), fabsf(av.y))), fmaxf(fabsf(av.z), fabsf(av.w)));
         bs[t] += be.x * xv.x + be.y * xv.y + be.z * xv.z + be.w * xv.w;
         ss[t] += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
       }
     }
   } else {
+#pragma unroll 4
     for (int64_t c = tid; c < in; c += blockDim.x) {
       const float w = norm ? a.norm_weight[c] : 1.0f, al = a.alpha(c) * w, be = a.beta(c) * w;
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
-        const float xv = a.x[t * a.ldx + c];
-        m[t] = fmaxf(m[t], fabsf(al * xv));
+        const float xv = a.x[t * a.ldx + c], av = al * xv;
+        s_a[t * cols + c] = av;
+        m[t] = fmaxf(m[t], fabsf(av));
         bs[t] += be * xv;
         ss[t] += xv * xv;
       }
@@ -176,19 +199,17 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
 
   // 2. Quantize: each thread fills the 32-bit plane words of columns {c, c+8, c+16, c+24}.
   long long qsum[TT] = {};
-  const int cols = a.iters * kBlIterCols;
   for (int quad4 = tid; quad4 < cols / 4; quad4 += blockDim.x) {
     const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
     uint32_t bytes[TT][3] = {};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int64_t j = c + 8 * e;
+      const int j = c + 8 * e;
       if (j >= in) break;
-      const float al = norm ? a.alpha(j) * a.norm_weight[j] : a.alpha(j);
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens || s_scale[t] == 0.0f) continue;
-        const int q = __float2int_rn(al * a.x[t * a.ldx + j] * (4194304.0f / s_scale[t]));
+        const int q = __float2int_rn(s_a[t * cols + j] * (4194304.0f / s_scale[t]));
         qsum[t] += q;
         const PlaneBytes p = split_planes(q);
         bytes[t][0] |= p.l << (8 * e);
@@ -216,13 +237,18 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
     s_q[tid] = q;
   }
 
-  // 3. The warp's 16 rows against its K-range. Lane (g, tig) supplies B column g: plane g % 3 of token
-  //    2 nt + g / 3 (zero for g >= 6 and for tokens past T).
+  // 3. The warp's 16 rows against its K-range, once the sign words have landed. Lane (g, tig) supplies
+  //    B column g: plane g % 3 of token 2 nt + g / 3 (zero for g >= 6 and for tokens past T).
+  if (a.bulk) bulk_copy_wait(&s_bar);
   int acc[NT][4] = {};
-#pragma unroll
-  for (int d = 0; d < IPS; ++d) {
-    if (it0 + d >= a.iters) break;
-    mma_iteration<NT>(acc, u[d], v[d], (it0 + d) * kBlIterCols, tig, [&](int nt, int c) {
+  const uint32_t* rows_g = s_words + (16 * mw + g) * stride;
+  for (int d = 0; d < cfg.ips; ++d) {
+    const int it = kw * cfg.ips + d;
+    if (it >= a.iters) break;
+    const int w = it * (kBlIterCols / 32) + tig * 4;
+    const uint4 u = *reinterpret_cast<const uint4*>(rows_g + w);
+    const uint4 v = *reinterpret_cast<const uint4*>(rows_g + 8 * stride + w);
+    mma_iteration<NT>(acc, u, v, it * kBlIterCols, tig, [&](int nt, int c) {
       const int t = 2 * nt + g / 3;
       return g < 6 && t < a.tokens ? *reinterpret_cast<const uint2*>(planes + layout.offset(3 * t + g % 3, c))
                                    : make_uint2(0, 0);
@@ -239,45 +265,47 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32, IPS == 4 ? 1 : 2) binary_g
     mine[(g + 8) * 8 * NT + nt * 8 + 2 * tig + 1] = acc[nt][3];
   }
   __syncthreads();
-  const int block_rows = 16 * cfg.mtiles;
   for (int k = tid; k < block_rows * a.tokens; k += blockDim.x) {
     const int t = k / block_rows, r = k % block_rows;
-    const int64_t row = int64_t(blockIdx.x) * block_rows + r;
-    if (row >= a.signs.rows) continue;
+    if (r >= nrows) continue;
     long long R = 0;
     for (int ks = 0; ks < cfg.ksplit; ++ks) {
       const int* p = s_acc + (ks * cfg.mtiles + r / 16) * 16 * 8 * NT + (r % 16) * 8 * NT + (t / 2) * 8 + (t % 2) * 3;
       R += 65536ll * p[2] + 256ll * p[1] + p[0];
     }
     const float value = s_rms[t] * (float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t]);
-    float& out = a.y[t * a.ldy + row];
+    float& out = a.y[t * a.ldy + row0 + r];
     out = a.accumulate ? out + value : value;
   }
 }
 
-// A block shape for `rows` x (iters * 512) at T tokens on `sms` multiprocessors: K split over up to 8 warps
-// (chains of at most kGemvMaxIps iterations), then as many row tiles per block as keep the grid >= 2 waves of
-// blocks over the SMs (more rows per block share the block's quantization of x).
-inline GemvConfig config_gemv(int64_t rows, int iters, int sms) {
+// A block shape for `rows` x (iters * 512) on `sms` multiprocessors (`smem` bytes of dynamic shared memory): one iteration per warp up to 16 of them
+// (the shortest mma chains), then as many 16-row tiles per block (at most 16 warps) as keep at least one block
+// per SM; shared memory bounds it too. Measured on the H100 (bench/RESULTS_CUDA.md, BM_binary_gemv_config): more
+// warps per block and fewer blocks were faster at both 2.7B shapes (in_proj 13.8 us at 5 warps x 661 blocks,
+// 8.8 us at 15 x 221; out_proj 12.1 us at 5 x 160, 9.0 us at 10 x 160).
+inline GemvConfig config_gemv(int tokens, int64_t rows, int64_t wpr, int iters, int sms, int smem) {
   GemvConfig c;
-  c.ips = iters <= 8 ? 1 : iters <= 16 ? 2 : 4;
+  c.ips = (iters + kGemvMaxWarps - 1) / kGemvMaxWarps;
   c.ksplit = (iters + c.ips - 1) / c.ips;
-  c.mtiles = 1;
   const int64_t tiles = (rows + 15) / 16;
-  while (c.ksplit * (c.mtiles * 2) <= 8 && (tiles + 2 * c.mtiles - 1) / (2 * c.mtiles) >= 2 * int64_t(sms))
-    c.mtiles *= 2;
+  while ((c.mtiles + 1) * c.ksplit <= kGemvMaxWarps && (tiles + c.mtiles) / (c.mtiles + 1) >= int64_t(sms) &&
+         GemvSmem(tokens, wpr, iters, GemvConfig{c.ips, c.ksplit, c.mtiles + 1}).total <= smem)
+    ++c.mtiles;
   return c;
 }
 
-// Whether the decode kernel takes T tokens of `iters` iterations within `smem_optin` bytes of shared memory.
-inline bool gemv_fits(int64_t tokens, int iters, int smem_optin) {
-  return tokens >= 1 && tokens <= kGemvMaxTokens && iters <= kGemvMaxIps * 8 &&
-         gemv_smem(int(tokens), iters, GemvConfig{kGemvMaxIps, 8, 2}) <= smem_optin;
+// Whether the decode kernel takes T tokens of `iters` iterations (at most 4 per warp of 16) within `smem` bytes
+// of dynamic shared memory.
+inline bool gemv_fits(int64_t tokens, int64_t wpr, int iters, int smem) {
+  if (tokens < 1 || tokens > kGemvMaxTokens || iters > 4 * kGemvMaxWarps) return false;
+  const int ips = (iters + kGemvMaxWarps - 1) / kGemvMaxWarps;
+  return GemvSmem(int(tokens), wpr, iters, GemvConfig{ips, (iters + ips - 1) / ips, 1}).total <= smem;
 }
 }  // namespace gpu
 
 // y = binary_linear(x) (with `fusion`) through the decode kernel; `config` from gpu::config_gemv unless a
-// benchmark sets it. Preconditions (gemv_plan checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute
+// benchmark sets it. Preconditions (try_binary_gemv checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute
 // capability >= 8; the norm weight has unit stride.
 inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2, Cuda> x,  // (T, in)
                         BitTensorView<const uint32_t, Cuda> signs,                        // (out, in)
@@ -288,7 +316,7 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
   const int iters = int(std::max<int64_t>(1, (wpr * 32 + kBlIterCols - 1) / kBlIterCols));
   BIMAMBA_CHECK(T >= 1 && T <= kGemvMaxTokens, "binary_gemv: ", T, " tokens (1 to ", kGemvMaxTokens, ")");
-  BIMAMBA_CHECK((config.ips == 1 || config.ips == 2 || config.ips == 4) && config.ksplit >= 1 && config.mtiles >= 1 &&
+  BIMAMBA_CHECK(config.ips >= 1 && config.ksplit >= 1 && config.mtiles >= 1 &&
                     config.ksplit * config.mtiles <= kGemvMaxWarps && int64_t(config.ips) * config.ksplit >= iters,
                 "binary_gemv: block shape ips ", config.ips, " ksplit ", config.ksplit, " mtiles ", config.mtiles,
                 " does not cover ", iters, " iterations in at most ", kGemvMaxWarps, " warps");
@@ -310,6 +338,7 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   args.eps = fusion.eps;
   args.accumulate = fusion.accumulate;
   args.signs = {signs.data(), rows, wpr, wpr % 4 == 0 && aligned16(signs.data())};
+  args.bulk = major >= 9 && args.signs.vector_loads;
   args.y = y.data();
   args.ldy = y.stride(0);
   args.iters = iters;
@@ -317,14 +346,8 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   const int64_t block_rows = 16 * int64_t(config.mtiles);
   const dim3 grid{unsigned((rows + block_rows - 1) / block_rows)};
   const dim3 block(unsigned(32 * config.ksplit * config.mtiles));
-  const int smem = gemv_smem(int(T), iters, config);
-  auto launch = [&](auto kernel) { launch_dependent(ctx.stream(), major, kernel, grid, block, smem, args); };
-  const bool one_tile = T <= 2;
-  switch (config.ips) {
-    case 1: return launch(one_tile ? binary_gemv_kernel<1, 1> : binary_gemv_kernel<2, 1>);
-    case 2: return launch(one_tile ? binary_gemv_kernel<1, 2> : binary_gemv_kernel<2, 2>);
-    default: return launch(one_tile ? binary_gemv_kernel<1, 4> : binary_gemv_kernel<2, 4>);
-  }
+  const int smem = GemvSmem(int(T), wpr, iters, config).total;
+  launch_dependent(ctx.stream(), major, T <= 2 ? binary_gemv_kernel<1> : binary_gemv_kernel<2>, grid, block, smem, args);
 }
 
 // Runs y = binary_linear(x) (with `fusion`) through the decode kernel when it takes this call (T tokens, the
@@ -344,8 +367,11 @@ inline bool try_binary_gemv(Context<Cuda>& ctx, TensorView<const float, 2, Cuda>
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
   const int64_t iters = std::max<int64_t>(1, (signs.words_per_row() * 32 + kBlIterCols - 1) / kBlIterCols);
-  if (major < 8 || iters > kGemvMaxIps * 8 || !gemv_fits(x.size(0), int(iters), smem_optin)) return false;
-  binary_gemv(ctx, major, x, signs, alpha, beta, y, config_gemv(signs.rows(), int(iters), sms), fusion);
+  const int64_t T = x.size(0), wpr = signs.words_per_row();
+  const int dynamic_smem = smem_optin - kGemvStaticSmem;
+  if (major < 8 || !gemv_fits(T, wpr, int(iters), dynamic_smem)) return false;
+  binary_gemv(ctx, major, x, signs, alpha, beta, y,
+              config_gemv(int(T), signs.rows(), wpr, int(iters), sms, dynamic_smem), fusion);
   return true;
 }
 
