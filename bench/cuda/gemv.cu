@@ -76,6 +76,50 @@ void time_graph(benchmark::State& state, cudaStream_t stream, Body&& body) {
   for (auto _ : state) state.SetIterationTime(calls.replay_ms() * 1e-3 / kCalls);
 }
 
+// One packed problem of `shape` at T tokens: host inputs and the host result, the same on the device, and
+// enough copies of the signs that a call rotating through them streams from HBM.
+struct PackedProblem {
+  Tensor<float, 2, Host> xh;
+  Tensor<float, 1, Host> ah, bh;
+  BitTensor<uint32_t, Host> signs_h;
+  Tensor<float, 2, Host> yh;
+  Tensor<float, 2, Cuda> x, y;
+  Tensor<float, 1, Cuda> alpha, beta;
+  std::vector<BitTensor<uint32_t, Cuda>> signs;
+
+  PackedProblem(const Shape& shape, int64_t T)
+      : xh(tensor_from<float, 2>(uniform(size_t(T * shape.in), 1, -2, 2), {T, shape.in})),
+        ah(tensor_from<float, 1>(uniform(size_t(shape.in), 2, 0.01f, 1), {shape.in})),
+        bh(tensor_from<float, 1>(uniform(size_t(shape.in), 3, -0.2f, 0.2f), {shape.in})),
+        signs_h(pack_signs<uint32_t>(
+            tensor_from<float, 2>(uniform(size_t(shape.out * shape.in), 4, -1, 1), {shape.out, shape.in}).cview())),
+        yh({T, shape.out}), x(to<Cuda>(xh)), y({T, shape.out}), alpha(to<Cuda>(ah)), beta(to<Cuda>(bh)) {
+    Context<Host> host;
+    binary_linear(host, xh, signs_h.cview(), ah, bh, yh);
+    for (int64_t c = 0; c < copies_for(int64_t(signs_h.storage_bytes())); ++c) signs.push_back(to<Cuda>(signs_h));
+  }
+  BitTensorView<const uint32_t, Cuda> signs_for(int call) const { return signs[size_t(call) % signs.size()].cview(); }
+  int64_t sign_bytes() const { return int64_t(signs_h.storage_bytes()); }
+};
+
+// Runs call(0), checks y against the host (relative L2 < 1e-5), then times `call` in a graph.
+template <class Call>
+void validate_and_time(benchmark::State& state, cudaStream_t stream, Context<Cuda>& ctx, PackedProblem& p, Call&& call,
+                       const char* what) {
+  call(0);  // also warms the workspace and counters
+  ctx.synchronize();
+  const double err = relative_l2(to_vector(p.y), to_vector(p.yh));
+  if (!(err < 1e-5)) {
+    state.SkipWithError((std::string(what) + " differs from the host: relative L2 " + std::to_string(err)).c_str());
+    return;
+  }
+  time_graph(state, stream, call);
+  state.SetBytesProcessed(int64_t(state.iterations()) * p.sign_bytes());
+  state.counters["weight_copies"] = double(p.signs.size());
+  state.counters["rel_l2_vs_host"] = err;
+  ctx.synchronize();
+}
+
 void BM_cuda_copy_bandwidth(benchmark::State& state) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
@@ -91,37 +135,14 @@ void BM_cuda_copy_bandwidth(benchmark::State& state) {
 }
 
 void BM_binary_linear_packed(benchmark::State& state, Shape shape, int64_t T) {
-  const int64_t out = shape.out, in = shape.in;
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  Context<Cuda> ctx(stream);
-  Context<Host> host;
-  auto xh = tensor_from<float, 2>(uniform(size_t(T * in), 1, -2, 2), {T, in});
-  auto ah = tensor_from<float, 1>(uniform(size_t(in), 2, 0.01f, 1), {in});
-  auto bh = tensor_from<float, 1>(uniform(size_t(in), 3, -0.2f, 0.2f), {in});
-  auto wh = tensor_from<float, 2>(uniform(size_t(out * in), 4, -1, 1), {out, in});
-  auto signs_h = pack_signs<uint32_t>(wh.cview());
-  const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
-  std::vector<BitTensor<uint32_t, Cuda>> signs;
-  for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
-  auto x = to<Cuda>(xh);
-  auto alpha = to<Cuda>(ah);
-  auto beta = to<Cuda>(bh);
-  Tensor<float, 2, Cuda> y({T, out});
-  Tensor<float, 2, Host> yh({T, out});
-  binary_linear(host, xh, signs_h.cview(), ah, bh, yh);
-  binary_linear(ctx, x, signs[0].cview(), alpha, beta, y);  // also warms the workspace and counters
-  ctx.synchronize();
-  const double err = relative_l2(to_vector(y), to_vector(yh));
-  if (!(err < 1e-5)) {
-    state.SkipWithError(("packed result differs from the host: relative L2 " + std::to_string(err)).c_str());
-    return;
+  {
+    Context<Cuda> ctx(stream);
+    PackedProblem p(shape, T);
+    validate_and_time(state, stream, ctx, p,
+                      [&](int c) { binary_linear(ctx, p.x, p.signs_for(c), p.alpha, p.beta, p.y); }, "packed result");
   }
-  time_graph(state, stream, [&](int c) { binary_linear(ctx, x, signs[size_t(c % copies)].cview(), alpha, beta, y); });
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(signs_h.storage_bytes()));
-  state.counters["weight_copies"] = double(copies);
-  state.counters["rel_l2_vs_host"] = err;
-  ctx.synchronize();
   cudaStreamDestroy(stream);
 }
 
@@ -190,64 +211,41 @@ __global__ void stream_signs_kernel(detail::gpu::SignRows s, int iters_per_warp,
 void BM_stream_signs_floor(benchmark::State& state, Shape shape) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  int major = 0, sms = 0, smem_optin = 0;
-  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
-  auto signs_h = pack_signs<uint32_t>(tensor_from<float, 2>(uniform(size_t(shape.out * shape.in), 4, -1, 1),
-                                                            {shape.out, shape.in}).cview());
-  const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
-  std::vector<BitTensor<uint32_t, Cuda>> signs;
-  for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
-  const int iters = int((signs_h.words_per_row() * 32 + 511) / 512);
-  const auto config = detail::gpu::config_gemv(1, shape.out, signs_h.words_per_row(), iters, sms,
-                                               smem_optin - detail::gpu::kGemvStaticSmem);
-  Tensor<uint32_t, 1, Cuda> out({(shape.out + 15) / 16});
-  time_graph(state, stream, [&](int c) {
-    const auto& s = signs[size_t(c % copies)];
-    const detail::gpu::SignRows rows{s.data(), s.rows(), s.words_per_row(), s.words_per_row() % 4 == 0};
-    detail::gpu::launch_dependent(stream, major, stream_signs_kernel, dim3(unsigned((shape.out + 15) / 16)),
-                                  dim3(unsigned(32 * config.ksplit)), 0, rows, config.ips, out.data());
-  });
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(signs_h.storage_bytes()));
+  {
+    int major = 0, sms = 0, smem_optin = 0;
+    BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+    const PackedProblem p(shape, 1);
+    const int64_t wpr = p.signs_h.words_per_row();
+    const int iters = int((wpr * 32 + 511) / 512);
+    const auto config =
+        detail::gpu::config_gemv(1, shape.out, wpr, iters, sms, smem_optin - detail::gpu::kGemvStaticSmem);
+    Tensor<uint32_t, 1, Cuda> out({(shape.out + 15) / 16});
+    time_graph(state, stream, [&](int c) {
+      const auto s = p.signs_for(c);
+      const detail::gpu::SignRows rows{s.data(), s.rows(), wpr, wpr % 4 == 0};
+      detail::gpu::launch_dependent(stream, major, stream_signs_kernel, dim3(unsigned((shape.out + 15) / 16)),
+                                    dim3(unsigned(32 * config.ksplit)), 0, rows, config.ips, out.data());
+    });
+    state.SetBytesProcessed(int64_t(state.iterations()) * p.sign_bytes());
+  }
   cudaStreamDestroy(stream);
 }
 
 // The decode kernel (binary_gemv) at one block shape, T = 1: what config_gemv's choice is measured against.
 void BM_binary_gemv_config(benchmark::State& state, Shape shape, detail::gpu::GemvConfig config) {
-  const int64_t out = shape.out, in = shape.in;
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
-  Context<Cuda> ctx(stream);
-  Context<Host> host;
-  int major = 0;
-  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-  auto xh = tensor_from<float, 2>(uniform(size_t(in), 1, -2, 2), {1, in});
-  auto ah = tensor_from<float, 1>(uniform(size_t(in), 2, 0.01f, 1), {in});
-  auto bh = tensor_from<float, 1>(uniform(size_t(in), 3, -0.2f, 0.2f), {in});
-  auto signs_h = pack_signs<uint32_t>(tensor_from<float, 2>(uniform(size_t(out * in), 4, -1, 1), {out, in}).cview());
-  const int64_t copies = copies_for(int64_t(signs_h.storage_bytes()));
-  std::vector<BitTensor<uint32_t, Cuda>> signs;
-  for (int64_t c = 0; c < copies; ++c) signs.push_back(to<Cuda>(signs_h));
-  auto x = to<Cuda>(xh);
-  auto alpha = to<Cuda>(ah);
-  auto beta = to<Cuda>(bh);
-  Tensor<float, 2, Cuda> y({1, out});
-  Tensor<float, 2, Host> yh({1, out});
-  binary_linear(host, xh, signs_h.cview(), ah, bh, yh);
-  auto call = [&](int c) {
-    detail::binary_gemv(ctx, major, x, signs[size_t(c % copies)].cview(), alpha, beta, y, config);
-  };
-  call(0);
-  ctx.synchronize();
-  const double err = relative_l2(to_vector(y), to_vector(yh));
-  if (!(err < 1e-5)) {
-    state.SkipWithError(("decode kernel differs from the host: relative L2 " + std::to_string(err)).c_str());
-    return;
+  {
+    Context<Cuda> ctx(stream);
+    const int major = detail::gpu::compute_major(ctx.device());
+    PackedProblem p(shape, 1);
+    validate_and_time(
+        state, stream, ctx, p,
+        [&](int c) { detail::binary_gemv(ctx, major, p.x, p.signs_for(c), p.alpha, p.beta, p.y, config); },
+        "decode kernel");
   }
-  time_graph(state, stream, call);
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(signs_h.storage_bytes()));
-  state.counters["rel_l2_vs_host"] = err;
   cudaStreamDestroy(stream);
 }
 

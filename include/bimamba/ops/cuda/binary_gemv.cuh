@@ -198,6 +198,9 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   __syncthreads();
 
   // 2. Quantize: each thread fills the 32-bit plane words of columns {c, c+8, c+16, c+24}.
+  float qscale[TT];  // 2^22 / m_t, or 0 for a token of zeros (its planes stay zero)
+#pragma unroll
+  for (int t = 0; t < TT; ++t) qscale[t] = t < a.tokens && s_scale[t] != 0.0f ? 4194304.0f / s_scale[t] : 0.0f;
   long long qsum[TT] = {};
   for (int quad4 = tid; quad4 < cols / 4; quad4 += blockDim.x) {
     const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
@@ -208,13 +211,8 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
       if (j >= in) break;
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
-        if (t >= a.tokens || s_scale[t] == 0.0f) continue;
-        const int q = __float2int_rn(s_a[t * cols + j] * (4194304.0f / s_scale[t]));
-        qsum[t] += q;
-        const PlaneBytes p = split_planes(q);
-        bytes[t][0] |= p.l << (8 * e);
-        bytes[t][1] |= p.u << (8 * e);
-        bytes[t][2] |= p.h << (8 * e);
+        if (qscale[t] == 0.0f) continue;
+        qsum[t] += quantize_to_planes(s_a[t * cols + j], qscale[t], e, bytes[t][0], bytes[t][1], bytes[t][2]);
       }
     }
 #pragma unroll

@@ -147,6 +147,9 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   __syncthreads();
 
   // 2. Quantize into the planes: each thread fills the 32-bit words of columns {c, c+8, c+16, c+24}.
+  float qscale[2 * NT];  // 2^22 / m_t, or 0 for a token of zeros (its planes stay zero)
+#pragma unroll
+  for (int t = 0; t < 2 * NT; ++t) qscale[t] = t < a.tokens && s_scale[t] != 0.0f ? 4194304.0f / s_scale[t] : 0.0f;
   long long qsum[kBlMaxTokens] = {};
   for (int quad4 = tid; quad4 < slice_cols / 4; quad4 += blockDim.x) {
     const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
@@ -156,15 +159,9 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
       const int64_t j = col0 + c + 8 * e;
 #pragma unroll
       for (int t = 0; t < 2 * NT; ++t) {
-        if (t >= a.tokens || j >= col_end || s_scale[t] == 0.0f) continue;
-        const float av = s_a[t * slice_cols + (j - col0)];
-        const int q = __float2int_rn(av * (4194304.0f / s_scale[t]));
-        qsum[t] += q;
-        const PlaneBytes p = split_planes(q);
-        const int n0 = (t % 2) * 3;
-        bytes[t / 2][n0 + 0] |= p.l << (8 * e);
-        bytes[t / 2][n0 + 1] |= p.u << (8 * e);
-        bytes[t / 2][n0 + 2] |= p.h << (8 * e);
+        if (j >= col_end || qscale[t] == 0.0f) continue;
+        uint32_t* n = bytes[t / 2] + (t % 2) * 3;  // the token's three plane rows in its tile
+        qsum[t] += quantize_to_planes(s_a[t * slice_cols + (j - col0)], qscale[t], e, n[0], n[1], n[2]);
       }
     }
 #pragma unroll

@@ -65,6 +65,17 @@ __device__ inline PlaneBytes split_planes(int q) {
   return {uint32_t(l & 0xff), uint32_t(u & 0xff), uint32_t(h & 0xff)};
 }
 
+// Quantizes a'_j to q = round(a'_j qscale) (qscale = 2^22 / max |a'|, so |q| <= 2^22), ORs its three plane bytes
+// into byte e of the plane words l, u, h and returns q.
+__device__ inline int quantize_to_planes(float av, float qscale, int e, uint32_t& l, uint32_t& u, uint32_t& h) {
+  const int q = __float2int_rn(av * qscale);
+  const PlaneBytes p = split_planes(q);
+  l |= p.l << (8 * e);
+  u |= p.u << (8 * e);
+  h |= p.h << (8 * e);
+  return q;
+}
+
 __device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint2 b) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
