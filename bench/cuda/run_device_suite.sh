@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs the whole device test suite (every test_*_cuda target), the Cuda benchmarks and the HF
 # peer on a GPU machine; logs and JSON go to $OUT (default ./device-out). Usage, from the repository root:
-#   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|decode|peer ...]
+#   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|decode|peer|profile ...]
+# profile: Nsight Compute (ncu, clocks left alone) per-kernel times of the decode kernel at the 2.7B in_proj shape
+# and of one eager 780M decode step, with the SM clock and DRAM bytes (not part of the default steps).
 # The CUDA architecture defaults to 90 (H200); set CUDA_ARCH to change it.
 set -u -o pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -38,6 +40,15 @@ for step in $STEPS; do
         { grep -E "error" "$OUT/build_decode.log" | head -20; continue; }
       timeout 500 $BUILD/bin/bench_cuda_decode --benchmark_out="$OUT/bench_cuda_decode.json" \
         --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda_decode.log" ;;
+    profile)
+      cmake --build $BUILD -j"$(nproc)" --target bench_cuda_gemv bench_cuda_decode >"$OUT/build_profile.log" 2>&1 ||
+        { grep -E "error" "$OUT/build_profile.log" | head -20; continue; }
+      metrics=gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second,dram__bytes_read.sum
+      timeout 200 ncu --clock-control none -k regex:binary_gemv --launch-skip 20 --launch-count 4 --metrics $metrics \
+        $BUILD/bin/bench_cuda_gemv --benchmark_filter='packed/2.7B/in_proj/10576x2560/T1' >"$OUT/ncu_gemv.log" 2>&1
+      timeout 300 ncu --clock-control none --launch-skip 400 --launch-count 16 --metrics $metrics \
+        $BUILD/bin/bench_cuda_decode --benchmark_filter='eager/bimamba-780m/B1/' >"$OUT/ncu_decode.log" 2>&1
+      grep -E "^  [a-z_].*\(|duration|per_second" "$OUT/ncu_gemv.log" "$OUT/ncu_decode.log" | head -80 ;;
     peer)
       timeout 400 python3 bench/peers/hf_mamba2_decode.py 2>&1 | tee "$OUT/hf_mamba2_decode.log" | grep -v Warning ;;
   esac
