@@ -74,6 +74,26 @@ TEST(Mamba2DecodeStep, EqualsUnfusedOps) {
   EXPECT_EQ(to_vector(conv_b2), to_vector(conv_a));  // the conv state is only shifted: bit-identical
   EXPECT_LT(relative_l2(to_vector(ssm_b), to_vector(ssm_a)), 1e-6);
   EXPECT_LT(relative_l2(to_vector(y), to_vector(y_ref)), 1e-5);
+
+  // Without the norm weight: the gated output, which the group-wise norm (in double here) turns into y.
+  copy(conv0.cview(), conv_b2.view());
+  copy(ssm0.cview(), ssm_b.view());
+  Mamba2DecodeWeights<Host> w_gated = w;
+  w_gated.norm_weight = {};
+  Tensor<float, 2, Host> gated({B, E});
+  mamba2_decode_step(ctx, w_gated, zv, TensorView<float, 3, Host>(conv_b2.data(), {B, C, K}),
+                     TensorView<float, 4, Host>(ssm_b.data(), {B, H, P, N}), gated.view());
+  std::vector<float> normed(size_t(B * E));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      double ss = 0;
+      for (int64_t j = g * (E / G); j < (g + 1) * (E / G); ++j) ss += double(gated(b, j)) * gated(b, j);
+      const double r = 1.0 / std::sqrt(ss / double(E / G) + eps);
+      for (int64_t j = g * (E / G); j < (g + 1) * (E / G); ++j)
+        normed[size_t(b * E + j)] = float(gated(b, j) * r * norm_w(j));
+    }
+  EXPECT_LT(relative_l2(normed, to_vector(y)), 1e-6);  // the same gated values; the norm in float vs double
+  EXPECT_LT(relative_l2(to_vector(ssm_b), to_vector(ssm_a)), 1e-6);
 }
 
 TEST(Mamba2DecodeStep, RejectsWrongState) {

@@ -128,6 +128,27 @@ TYPED_TEST(BinaryLinear, ShapeErrorsNameTheTensor) {
   }
 }
 
+// The reference input of the norm fusions: x / sqrt(mean x^2 + eps) * w in double, rounded to float like the
+// problem's x.
+void normalize_rows(Problem& p, const std::vector<float>& norm_w, float eps) {
+  for (int64_t t = 0; t < p.T; ++t) {
+    double ss = 0;
+    for (int64_t j = 0; j < p.in; ++j) ss += double(p.x[size_t(t * p.in + j)]) * p.x[size_t(t * p.in + j)];
+    const double r = 1.0 / std::sqrt(ss / double(p.in) + eps);
+    for (int64_t j = 0; j < p.in; ++j)
+      p.x[size_t(t * p.in + j)] = float(p.x[size_t(t * p.in + j)] * r * norm_w[size_t(j)]);
+  }
+}
+
+// The fp32 bound of binary_linear on the normalized input, plus the norm's own rounding, which scales every
+// output alike: the float sum of in squares (<= in u relative, halved by the square root), rsqrt (<= 2 ulp)
+// and the products with r and w (2 u), i.e. (in / 2 + 4) u |y| <= (in / 2 + 4) u * mass.
+std::vector<double> normed_bound(const Problem& p) {
+  auto bound = p.fp32_bound();
+  for (auto& b : bound) b *= double(p.in + 2 + p.in / 2 + 4) / double(p.in + 2);
+  return bound;
+}
+
 TYPED_TEST(BinaryLinear, RmsNormedInputMatchesReferenceOfTheNormalizedInput) {
   // T = 1 .. 4: the one-launch decode kernel on Cuda; T = 17: the composition.
   for (int64_t T : {1, 2, 4, 17})
@@ -145,19 +166,9 @@ TYPED_TEST(BinaryLinear, RmsNormedInputMatchesReferenceOfTheNormalizedInput) {
       Tensor<float, 2, TypeParam> yd({T, out});
       binary_linear_rms_normed<TypeParam>(this->ctx(), x, w, eps, s.cview(), alpha, beta, yd);
       const auto y = to_vector(yd);
-      // The reference input: x / sqrt(mean x^2 + eps) * w in double, rounded to float like the problem's x.
-      for (int64_t t = 0; t < T; ++t) {
-        double ss = 0;
-        for (int64_t j = 0; j < in; ++j) ss += double(p.x[size_t(t * in + j)]) * p.x[size_t(t * in + j)];
-        const double r = 1.0 / std::sqrt(ss / double(in) + eps);
-        for (int64_t j = 0; j < in; ++j) p.x[size_t(t * in + j)] = float(p.x[size_t(t * in + j)] * r * norm_w[size_t(j)]);
-      }
+      normalize_rows(p, norm_w, eps);
       const auto ref = p.reference(bits);
-      // The fp32 bound of binary_linear on the normalized input, plus the norm's own rounding, which scales
-      // every output alike: the float sum of in squares (<= in u relative, halved by the square root), rsqrt
-      // (<= 2 ulp) and the products with r and w (2 u), i.e. (in / 2 + 4) u |y| <= (in / 2 + 4) u * mass.
-      auto bound = p.fp32_bound();
-      for (auto& b : bound) b *= double(in + 2 + in / 2 + 4) / double(in + 2);
+      const auto bound = normed_bound(p);
       for (int64_t t = 0; t < T; ++t)
         for (int64_t i = 0; i < out; ++i)
           ASSERT_NEAR(y[size_t(t * out + i)], ref[size_t(t * out + i)], bound[size_t(t)])
@@ -185,6 +196,38 @@ TYPED_TEST(BinaryLinear, AccumulateAddsToY) {
         for (int64_t i = 0; i < out; ++i) {
           const size_t k = size_t(t * out + i);
           // The product's bound, plus the rounding of the final add (u of the sum, 2^-24 relative).
+          ASSERT_NEAR(y[k], y0[k] + ref[k], bound[size_t(t)] + std::abs(y0[k] + ref[k]) * std::ldexp(1.0, -23))
+              << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
+        }
+    }
+}
+
+TYPED_TEST(BinaryLinear, RmsNormedAccumulateAddsTheProductOfTheNormalizedInput) {
+  // T = 1 .. 4: the one-launch decode kernel on Cuda (the out_proj of a decode step with one norm group:
+  // 5120 inputs at the 2.7B shape); T = 17: the composition.
+  for (int64_t T : {1, 2, 4, 17})
+    for (auto [in, out] : {std::pair<int64_t, int64_t>{7, 5}, {1027, 65}, {5120, 301}}) {
+      Problem p(T, in, out, uint64_t(T * 3000 + in + out));
+      const auto norm_w = test::random_floats(size_t(in), 98, 0.5f, 1.5f);
+      const auto y0 = test::random_floats(size_t(T * out), 6, -3, 3);
+      const float eps = 1e-5f;
+      auto weights = tensor_from<float, 2>(p.w, {out, in});
+      const auto bits = pack_signs<uint32_t>(weights.cview());
+      auto x = to<TypeParam>(tensor_from<float, 2>(p.x, {T, in}));
+      auto w = to<TypeParam>(tensor_from<float, 1>(norm_w, {in}));
+      auto alpha = to<TypeParam>(tensor_from<float, 1>(p.alpha, {in}));
+      auto beta = to<TypeParam>(tensor_from<float, 1>(p.beta, {in}));
+      auto s = to<TypeParam>(bits);
+      auto yd = to<TypeParam>(tensor_from<float, 2>(y0, {T, out}));
+      binary_linear_rms_normed_accumulate<TypeParam>(this->ctx(), x, w, eps, s.cview(), alpha, beta, yd);
+      const auto y = to_vector(yd);
+      normalize_rows(p, norm_w, eps);
+      const auto ref = p.reference(bits);
+      const auto bound = normed_bound(p);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < out; ++i) {
+          const size_t k = size_t(t * out + i);
+          // The normalized product's bound, plus the rounding of the final add (u of the sum).
           ASSERT_NEAR(y[k], y0[k] + ref[k], bound[size_t(t)] + std::abs(y0[k] + ref[k]) * std::ldexp(1.0, -23))
               << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
         }

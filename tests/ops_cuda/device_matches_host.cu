@@ -280,10 +280,12 @@ TEST_F(DeviceOps, SsdStepAndSelectiveScan) {
   EXPECT_LT(rel(find, fin), kTol);
 }
 
-// The fused decode step, three steps in a row (the states carry over; the counters must come back to zero).
+// The fused decode step, three steps in a row (the states carry over; the counters must come back to zero),
+// with the gated norm and without it (the gated output, as a block with one norm group runs it).
 // Shapes: odd with groups (scalar path, heads sharing B / C, a norm group per 3 heads), P over the 64 rows a
 // block holds at once with N = 132 (float4 path, a second pass along N), the 2.7B shape; batch 3.
 TEST_F(DeviceOps, FusedMamba2DecodeStepMatchesHostOverSteps) {
+  for (bool with_norm : {true, false})
   for (auto [H, P, G, N] : {std::array<int64_t, 4>{6, 5, 2, 7}, {4, 70, 2, 132}, {80, 64, 1, 128}}) {
     const int64_t B = 3, K = 4, E = H * P, C = E + 2 * G * N, R = E + C + H;
     auto conv_w = rand_host<2>({C, K}, 100, -0.5f, 0.5f);
@@ -300,10 +302,12 @@ TEST_F(DeviceOps, FusedMamba2DecodeStepMatchesHostOverSteps) {
     const auto conv_bd = to<Cuda>(conv_b), dt_biasd = to<Cuda>(dt_bias), a_logd = to<Cuda>(a_log);
     const auto dd = to<Cuda>(d), norm_wd = to<Cuda>(norm_w);
     const float eps = 1e-5f, lo = 0.0f, hi = 0.5f;  // an upper dt limit that some heads hit
+    const TensorView<const float, 1, Host> nw = with_norm ? norm_w.cview() : TensorView<const float, 1, Host>{};
+    const TensorView<const float, 1, Cuda> nwd = with_norm ? norm_wd.cview() : TensorView<const float, 1, Cuda>{};
     const Mamba2DecodeWeights<Host> w{conv_w.cview(), conv_b.cview(), dt_bias.cview(), a_log.cview(), d.cview(),
-                                      norm_w.cview(), H, P, G, N, eps, lo, hi};
+                                      nw, H, P, G, N, eps, lo, hi};
     const Mamba2DecodeWeights<Cuda> wd{conv_wd.cview(), conv_bd.cview(), dt_biasd.cview(), a_logd.cview(),
-                                       dd.cview(), norm_wd.cview(), H, P, G, N, eps, lo, hi};
+                                       dd.cview(), nwd, H, P, G, N, eps, lo, hi};
     Tensor<float, 2, Host> y({B, E});
     Tensor<float, 2, Cuda> yd({B, E});
     for (int step = 0; step < 3; ++step) {
@@ -311,8 +315,8 @@ TEST_F(DeviceOps, FusedMamba2DecodeStepMatchesHostOverSteps) {
       mamba2_decode_step(host_, w, zxbcdt.cview(), conv.view(), ssm.view(), y.view());
       const auto zxbcdtd = to<Cuda>(zxbcdt);
       mamba2_decode_step(*dev_, wd, zxbcdtd.cview(), convd.view(), ssmd.view(), yd.view());
-      EXPECT_LT(rel(yd, y), kTol) << "H=" << H << " step " << step;
-      EXPECT_LT(rel(ssmd, ssm), kTol) << "H=" << H << " step " << step;
+      EXPECT_LT(rel(yd, y), kTol) << "H=" << H << " step " << step << " norm " << with_norm;
+      EXPECT_LT(rel(ssmd, ssm), kTol) << "H=" << H << " step " << step << " norm " << with_norm;
       EXPECT_EQ(to_vector(convd), to_vector(conv)) << "the conv state is only shifted: bit-identical";
     }
   }

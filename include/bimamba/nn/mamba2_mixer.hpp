@@ -132,7 +132,9 @@ class Mamba2Mixer {
   // The decode step of a whole block on the residual stream: residual (B, D) += step(rms_norm(residual)).
   // With the fused step the norm runs inside in_proj and the add inside out_proj (Projection::
   // forward_rms_normed / forward_accumulate: on Cuda one launch each for packed projections), so a block is
-  // three launches; otherwise norm, step and add run in turn.
+  // three launches; with one norm group the mixer's gated norm is an RMSNorm of the gated output over all E
+  // channels and runs inside out_proj too (forward_rms_normed_accumulate), so the step kernel has no
+  // block-wide norm to wait for. Otherwise norm, step and add run in turn.
   void step_residual(Context<Backend>& ctx, View<float, 2, Backend> residual, View<const float, 1, Backend> norm_weight,
                      float eps, MixerState<Backend> state) const {
     const int64_t B = residual.size(0);
@@ -152,8 +154,11 @@ class Mamba2Mixer {
     float* zxbcdt = ws.template take<float>(size_t(B * R_));  // (B, R)
     float* y = ws.template take<float>(size_t(B * E_));       // (B, E)
     in_proj_.forward_rms_normed(ctx, residual, norm_weight, eps, TensorView<float, 2, Backend>(zxbcdt, {B, R_}));
-    fused_decode(ctx, zxbcdt, state, y);
-    out_proj_.forward_accumulate(ctx, TensorView<const float, 2, Backend>(y, {B, E_}), residual);
+    const bool norm_in_out_proj = G_ == 1;
+    fused_decode(ctx, zxbcdt, state, y, !norm_in_out_proj);
+    const TensorView<const float, 2, Backend> yv(y, {B, E_});
+    if (norm_in_out_proj) out_proj_.forward_rms_normed_accumulate(ctx, yv, norm_.weight(), norm_.eps(), residual);
+    else out_proj_.forward_accumulate(ctx, yv, residual);
   }
 
   // Sizes of one sequence's state: conv (C, K), ssm H * P * N.
@@ -181,10 +186,14 @@ class Mamba2Mixer {
   TensorView<float, 1, Backend> D() const { return d_; }
 
  private:
-  // zxbcdt (B, R) -> y (B, E) through ops/mamba2_decode.hpp, advancing the state.
-  void fused_decode(Context<Backend>& ctx, const float* zxbcdt, MixerState<Backend> state, float* y) const {
+  // zxbcdt (B, R) -> y (B, E) through ops/mamba2_decode.hpp, advancing the state; without `norm`, y is the
+  // gated output before the gated norm.
+  void fused_decode(Context<Backend>& ctx, const float* zxbcdt, MixerState<Backend> state, float* y,
+                    bool norm = true) const {
     const int64_t B = state.conv.size(0);
-    const Mamba2DecodeWeights<Backend> w{conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_.weight(),
+    TensorView<const float, 1, Backend> norm_weight;  // empty: no norm
+    if (norm) norm_weight = norm_.weight();
+    const Mamba2DecodeWeights<Backend> w{conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_weight,
                                          H_, P_, G_, N_, norm_.eps(), dt_lo_, dt_hi_};
     mamba2_decode_step(ctx, w, TensorView<const float, 2, Backend>(zxbcdt, {B, R_}), state.conv,
                        state.ssm.template reshape<4>({B, H_, P_, N_}), TensorView<float, 2, Backend>(y, {B, E_}));

@@ -1,8 +1,9 @@
 // Projection<Backend>: a mixer's in_proj / out_proj, dense (Linear) in Mamba-2 / Mamba-1 and FBI-Linear
 // (BinaryLinear) in Bi-Mamba, chosen at declare time; one forward for both. latent = false declares a
 // binary projection inference-only (no latent weight in the store; BinaryLinear::set_signs gives it bits).
-// forward_rms_normed / forward_accumulate: the decode step's input norm and residual add folded into a packed
-// binary projection's kernel (ops/binary_linear_fused.hpp; one launch on Cuda), the composition otherwise.
+// forward_rms_normed / forward_accumulate / forward_rms_normed_accumulate: the decode step's norms and residual
+// add folded into a packed binary projection's kernel (ops/binary_linear_fused.hpp; one launch on Cuda), the
+// composition otherwise.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +62,21 @@ class Projection {
                                        {y.size(0), y.size(1)});
     forward(ctx, x, part);
     add(ctx, part, y);
+  }
+
+  // x (T, in); y (T, out) += forward(rms_norm(x, norm_weight, eps)). y must not alias x.
+  void forward_rms_normed_accumulate(Context<Backend>& ctx, View<const float, 2, Backend> x,
+                                     View<const float, 1, Backend> norm_weight, float eps,
+                                     View<float, 2, Backend> y) const {
+    if (fused()) {
+      binary_linear_rms_normed_accumulate(ctx, x, norm_weight, eps, fbi_.signs().cview(), fbi_.alpha(), fbi_.beta(), y);
+      return;
+    }
+    WorkspaceScope<Backend> scope(ctx.workspace());
+    TensorView<float, 2, Backend> normed(ctx.workspace().template take<float>(size_t(x.size(0) * x.size(1))),
+                                         {x.size(0), x.size(1)});
+    rms_norm(ctx, x, norm_weight, eps, normed);
+    forward_accumulate(ctx, normed, y);
   }
 
   bool binary() const { return binary_; }

@@ -4,8 +4,10 @@
 //   dt = clamp(softplus(dt_raw + dt_bias), dt_lo, dt_hi);  A = -exp(A_log)
 //   per head h (group g = h / (H / G)):  S <- exp(dt A) S + dt x_h (outer) B_g;  y_h = S C_g + D x_h
 //   y = groupwise_rmsnorm(y * silu(z), groups G, eps) * norm_weight              (norm_before_gate = False)
+// With norm_weight empty the step stops before the norm: y = y * silu(z), and the caller applies it (a
+// Bi-Mamba block with G = 1 folds it into out_proj's decode kernel: nn/mamba2_mixer.hpp, step_residual).
 // Shapes: conv_weight (C, K), conv_bias (C) or empty, dt_bias / A_log / D (H) (D may be empty),
-// norm_weight (E), conv_state (B, C, K) and ssm_state (B, H, P, N) contiguous, updated in place; y (B, E)
+// norm_weight (E) or empty, conv_state (B, C, K) and ssm_state (B, H, P, N) contiguous, updated in place; y (B, E)
 // overwritten (unit inner stride). Scratch comes from ctx.workspace(): nothing is allocated once warm. The
 // result does not depend on ctx.threads() (bit for bit; host/mamba2_decode.hpp). On Cuda the whole step is
 // one kernel instead of five (cuda/mamba2_decode.cuh), deterministic as well.
@@ -24,7 +26,7 @@ struct Mamba2DecodeWeights {
   TensorView<const float, 2, Backend> conv_weight;       // (C, K)
   TensorView<const float, 1, Backend> conv_bias;         // (C) or empty
   TensorView<const float, 1, Backend> dt_bias, A_log, D;  // (H); D may be empty
-  TensorView<const float, 1, Backend> norm_weight;       // (E)
+  TensorView<const float, 1, Backend> norm_weight;       // (E), or empty: y is the gated output, not normalized
   int64_t heads = 0, headdim = 0, groups = 1, d_state = 0;
   float norm_eps = 1e-5f, dt_lo = 0.0f, dt_hi = 0.0f;
 };
@@ -56,7 +58,7 @@ void mamba2_decode_step(Context<Backend>& ctx, const Mamba2DecodeWeights<Backend
   check_shape(w.dt_bias, {H}, "mamba2_decode_step: dt_bias");
   check_shape(w.A_log, {H}, "mamba2_decode_step: A_log");
   if (present(w.D)) check_shape(w.D, {H}, "mamba2_decode_step: D");
-  check_shape(w.norm_weight, {E}, "mamba2_decode_step: norm_weight");
+  if (present(w.norm_weight)) check_shape(w.norm_weight, {E}, "mamba2_decode_step: norm_weight");
   check_shape(conv_state, {B, C, K}, "mamba2_decode_step: conv_state");
   check_shape(ssm_state, {B, H, P, N}, "mamba2_decode_step: ssm_state");
   BIMAMBA_CHECK(conv_state.is_contiguous() && ssm_state.is_contiguous(), "mamba2_decode_step: states must be contiguous");

@@ -174,6 +174,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   }
 #pragma unroll
   for (int t = 0; t < TT; ++t) {
+    if (t >= a.tokens) break;
     float mt = m[t];
     for (int offset = 16; offset > 0; offset >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, offset));
     const float bt = warp_sum(bs[t]), st = warp_sum(ss[t]);
@@ -224,6 +225,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   }
 #pragma unroll
   for (int t = 0; t < TT; ++t) {
+    if (t >= a.tokens) break;
     long long q = qsum[t];
     for (int offset = 16; offset > 0; offset >>= 1) q += __shfl_xor_sync(0xffffffffu, q, offset);
     if (lane == 0) s_qred[warp][t] = q;

@@ -1,19 +1,23 @@
 // Cuda fused Mamba-2 decode step (see ops/mamba2_decode.hpp): the conv step, dt, decay, state update and
-// read-out, D skip, SiLU(z) gate and group-wise RMSNorm of one layer in a single kernel.
+// read-out, D skip, SiLU(z) gate and (optionally) the group-wise RMSNorm of one layer in a single kernel.
 //
 // Grid: one block per (sequence b, head h), 8 warps. A block
 //   1. loads its first state rows into registers (the state is only touched by this kernel, so on sm_90 this
 //      happens before the in_proj kernel has finished: wait_for_previous_kernel),
 //   2. computes the conv step + SiLU of the head's P x channels (shifting their conv state: only this head
-//      touches them) and of its group's B and C channels (2N, shared by the H/G heads of the group: read
-//      here from the state as it was, shifted later by the group's last block) into shared memory,
+//      touches them), of its group's B and C channels (2N, shared by the H/G heads of the group: read here
+//      from the state as it was, shifted later by the group's last block) and the gates SiLU(z_p) into shared
+//      memory, in one round of independent loads,
 //   3. updates the (P x N) state, one row per warp at a time and N along the lanes (float4 when N % 4 == 0),
-//      reads y_p = S_p . C + D x_p out, gates it with SiLU(z_p), stores y and the head's sum of squares,
+//      reads y_p = S_p . C + D x_p out, gates it, stores y and (with a norm) the head's sum of squares, summed
+//      per warp and then over the 8 warps,
 //   4. arrives at the (b, g) counter; the group's last block (the others have read the B / C conv state and
-//      written their y by then) shifts the B / C conv state, forms the RMS scale from the heads' sums in head
-//      order and scales the group's y by it and the norm weight, and returns the counter to zero.
+//      written their y by then) shifts the B / C conv state and, with a norm, forms the RMS scale from the
+//      heads' sums in head order and scales the group's y by it and the norm weight; it returns the counter to 0.
+// Every latency on a block's path is one round of loads (no load waits on a store: the gates are staged
+// before the read-out, the sums are trees), measured by ncu on the H100 (bench/RESULTS_CUDA.md, session 9).
 // Every sum has a fixed order, so the result is deterministic; it agrees with the host op to float rounding
-// (the read-out is summed across lanes in another order).
+// (the read-out and the head's sum of squares are summed in another order).
 #pragma once
 
 #include "../../core/workspace.hpp"
@@ -73,15 +77,17 @@ template <int V>
 __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2DecodeArgs a) {
   extern __shared__ float smem[];
   __shared__ bool s_last;
+  __shared__ float s_warp_sq[kDecodeWarps];
   const auto& w = a.w;
   const int64_t H = w.heads, P = w.headdim, G = w.groups, N = w.d_state, E = H * P, heads_per_group = H / G;
   const int64_t C = E + 2 * G * N, K = w.conv_weight.size(1), b = blockIdx.x / H, h = blockIdx.x % H;
   const int64_t g = h / heads_per_group;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const bool norm = present(w.norm_weight);
   float* bs = smem;           // (N) B of group g   (first: float4-aligned when N % 4 == 0)
   float* cs = bs + N;         // (N) C of group g
   float* xs = cs + N;         // (P) conv output of the head's x channels
-  float* sq = xs + P;         // (P) squares of the gated outputs, then the group's head sums
+  float* gate = xs + P;       // (P) SiLU(z_p), then the group's head sums
   float* state = a.ssm_state + (b * H + h) * P * N;  // (P, N)
   constexpr int64_t kStep = 32 * V;                  // columns a warp covers per pass
 
@@ -98,10 +104,14 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
   wait_for_previous_kernel();
   allow_next_kernel();
 
-  // 2. Conv step of the head's x channels and the group's B, C channels.
+  // 2. Conv step of the group's B, C channels and the head's x channels, and the head's gates.
   const bool has_bias = present(w.conv_bias);
-  for (int64_t j = tid; j < P + 2 * N; j += blockDim.x) {
-    // j < 2N: B then C of group g (smem[j] = bs / cs); then the head's x channels (xs[j - 2N]).
+  for (int64_t j = tid; j < 2 * P + 2 * N; j += blockDim.x) {
+    // j < 2N: B then C of group g (smem[j] = bs / cs); then the head's x channels (xs[j - 2N]); then its gates.
+    if (j >= 2 * N + P) {
+      gate[j - 2 * N - P] = silu(a.zxbcdt(b, h * P + (j - 2 * N - P)));
+      continue;
+    }
     const int64_t c = j < N ? E + g * N + j : j < 2 * N ? E + G * N + g * N + (j - N) : h * P + (j - 2 * N);
     float* s = &a.conv_state(b, c, 0);
     const float in = a.zxbcdt(b, E + c);
@@ -113,6 +123,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
   __syncthreads();
 
   // 3. State update and read-out, kDecodeWarps * kDecodeRows rows at a time.
+  float sq = 0.0f;  // lane 0: this warp's sum of squares of the gated outputs
   for (int64_t p0 = 0; p0 < P; p0 += int64_t(kDecodeWarps) * kDecodeRows) {
     float acc[kDecodeRows] = {};
     for (int64_t n0 = 0; n0 < N; n0 += kStep) {
@@ -139,17 +150,20 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
       const int64_t p = p0 + warp + int64_t(kDecodeWarps) * r;
       const float total = warp_sum(acc[r]);
       if (lane == 0 && p < P) {
-        const float v = (total + d_skip * xs[p]) * silu(a.zxbcdt(b, h * P + p));
+        const float v = (total + d_skip * xs[p]) * gate[p];
         a.y(b, h * P + p) = v;
-        sq[p] = v * v;
+        sq += v * v;
       }
     }
   }
-  __syncthreads();
-  if (tid == 0) {
-    float s = 0.0f;
-    for (int64_t p = 0; p < P; ++p) s += sq[p];
-    a.sumsq[b * H + h] = s;
+  if (norm) {
+    if (lane == 0) s_warp_sq[warp] = sq;
+    __syncthreads();
+    if (tid == 0) {
+      float s = 0.0f;
+      for (int k = 0; k < kDecodeWarps; ++k) s += s_warp_sq[k];
+      a.sumsq[b * H + h] = s;
+    }
   }
 
   // 4. The group's last block: B / C conv state, then the norm.
@@ -163,16 +177,19 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
     const int64_t c = j < N ? E + g * N + j : E + G * N + g * N + (j - N);
     shift_conv_row(&a.conv_state(b, c, 0), a.zxbcdt(b, E + c), K);
   }
-  // The heads' sums, loaded in parallel (sq is free again: P >= 1 slots, reused in chunks), added in order.
+  if (tid == 0) a.counters[b * G + g] = 0;
+  if (!norm) return;
+  // The heads' sums, loaded in parallel (gate is free again: P >= 1 slots, reused in chunks), added in order.
+  float* sums = gate;
   __shared__ float s_total;
   if (tid == 0) s_total = 0.0f;
   for (int64_t k0 = 0; k0 < heads_per_group; k0 += P) {
     __syncthreads();
     for (int64_t k = k0 + tid; k < k0 + P && k < heads_per_group; k += blockDim.x)
-      sq[k - k0] = __ldcg(&a.sumsq[b * H + g * heads_per_group + k]);
+      sums[k - k0] = __ldcg(&a.sumsq[b * H + g * heads_per_group + k]);
     __syncthreads();
     if (tid == 0)
-      for (int64_t k = k0; k < k0 + P && k < heads_per_group; ++k) s_total += sq[k - k0];
+      for (int64_t k = k0; k < k0 + P && k < heads_per_group; ++k) s_total += sums[k - k0];
   }
   __syncthreads();
   const int64_t S = E / G;
@@ -180,7 +197,6 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
 #pragma unroll 8
   for (int64_t j = g * S + tid; j < (g + 1) * S; j += blockDim.x)
     a.y(b, j) = __ldcg(&a.y(b, j)) * scale * w.norm_weight(j);
-  if (tid == 0) a.counters[b * G + g] = 0;
 }
 }  // namespace gpu
 

@@ -8,7 +8,7 @@
 //      SiLU(z) gate, and the head's sum of squares for the norm; the state rows are read and written once,
 //      8 lanes at a time with FMA (AVX2), the read-out summed in 8 lane accumulators;
 //   3. serial: shift the B / C conv states; per (sequence, norm group) the RMS scale from the heads' sums,
-//      times the norm weight.
+//      times the norm weight (skipped without a norm weight).
 // One fork / join per layer instead of two, and no barrier inside: B / C are recomputed by each chunk
 // (2GN of the C channels: 256 of 3328, 8% of the conv work, per extra worker). Every value is computed by the same
 // arithmetic in the same order whatever the number of threads, so the result does not depend on it (bit
@@ -121,7 +121,7 @@ inline void mamba2_decode_step_impl(Context<Host>& ctx, const Mamba2DecodeWeight
       for (int64_t k = 0; k + 1 < K; ++k) s[k] = s[k + 1];
       s[K - 1] = zxbcdt(b, E + c);
     }
-    for (int64_t g = 0; g < G; ++g) {
+    for (int64_t g = 0; g < G && present(w.norm_weight); ++g) {
       float sum = 0.0f;
       for (int64_t h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) sum += sumsq[b * H + h];
       const float scale = 1.0f / std::sqrt(sum / float(S) + w.norm_eps);
