@@ -48,7 +48,7 @@ namespace bimamba::detail {
 namespace gpu {
 inline constexpr int kGemvMaxTokens = 4;  // 2 mma tiles of 2 tokens
 inline constexpr int kGemvMaxWarps = 16;
-inline constexpr int kGemvStaticSmem = 2048;  // bound on the kernel's static shared memory (ptxas: 1376 bytes)
+inline constexpr int kGemvStaticSmem = 2048;  // bound on the kernel's static shared memory (ptxas: 1504 bytes)
 
 struct GemvFusion {
   TensorView<const float, 1, Cuda> norm_weight;  // (in), or empty: no input norm
@@ -104,6 +104,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   __shared__ float s_scale[TT], s_bias[TT], s_rms[TT];
   __shared__ long long s_q[TT];
   __shared__ uint64_t s_bar;
+  __shared__ __align__(16) uint32_t s_zero[32];  // the B fragments of lanes without a column (128 bytes)
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5, g = lane >> 2, tig = lane & 3;
   const GemvConfig cfg = a.config;
   const int mw = warp % cfg.mtiles, kw = warp / cfg.mtiles, block_rows = 16 * cfg.mtiles;
@@ -129,6 +130,8 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   }
   wait_for_previous_kernel();
   allow_next_kernel();
+
+  if (tid < 32) s_zero[tid] = 0u;  // read after the barriers below
 
   // 1. a'_tj = alpha'_j x_tj into shared memory; m_t = max_j |a'_tj|, beta' . x_t, sum_j x_tj^2.
   const int64_t in = a.in;
@@ -204,7 +207,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   for (int t = 0; t < TT; ++t) qscale[t] = t < a.tokens && s_scale[t] != 0.0f ? 4194304.0f / s_scale[t] : 0.0f;
   long long qsum[TT] = {};
   for (int quad4 = tid; quad4 < cols / 4; quad4 += blockDim.x) {
-    const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
+    const int c = int(unsigned(quad4) / 8 * 32 + unsigned(quad4) % 8);  // first of the four columns
     uint32_t bytes[TT][3] = {};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -238,21 +241,25 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
   }
 
   // 3. The warp's 16 rows against its K-range, once the sign words have landed. Lane (g, tig) supplies
-  //    B column g: plane g % 3 of token 2 nt + g / 3 (zero for g >= 6 and for tokens past T).
+  //    B column g: plane g % 3 of token 2 nt + g / 3, or zeros (s_zero) for g >= 6 and tokens past T.
   if (a.bulk) bulk_copy_wait(&s_bar);
   int acc[NT][4] = {};
   const uint32_t* rows_g = s_words + (16 * mw + g) * stride;
+  bool lane_has_column[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) lane_has_column[nt] = g < 6 && 2 * nt + g / 3 < a.tokens;
   for (int d = 0; d < cfg.ips; ++d) {
     const int it = kw * cfg.ips + d;
     if (it >= a.iters) break;
     const int w = it * (kBlIterCols / 32) + tig * 4;
     const uint4 u = *reinterpret_cast<const uint4*>(rows_g + w);
     const uint4 v = *reinterpret_cast<const uint4*>(rows_g + 8 * stride + w);
-    mma_iteration<NT>(acc, u, v, it * kBlIterCols, tig, [&](int nt, int c) {
-      const int t = 2 * nt + g / 3;
-      return g < 6 && t < a.tokens ? *reinterpret_cast<const uint2*>(planes + layout.offset(3 * t + g % 3, c))
-                                   : make_uint2(0, 0);
-    });
+    const unsigned char* b_lane[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+      b_lane[nt] = lane_has_column[nt] ? planes + layout.lane_base(3 * (2 * nt + g / 3) + g % 3, it, tig)
+                                       : reinterpret_cast<const unsigned char*>(s_zero);
+    mma_iteration<NT>(acc, u, v, b_lane);
   }
 
   // 4. acc columns n = 2 tig + {0, 1} of rows g and g + 8; the block adds the K-ranges in order.

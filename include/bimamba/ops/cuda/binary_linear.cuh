@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
   for (int t = 0; t < 2 * NT; ++t) qscale[t] = t < a.tokens && s_scale[t] != 0.0f ? 4194304.0f / s_scale[t] : 0.0f;
   long long qsum[kBlMaxTokens] = {};
   for (int quad4 = tid; quad4 < slice_cols / 4; quad4 += blockDim.x) {
-    const int c = (quad4 / 8) * 32 + quad4 % 8;  // first of the four columns
+    const int c = int(unsigned(quad4) / 8 * 32 + unsigned(quad4) % 8);  // first of the four columns
     uint32_t bytes[NT][8] = {};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -185,9 +185,10 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
     for (int d = 0; d < kBlDepth; ++d) {
       const int it = it0 + d;
       if (it >= a.ips) break;
-      mma_iteration<NT>(acc, u[d], v[d], it * kBlIterCols, tig, [&](int nt, int c) {
-        return *reinterpret_cast<const uint2*>(planes + layout.offset(nt * 8 + g, c));
-      });
+      const unsigned char* b_lane[NT];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) b_lane[nt] = planes + layout.lane_base(nt * 8 + g, it, tig);
+      mma_iteration<NT>(acc, u[d], v[d], b_lane);
       if (it + kBlDepth < a.ips) {
         u[d] = load_sign_words(a.signs, r0 + g, word_at(it + kBlDepth));
         v[d] = load_sign_words(a.signs, r0 + g + 8, word_at(it + kBlDepth));

@@ -48,10 +48,13 @@ __device__ inline uint32_t word_of(const uint4& u, int k) { return k == 0 ? u.x 
 struct PlaneLayout {
   int row_bytes;
   __host__ __device__ explicit PlaneLayout(int iters) : row_bytes(((iters * 4 * 160 + 127) / 128) * 128 + 8) {}
-  __host__ __device__ int offset(int row, int c) const {
-    const int quad = c / 128, word = (c / 32) % 4;
-    return row * row_bytes + quad * 160 + word * 32 + (c % 8) * 4 + (c % 32) / 8;
+  __host__ __device__ int offset(int row, int c) const {  // unsigned: shifts, no sign fix-ups
+    const unsigned u = unsigned(c), quad = u / 128, word = (u / 32) % 4;
+    return row * row_bytes + int(quad * 160 + word * 32 + (u % 8) * 4 + (u % 32) / 8);
   }
+  // The fragments of lane group tig in iteration `it` (columns it * 512 + tig * 128 + k * 32 + ja, ja even
+  // < 8): offset(row, that column) = lane_base(row, it, tig) + k * 32 + ja * 4, a constant per mma k-step.
+  __host__ __device__ int lane_base(int row, int it, int tig) const { return row * row_bytes + (it * 4 + tig) * 160; }
   __host__ __device__ int bytes(int plane_rows) const { return plane_rows * row_bytes; }
 };
 
@@ -87,21 +90,21 @@ __device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t 
 #endif
 }
 
-// One iteration: the 16 rows' words u (row g) and v (row g + 8) of a lane against the planes. `b_of(nt, c)`
-// returns the lane's B fragment of tile nt for the 8 bytes starting at column c (PlaneLayout order); `col0` is
-// the iteration's first column.
-template <int NT, class BFragment>
-__device__ inline void mma_iteration(int (&acc)[NT][4], const uint4& u, const uint4& v, int col0, int tig,
-                                     BFragment&& b_of) {
+// One iteration: the 16 rows' words u (row g) and v (row g + 8) of a lane against the planes. `b_lane[nt]`
+// points at the lane's B fragments of tile nt in this iteration (PlaneLayout::lane_base of its plane row):
+// k-step s reads the 8 bytes at k * 32 + ja * 4, constant offsets once unrolled.
+template <int NT>
+__device__ inline void mma_iteration(int (&acc)[NT][4], const uint4& u, const uint4& v,
+                                     const unsigned char* const (&b_lane)[NT]) {
 #pragma unroll
   for (int s = 0; s < 16; ++s) {
     const int k = s / 4, ja = 2 * (s % 4);
     const uint32_t wu = word_of(u, k), wv = word_of(v, k);
     const uint32_t a0 = (wu >> ja) & 0x01010101u, a2 = (wu >> (ja + 1)) & 0x01010101u;
     const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;
-    const int c = col0 + tig * 128 + k * 32 + ja;  // column of byte 0 of this lane's fragment
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mma_u8s8(acc[nt], a0, a1, a2, a3, b_of(nt, c));
+    for (int nt = 0; nt < NT; ++nt)
+      mma_u8s8(acc[nt], a0, a1, a2, a3, *reinterpret_cast<const uint2*>(b_lane[nt] + k * 32 + ja * 4));
   }
 }
 
