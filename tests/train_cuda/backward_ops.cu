@@ -190,7 +190,8 @@ TEST_F(TrainOpsCuda, Embedding) {
   }
 }
 
-// The SSD scan backward with x, B, C as column ranges of one (B, L, C) tensor, as in the model.
+// The SSD scan backward with x, B, C as column ranges of one (B, L, C) tensor, as in the model. The device
+// computes it in chunks of 64 tokens (ops/cuda/ssd_scan_backward.cuh), the host as the sequential recurrence.
 void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t H, int64_t P, int64_t G,
                int64_t N, bool with_D) {
   const int64_t E = H * P, C = E + 2 * G * N;
@@ -200,25 +201,34 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
   auto D = rand_host<1>({H}, 4);
   auto dy = rand_host<4>({B, L, H, P}, 5);
   auto xbc_d = to<Cuda>(xbc);
+  auto dt_d = to<Cuda>(dt);
+  auto A_d = to<Cuda>(A);
+  auto D_d = to<Cuda>(D);
+  auto dy_d = to<Cuda>(dy);
   const float* hb = xbc.data();
   const float* db = xbc_d.data();
   TensorView<const float, 4, Host> xh(hb, {B, L, H, P}, {L * C, C, P, 1}), Bh(hb + E, {B, L, G, N}, {L * C, C, N, 1}),
       Ch(hb + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
   TensorView<const float, 4, Cuda> xd(db, {B, L, H, P}, {L * C, C, P, 1}), Bd(db + E, {B, L, G, N}, {L * C, C, N, 1}),
       Cd(db + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
+  const std::string shape = "ssd (B, L, H, P, G, N) = (" + std::to_string(B) + ", " + std::to_string(L) + ", " +
+                            std::to_string(H) + ", " + std::to_string(P) + ", " + std::to_string(G) + ", " +
+                            std::to_string(N) + (with_D ? ") " : ") without D ");
   for (GradientMode mode : kModes) {
     GradPair<4> dx({B, L, H, P}, 10), dB({B, L, G, N}, 11), dC({B, L, G, N}, 12);
     GradPair<3> ddt({B, L, H}, 13);
     GradPair<1> dA({H}, 14), dD({H}, 15);
+    auto run_dev = [&](GradPair<4>& gx, GradPair<3>& gdt, GradPair<1>& gA, GradPair<4>& gB, GradPair<4>& gC,
+                       GradPair<1>& gD) {
+      ssd_scan_backward(dev, xd, dt_d.cview(), A_d.cview(), Bd, Cd,
+                        with_D ? D_d.cview() : TensorView<const float, 1, Cuda>{}, dy_d.cview(), gx.dev.view(),
+                        gdt.dev.view(), gA.dev.view(), gB.dev.view(), gC.dev.view(),
+                        with_D ? gD.dev.view() : TensorView<float, 1, Cuda>{}, mode);
+    };
     ssd_scan_backward(host, xh, dt, A, Bh, Ch, with_D ? D.cview() : TensorView<const float, 1, Host>{}, dy, dx.host,
                       ddt.host, dA.host, dB.host, dC.host, with_D ? dD.host.view() : TensorView<float, 1, Host>{}, mode);
-    auto Dd = to<Cuda>(D);
-    ssd_scan_backward(dev, xd, to<Cuda>(dt), to<Cuda>(A), Bd, Cd, with_D ? Dd.cview() : TensorView<const float, 1, Cuda>{},
-                      to<Cuda>(dy), dx.dev, ddt.dev, dA.dev, dB.dev, dC.dev,
-                      with_D ? dD.dev.view() : TensorView<float, 1, Cuda>{}, mode);
-    const std::string what = "ssd (B, L, H, P, G, N) = (" + std::to_string(B) + ", " + std::to_string(L) + ", " +
-                             std::to_string(H) + ", " + std::to_string(P) + ", " + std::to_string(G) + ", " +
-                             std::to_string(N) + ") " + name(mode);
+    run_dev(dx, ddt, dA, dB, dC, dD);
+    const std::string what = shape + name(mode);
     EXPECT_LT(dx.rel_l2(), kTol) << what << " dx";
     EXPECT_LT(ddt.rel_l2(), kTol) << what << " ddt";
     EXPECT_LT(dA.rel_l2(), kTol) << what << " dA";
@@ -226,14 +236,40 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
     EXPECT_LT(dC.rel_l2(), kTol) << what << " dC";
     if (with_D) EXPECT_LT(dD.rel_l2(), kTol) << what << " dD";
     else EXPECT_EQ(dD.rel_l2(), 0.0) << what << " dD was not requested: untouched";
+    if (mode == GradientMode::Overwrite) {
+      // No atomics, every sum in a fixed order: a second run writes the same bits (exact comparison).
+      GradPair<4> dx2({B, L, H, P}, 20), dB2({B, L, G, N}, 21), dC2({B, L, G, N}, 22);
+      GradPair<3> ddt2({B, L, H}, 23);
+      GradPair<1> dA2({H}, 24), dD2({H}, 25);
+      run_dev(dx2, ddt2, dA2, dB2, dC2, dD2);
+      EXPECT_EQ(to_vector(dx2.dev), to_vector(dx.dev)) << what << " dx differs on a rerun";
+      EXPECT_EQ(to_vector(ddt2.dev), to_vector(ddt.dev)) << what << " ddt differs on a rerun";
+      EXPECT_EQ(to_vector(dA2.dev), to_vector(dA.dev)) << what << " dA differs on a rerun";
+      EXPECT_EQ(to_vector(dB2.dev), to_vector(dB.dev)) << what << " dB differs on a rerun";
+      EXPECT_EQ(to_vector(dC2.dev), to_vector(dC.dev)) << what << " dC differs on a rerun";
+      if (with_D) EXPECT_EQ(to_vector(dD2.dev), to_vector(dD.dev)) << what << " dD differs on a rerun";
+    }
   }
 }
 
+// Shapes around the device's 64-token chunks (one partial chunk, exactly one, one token more, several with a
+// partial last one, a long sequence), groups shared by several heads, several batch rows, D present or not.
+// The tolerance is the file's kTol: the chunked float computation and the host's sequential one differ by
+// rounding only (~1e-6 relative: the decays exp(cs_i - cs_j) <= 1 keep every term bounded, and the sums over
+// tokens are in double on both sides).
 TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 2, 7, 4, 3, 2, 5, true);
   check_ssd(host_, *dev_, 3, 37, 6, 5, 3, 7, false);
+  check_ssd(host_, *dev_, 1, 1, 2, 3, 1, 4, true);      // L = 1
+  check_ssd(host_, *dev_, 1, 63, 2, 5, 1, 7, false);    // L = chunk - 1
+  check_ssd(host_, *dev_, 1, 64, 2, 5, 1, 7, true);     // L = chunk
+  check_ssd(host_, *dev_, 1, 65, 2, 5, 1, 7, true);     // L = chunk + 1: a one-token last chunk
+  check_ssd(host_, *dev_, 2, 131, 2, 5, 1, 7, false);   // L = 2 chunks + 3
+  check_ssd(host_, *dev_, 1, 300, 4, 17, 2, 33, true);  // long: 5 chunks, the state carried through 4 boundaries
+  check_ssd(host_, *dev_, 3, 70, 4, 3, 2, 9, true);     // G = 2 with 4 heads (dB, dC summed over 2 heads), B = 3
+  check_ssd(host_, *dev_, 3, 70, 4, 3, 2, 9, false);
   check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
-  check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above 256 threads: strided over threads
+  check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above one output tile (128 / 64 columns): several tiles
 }
 
 void check_selective(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t E, int64_t N, bool gated) {
