@@ -104,25 +104,30 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
   wait_for_previous_kernel();
   allow_next_kernel();
 
-  // 2. Conv step of the group's B, C channels and the head's x channels, and the head's gates.
+  // 2. Conv step of the group's B, C channels and the head's x channels, and the head's gates. Row pointers:
+  //    zxbcdt and the conv weight have unit inner stride, the conv state is contiguous (mamba2_decode_step).
   const bool has_bias = present(w.conv_bias);
-  for (int64_t j = tid; j < 2 * P + 2 * N; j += blockDim.x) {
+  const float* zrow = a.zxbcdt.data() + b * a.zxbcdt.stride(0);  // (R)
+  float* conv_rows = a.conv_state.data() + b * C * K;            // (C, K)
+  for (int j = tid; j < int(2 * P + 2 * N); j += blockDim.x) {
     // j < 2N: B then C of group g (smem[j] = bs / cs); then the head's x channels (xs[j - 2N]); then its gates.
     if (j >= 2 * N + P) {
-      gate[j - 2 * N - P] = silu(a.zxbcdt(b, h * P + (j - 2 * N - P)));
+      gate[j - 2 * N - P] = silu(zrow[h * P + (j - 2 * N - P)]);
       continue;
     }
     const int64_t c = j < N ? E + g * N + j : j < 2 * N ? E + G * N + g * N + (j - N) : h * P + (j - 2 * N);
-    float* s = &a.conv_state(b, c, 0);
-    const float in = a.zxbcdt(b, E + c);
-    smem[j] = conv_step_value(s, &w.conv_weight(c, 0), has_bias ? w.conv_bias(c) : 0.0f, in, K);
+    float* s = conv_rows + c * K;
+    const float in = zrow[E + c];
+    smem[j] = conv_step_value(s, w.conv_weight.data() + c * w.conv_weight.stride(0), has_bias ? w.conv_bias(c) : 0.0f,
+                              in, K);
     if (j >= 2 * N) shift_conv_row(s, in, K);
   }
-  const float dt = fminf(w.dt_hi, fmaxf(w.dt_lo, softplus(a.zxbcdt(b, E + C + h) + w.dt_bias(h))));
+  const float dt = fminf(w.dt_hi, fmaxf(w.dt_lo, softplus(zrow[E + C + h] + w.dt_bias(h))));
   const float decay = expf(dt * -expf(w.A_log(h))), d_skip = present(w.D) ? w.D(h) : 0.0f;
   __syncthreads();
 
   // 3. State update and read-out, kDecodeWarps * kDecodeRows rows at a time.
+  float* y_row = a.y.data() + b * a.y.stride(0);  // (E), unit stride
   float sq = 0.0f;  // lane 0: this warp's sum of squares of the gated outputs
   for (int64_t p0 = 0; p0 < P; p0 += int64_t(kDecodeWarps) * kDecodeRows) {
     float acc[kDecodeRows] = {};
@@ -151,7 +156,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
       const float total = warp_sum(acc[r]);
       if (lane == 0 && p < P) {
         const float v = (total + d_skip * xs[p]) * gate[p];
-        a.y(b, h * P + p) = v;
+        y_row[h * P + p] = v;
         sq += v * v;
       }
     }
@@ -166,16 +171,18 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) mamba2_decode_kernel(Mamba2
     }
   }
 
-  // 4. The group's last block: B / C conv state, then the norm.
-  __threadfence();
+  // 4. The group's last block: B / C conv state, then the norm. Every block's reads of the B / C conv state
+  //    have returned before its arrival (their values are in shared memory behind a barrier), so the shift
+  //    needs no fence; the norm reads other blocks' y and sums, which the fence makes visible first.
+  if (norm) __threadfence();
   __syncthreads();
   if (tid == 0) s_last = atomicAdd(&a.counters[b * G + g], 1u) == unsigned(heads_per_group - 1);
   __syncthreads();
   if (!s_last) return;
-  __threadfence();
-  for (int64_t j = tid; j < 2 * N; j += blockDim.x) {
+  if (norm) __threadfence();
+  for (int j = tid; j < int(2 * N); j += blockDim.x) {
     const int64_t c = j < N ? E + g * N + j : E + G * N + g * N + (j - N);
-    shift_conv_row(&a.conv_state(b, c, 0), a.zxbcdt(b, E + c), K);
+    shift_conv_row(conv_rows + c * K, zrow[E + c], K);
   }
   if (tid == 0) a.counters[b * G + g] = 0;
   if (!norm) return;
