@@ -176,6 +176,17 @@ TYPED_TEST(BinaryLinear, RmsNormedInputMatchesReferenceOfTheNormalizedInput) {
     }
 }
 
+// y = y0 + ref within the product's bound plus the rounding of the final add (u of the sum, 2^-24 relative).
+void expect_accumulated(const Problem& p, const std::vector<float>& y, const std::vector<float>& y0,
+                        const std::vector<double>& ref, const std::vector<double>& bound) {
+  for (int64_t t = 0; t < p.T; ++t)
+    for (int64_t i = 0; i < p.out; ++i) {
+      const size_t k = size_t(t * p.out + i);
+      ASSERT_NEAR(y[k], y0[k] + ref[k], bound[size_t(t)] + std::abs(y0[k] + ref[k]) * std::ldexp(1.0, -23))
+          << "T=" << p.T << " in=" << p.in << " out=" << p.out << " at (" << t << ", " << i << ")";
+    }
+}
+
 TYPED_TEST(BinaryLinear, AccumulateAddsToY) {
   for (int64_t T : {1, 3, 17})
     for (auto [in, out] : {std::pair<int64_t, int64_t>{33, 3}, {1027, 65}, {4096, 301}}) {
@@ -190,15 +201,7 @@ TYPED_TEST(BinaryLinear, AccumulateAddsToY) {
       auto yd = to<TypeParam>(tensor_from<float, 2>(y0, {T, out}));
       binary_linear_accumulate<TypeParam>(this->ctx(), x, s.cview(), alpha, beta, yd);
       const auto y = to_vector(yd);
-      const auto ref = p.reference(bits);
-      const auto bound = p.fp32_bound();
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < out; ++i) {
-          const size_t k = size_t(t * out + i);
-          // The product's bound, plus the rounding of the final add (u of the sum, 2^-24 relative).
-          ASSERT_NEAR(y[k], y0[k] + ref[k], bound[size_t(t)] + std::abs(y0[k] + ref[k]) * std::ldexp(1.0, -23))
-              << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
-        }
+      expect_accumulated(p, y, y0, p.reference(bits), p.fp32_bound());
     }
 }
 
@@ -222,15 +225,7 @@ TYPED_TEST(BinaryLinear, RmsNormedAccumulateAddsTheProductOfTheNormalizedInput) 
       binary_linear_rms_normed_accumulate<TypeParam>(this->ctx(), x, w, eps, s.cview(), alpha, beta, yd);
       const auto y = to_vector(yd);
       normalize_rows(p, norm_w, eps);
-      const auto ref = p.reference(bits);
-      const auto bound = normed_bound(p);
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < out; ++i) {
-          const size_t k = size_t(t * out + i);
-          // The normalized product's bound, plus the rounding of the final add (u of the sum).
-          ASSERT_NEAR(y[k], y0[k] + ref[k], bound[size_t(t)] + std::abs(y0[k] + ref[k]) * std::ldexp(1.0, -23))
-              << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
-        }
+      expect_accumulated(p, y, y0, p.reference(bits), normed_bound(p));
     }
 }
 
