@@ -30,9 +30,9 @@ template <class... Args>
 bool try_binary_gemv(Context<Host>&, Args&&...) {
   return false;
 }
-}  // namespace detail
 
-namespace detail {
+// The shared body: y (+)= binary_linear(x, or rms_norm(x) when norm_weight is present); one decode-kernel
+// launch where it applies, the composition otherwise.
 template <class Backend>
 void binary_linear_normed_into(Context<Backend>& ctx, View<const float, 2, Backend> x,
                                View<const float, 1, Backend> norm_weight, float eps,
