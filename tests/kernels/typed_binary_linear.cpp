@@ -126,6 +126,22 @@ TYPED_TEST(BinaryLinear, ShapeErrorsNameTheTensor) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("binary_linear: beta"), std::string::npos) << e.what();
   }
+  // The norm fusions name their norm weight: one of the wrong length, and an empty one.
+  Tensor<float, 1, TypeParam> w_bad({39});
+  try {
+    binary_linear_rms_normed_accumulate<TypeParam>(this->ctx(), x, w_bad, 1e-5f, s.cview(), alpha, beta, y);
+    FAIL() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("binary_linear_rms_normed_accumulate: norm_weight"), std::string::npos)
+        << e.what();
+  }
+  try {
+    binary_linear_rms_normed<TypeParam>(this->ctx(), x, {}, 1e-5f, s.cview(), alpha, beta, y);
+    FAIL() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("binary_linear_rms_normed: the norm weight is empty"), std::string::npos)
+        << e.what();
+  }
 }
 
 // The reference input of the norm fusions: x / sqrt(mean x^2 + eps) * w in double, rounded to float like the
