@@ -3,7 +3,10 @@
 # peer on a GPU machine; logs and JSON go to $OUT (default ./device-out). Usage, from the repository root:
 #   bench/cuda/run_device_suite.sh [prefix-path-of-dependencies] [tests|bench|decode|peer|profile ...]
 # profile: Nsight Compute (ncu, clocks left alone) per-kernel times of the decode kernel at the 2.7B in_proj shape
-# and of one eager 780M decode step, with the SM clock and DRAM bytes (not part of the default steps).
+# and of one eager 780M decode step, with the SM clock and DRAM bytes; the decode kernel's stall reasons and
+# per-instruction samples (SASS, csv) (not part of the default steps).
+# train: bench_cuda_train and ncu per-kernel times of one L = 512 training step (not part of the default steps).
+# Everything written ends up in $OUT/suite.tgz too (the device tool brings back at most 8 files).
 # The CUDA architecture defaults to 90 (H200); set CUDA_ARCH to change it.
 set -u -o pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -48,8 +51,23 @@ for step in $STEPS; do
         $BUILD/bin/bench_cuda_gemv --benchmark_filter='packed/2.7B/in_proj/10576x2560/T1' >"$OUT/ncu_gemv.log" 2>&1
       timeout 300 ncu --clock-control none --launch-skip 400 --launch-count 16 --metrics $metrics \
         $BUILD/bin/bench_cuda_decode --benchmark_filter='eager/bimamba-780m/B1/' >"$OUT/ncu_decode.log" 2>&1
-      grep -E "^  [a-z_].*\(|duration|per_second" "$OUT/ncu_gemv.log" "$OUT/ncu_decode.log" | head -80 ;;
+      grep -E "^  [a-z_].*\(|duration|per_second" "$OUT/ncu_gemv.log" "$OUT/ncu_decode.log" | head -80
+      stalls='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__inst_executed.sum'
+      timeout 200 ncu --clock-control none -k regex:binary_gemv --launch-skip 20 --launch-count 1 --metrics "$stalls" \
+        $BUILD/bin/bench_cuda_gemv --benchmark_filter='packed/2.7B/in_proj/10576x2560/T1' >"$OUT/ncu_gemv_stalls.log" 2>&1
+      timeout 200 ncu --clock-control none -k regex:binary_gemv --launch-skip 20 --launch-count 1 --section SourceCounters \
+        -o "$OUT/gemv_src" $BUILD/bin/bench_cuda_gemv --benchmark_filter='packed/2.7B/in_proj/10576x2560/T1' >/dev/null 2>&1 &&
+        ncu -i "$OUT/gemv_src.ncu-rep" --page source --csv --print-source sass >"$OUT/gemv_sass.csv" 2>&1
+      rm -f "$OUT/gemv_src.ncu-rep" ;;
+    train)
+      cmake --build $BUILD -j"$(nproc)" --target bench_cuda_train >"$OUT/build_train.log" 2>&1 ||
+        { grep -E "error" "$OUT/build_train.log" | head -20; continue; }
+      timeout 300 $BUILD/bin/bench_cuda_train --benchmark_out="$OUT/bench_cuda_train.json" \
+        --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda_train.log"
+      timeout 400 ncu --clock-control none --metrics gpu__time_duration.sum --launch-count 3000 \
+        $BUILD/bin/bench_cuda_train --benchmark_filter='L512' >"$OUT/ncu_train.log" 2>&1 ;;
     peer)
       timeout 400 python3 bench/peers/hf_mamba2_decode.py 2>&1 | tee "$OUT/hf_mamba2_decode.log" | grep -v Warning ;;
   esac
 done
+(cd "$OUT" && tar czf suite.tgz --exclude=suite.tgz . 2>/dev/null)
