@@ -25,6 +25,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_bench_main.hpp"
@@ -108,9 +109,11 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
 }
 
 int register_all() {
-  for (int64_t L : {512, 2048})
-    benchmark::RegisterBenchmark(("BM_cuda_train_step/bimamba-780m/L" + std::to_string(L) + "/B1").c_str(),
-                                 BM_cuda_train_step, std::string("bimamba-780m"), L, int64_t(1))
+  const std::pair<int64_t, int64_t> shapes[] = {{512, 1}, {2048, 1}, {2048, 2}};  // (L, B)
+  for (const auto& [L, B] : shapes)
+    benchmark::RegisterBenchmark(
+        ("BM_cuda_train_step/bimamba-780m/L" + std::to_string(L) + "/B" + std::to_string(B)).c_str(),
+        BM_cuda_train_step, std::string("bimamba-780m"), L, B)
         ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
   return 0;
 }

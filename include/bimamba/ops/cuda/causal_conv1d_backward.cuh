@@ -2,12 +2,12 @@
 //   kernel 1, one thread per (b, t, c): a = bias + sum_k w[c, k] x[t - K + 1 + k] (double), da = dy silu'(a),
 //             stored to scratch (B, L, C doubles, ctx.workspace())
 //   kernel 2, one thread per (b, s, c): dx[s] = sum_k w[c, k] da[s + K - 1 - k]
-//   kernel 3, one thread per (c, k), k = K meaning the bias: dw[c, k] = sum_{b, t} da[t] x[t - K + 1 + k],
-//             dbias[c] = sum_{b, t} da[t], in double in (b, t) order (the host's).
+//   then, over columns (c, k), k = K meaning the bias, by column_reduce (ops/cuda/column_reduce.cuh):
+//             dw[c, k] = sum_{b, t} da[t] x[t - K + 1 + k], dbias[c] = sum_{b, t} da[t], in double.
 #pragma once
 
 #include "../../core/workspace.hpp"
-#include "launch_backward.cuh"
+#include "column_reduce.cuh"
 
 namespace bimamba::detail {
 
@@ -42,28 +42,36 @@ __global__ void conv1d_backward_dx_kernel(TensorView<const T, 2, Cuda> w, const 
   }
 }
 
+// Row (b, t) = b L + t, column (c, k) = c (K + 1) + k: the term of dw[c, k] (k < K) or of dbias[c] (k = K).
 template <class T>
-__global__ void conv1d_backward_params_kernel(TensorView<const T, 3, Cuda> x, const double* da, int64_t K,
-                                              TensorView<T, 2, Cuda> dw, TensorView<T, 1, Cuda> dbias, GradientMode mode) {
-  const int64_t B = x.size(0), L = x.size(1), C = x.size(2);
-  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i >= C * (K + 1)) return;
-  const int64_t c = i / (K + 1), k = i % (K + 1);
-  if (k == K ? !present(dbias) : !present(dw)) return;
-  double s = 0;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < L; ++t) {
-      const double d = da[(b * L + t) * C + c];
-      if (k == K) {
-        s += d;
-      } else {
-        const int64_t src = t - K + 1 + k;
-        if (src >= 0) s += d * x(b, src, c);
-      }
+struct Conv1dParamTerm {
+  TensorView<const T, 3, Cuda> x;
+  const double* da;
+  int64_t K;
+  __device__ ColumnTerms<1> operator()(int64_t row, int64_t col) const {
+    const int64_t L = x.size(1), C = x.size(2), c = col / (K + 1), k = col % (K + 1), t = row % L;
+    const double d = da[row * C + c];
+    if (k == K) return {{d}};
+    const int64_t src = t - K + 1 + k;
+    return {{src >= 0 ? d * x(row / L, src, c) : 0.0}};
+  }
+};
+
+template <class T>
+struct Conv1dParamFinish {
+  TensorView<T, 2, Cuda> dw;
+  TensorView<T, 1, Cuda> dbias;
+  int64_t K;
+  GradientMode mode;
+  __device__ void operator()(int64_t col, const ColumnTerms<1>& s) const {
+    const int64_t c = col / (K + 1), k = col % (K + 1);
+    if (k == K) {
+      if (present(dbias)) put_grad(dbias(c), s.v[0], mode);
+    } else if (present(dw)) {
+      put_grad(dw(c, k), s.v[0], mode);
     }
-  if (k == K) put_grad(dbias(c), s, mode);
-  else put_grad(dw(c, k), s, mode);
-}
+  }
+};
 }  // namespace gpu
 
 inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cuda> x,
@@ -84,10 +92,8 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
     }
   }
   if (!present(dw) && !present(dbias)) return;
-  const int64_t items = C * (K + 1);
-  gpu::conv1d_backward_params_kernel<float><<<unsigned((items + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                               ctx.stream()>>>(x, da, K, dw, dbias, mode);
-  gpu::check_launch();
+  column_reduce<1>(ctx, x.size(0) * x.size(1), C * (K + 1), gpu::Conv1dParamTerm<float>{x, da, K},
+                   gpu::Conv1dParamFinish<float>{dw, dbias, K, mode});
 }
 
 }  // namespace bimamba::detail

@@ -1,10 +1,10 @@
 // Cuda backward of out = clamp(softplus(dt + bias), lo, hi) (see ops/dt_softplus_backward.hpp):
 //   kernel 1, grid-stride over (t, h): ddt = dout * d, d = 0 where clamped, 1 above 20, else sigmoid(u)
-//   kernel 2, one thread per head h: dbias[h] = sum_t ddt[t, h] (recomputed, not read back) in double, in
-//             token order (the host's).
+//   then dbias[h] = sum_t ddt[t, h] (recomputed, not read back) in double by column_reduce
+//             (ops/cuda/column_reduce.cuh).
 #pragma once
 
-#include "launch_backward.cuh"
+#include "column_reduce.cuh"
 
 namespace bimamba::detail {
 
@@ -29,15 +29,15 @@ __global__ void dt_softplus_backward_kernel(TensorView<const T, 2, Cuda> dt, Ten
 }
 
 template <class T>
-__global__ void dt_softplus_bias_kernel(TensorView<const T, 2, Cuda> dt, TensorView<const T, 1, Cuda> bias, float lo,
-                                        float hi, TensorView<const T, 2, Cuda> dout, TensorView<T, 1, Cuda> dbias,
-                                        GradientMode mode) {
-  const int64_t h = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (h >= dt.size(1)) return;
-  double s = 0;
-  for (int64_t t = 0; t < dt.size(0); ++t) s += dt_softplus_grad(dt, bias, lo, hi, dout, t, h);
-  put_grad(dbias(h), s, mode);
-}
+struct DtBiasTerm {
+  TensorView<const T, 2, Cuda> dt;
+  TensorView<const T, 1, Cuda> bias;
+  float lo, hi;
+  TensorView<const T, 2, Cuda> dout;
+  __device__ ColumnTerms<1> operator()(int64_t t, int64_t h) const {
+    return {{dt_softplus_grad(dt, bias, lo, hi, dout, t, h)}};
+  }
+};
 }  // namespace gpu
 
 inline void dt_softplus_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> dt,
@@ -51,9 +51,8 @@ inline void dt_softplus_backward_impl(Context<Cuda>& ctx, TensorView<const float
     gpu::check_launch();
   }
   if (present(dbias) && H > 0) {
-    gpu::dt_softplus_bias_kernel<float><<<unsigned((H + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                          ctx.stream()>>>(dt, bias, lo, hi, dout, dbias, mode);
-    gpu::check_launch();
+    column_reduce<1>(ctx, dt.size(0), H, gpu::DtBiasTerm<float>{dt, bias, lo, hi, dout},
+                     gpu::PutColumnGrad<float>{dbias, mode});
   }
 }
 

@@ -3,12 +3,12 @@
 //   kernel 1, one block per (row t, group): sum g^2 and sum w dout g in double (tree sums), r = 1/sqrt(.),
 //             dg_j = r w_j dout_j - (r^3 / S) g_j dot, dy_j = dg_j silu(z_j), dz_j = dg_j y_j silu'(z_j);
 //             r stored to scratch (T x groups floats, ctx.workspace())
-//   kernel 2, one thread per column j: dw_j = sum_t dout_tj g_tj r_t,group(j) in double, in token order.
+//   then dw_j = sum_t dout_tj g_tj r_t,group(j) in double by column_reduce (ops/cuda/column_reduce.cuh).
 // Rows go on the grid's x axis (no 65535 limit), groups on y.
 #pragma once
 
 #include "../../core/workspace.hpp"
-#include "launch_backward.cuh"
+#include "column_reduce.cuh"
 
 namespace bimamba::detail {
 
@@ -45,16 +45,16 @@ __global__ void gated_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> y, 
   }
 }
 
+// dw_j's term of row t.
 template <class T>
-__global__ void gated_norm_backward_weight_kernel(TensorView<const T, 2, Cuda> y, TensorView<const T, 2, Cuda> z,
-                                                  int64_t S, int64_t groups, TensorView<const T, 2, Cuda> dout,
-                                                  const float* r, TensorView<T, 1, Cuda> dw, GradientMode mode) {
-  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (j >= y.size(1)) return;
-  double s = 0;
-  for (int64_t t = 0; t < y.size(0); ++t) s += double(dout(t, j)) * gate_value(y, z, t, j) * r[t * groups + j / S];
-  put_grad(dw(j), s, mode);
-}
+struct GatedNormWeightTerm {
+  TensorView<const T, 2, Cuda> y, z, dout;
+  int64_t S, groups;
+  const float* r;
+  __device__ ColumnTerms<1> operator()(int64_t t, int64_t j) const {
+    return {{double(dout(t, j)) * gate_value(y, z, t, j) * r[t * groups + j / S]}};
+  }
+};
 }  // namespace gpu
 
 inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> y,
@@ -74,9 +74,8 @@ inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const fl
     gpu::check_launch();
   }
   if (!present(dw)) return;
-  gpu::gated_norm_backward_weight_kernel<float><<<unsigned((E + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                                  ctx.stream()>>>(y, z, S, groups, dout, r, dw, mode);
-  gpu::check_launch();
+  column_reduce<1>(ctx, T, E, gpu::GatedNormWeightTerm<float>{y, z, dout, S, groups, r},
+                   gpu::PutColumnGrad<float>{dw, mode});
 }
 
 }  // namespace bimamba::detail

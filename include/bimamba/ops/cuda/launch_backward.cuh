@@ -6,8 +6,8 @@
 //   gather_to_host(ctx, v)   the elements of a device view of any strides, row-major, on the host (packed by a
 //                            kernel into workspace scratch first: copy() needs contiguous views across backends,
 //                            and a Batch's targets() / inputs() are column ranges); synchronizes the stream
-// Reductions over tokens are done by one thread per output element looping in token order (in double), so
-// the device sums are deterministic and in the host's order; only embedding_backward uses atomics.
+// Reductions over tokens are deterministic double sums: column_reduce (ops/cuda/column_reduce.cuh) for the
+// weight gradients, a fixed slab order independent of the GPU; only embedding_backward uses atomics.
 #pragma once
 
 #include <cstdint>

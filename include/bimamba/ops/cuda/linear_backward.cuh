@@ -2,27 +2,23 @@
 // mode, no TF32) and one column-sum kernel. Row-major (r, c) with row stride ld is column-major (c, r), so
 //   dx^T (in, T)  = W^T (in, out) dy^T (out, T)  ->  Sgemm(N, N, m = in,  n = T,   k = out, W,  dy)
 //   dW^T (in, out) = x^T (in, T)  dy (T, out)    ->  Sgemm(N, T, m = in,  n = out, k = T,   x,  dy)
-// with beta = 0 (Overwrite) or 1 (Accumulate). dbias: one thread per output column sums dy over tokens in
-// double, in token order (the host's order). Every matrix needs a unit stride along its last dimension.
+// with beta = 0 (Overwrite) or 1 (Accumulate). dbias: the column sums of dy over tokens in double
+// (column_reduce, ops/cuda/column_reduce.cuh). Every matrix needs a unit stride along its last dimension.
 #pragma once
 
 #include <algorithm>
 
 #include "../common.hpp"
-#include "launch_backward.cuh"
+#include "column_reduce.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
-// dbias[o] (= or +=) sum_t dy[t, o].
 template <class T>
-__global__ void column_sum_kernel(TensorView<const T, 2, Cuda> dy, TensorView<T, 1, Cuda> dbias, GradientMode mode) {
-  const int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (o >= dy.size(1)) return;
-  double s = 0;
-  for (int64_t t = 0; t < dy.size(0); ++t) s += dy(t, o);
-  put_grad(dbias(o), s, mode);
-}
+struct ColumnValue {
+  TensorView<const T, 2, Cuda> m;
+  __device__ ColumnTerms<1> operator()(int64_t t, int64_t o) const { return {{double(m(t, o))}}; }
+};
 }  // namespace gpu
 
 // C (rows, cols, row-major) (= or +=) op(A) op(B) in the column-major reading above; see the top comment.
@@ -74,12 +70,8 @@ inline void linear_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, 
                                  TensorView<float, 1, Cuda> dbias, GradientMode mode) {
   if (present(dx)) linear_dx(ctx, W, dy, dx, mode);
   if (present(dW)) linear_dw(ctx, x, dy, dW, mode);
-  if (present(dbias) && dbias.size(0) > 0) {
-    const int64_t out = dbias.size(0);
-    gpu::column_sum_kernel<float><<<unsigned((out + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                    ctx.stream()>>>(dy, dbias, mode);
-    gpu::check_launch();
-  }
+  if (present(dbias))
+    column_reduce<1>(ctx, dy.size(0), dbias.size(0), gpu::ColumnValue<float>{dy}, gpu::PutColumnGrad<float>{dbias, mode});
 }
 
 }  // namespace bimamba::detail

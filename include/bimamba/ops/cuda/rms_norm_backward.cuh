@@ -1,11 +1,11 @@
 // Cuda RMSNorm backward (see ops/rms_norm_backward.hpp), the host's math in the host's precision:
 //   kernel 1, one block per row t: sum x^2 and sum_k w_k dy_k x_k in double (tree sums), r_t = 1/sqrt(.),
 //             dx_j = r w_j dy_j - (r^3 / D) x_j dot; r_t stored to scratch (T floats, ctx.workspace())
-//   kernel 2, one thread per column j: dw_j = sum_t dy_tj x_tj r_t in double, in token order.
+//   then dw_j = sum_t dy_tj x_tj r_t in double by column_reduce (ops/cuda/column_reduce.cuh).
 #pragma once
 
 #include "../../core/workspace.hpp"
-#include "launch_backward.cuh"
+#include "column_reduce.cuh"
 
 namespace bimamba::detail {
 
@@ -31,15 +31,13 @@ __global__ void rms_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> x, Te
   for (int64_t j = threadIdx.x; j < D; j += blockDim.x) put_grad(dx(t, j), rt * w(j) * dy(t, j) - c * x(t, j), mode);
 }
 
+// dw_j's term of row t.
 template <class T>
-__global__ void rms_norm_backward_weight_kernel(TensorView<const T, 2, Cuda> x, TensorView<const T, 2, Cuda> dy,
-                                                const float* r, TensorView<T, 1, Cuda> dw, GradientMode mode) {
-  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (j >= x.size(1)) return;
-  double s = 0;
-  for (int64_t t = 0; t < x.size(0); ++t) s += double(dy(t, j)) * x(t, j) * r[t];
-  put_grad(dw(j), s, mode);
-}
+struct RmsNormWeightTerm {
+  TensorView<const T, 2, Cuda> x, dy;
+  const float* r;
+  __device__ ColumnTerms<1> operator()(int64_t t, int64_t j) const { return {{double(dy(t, j)) * x(t, j) * r[t]}}; }
+};
 }  // namespace gpu
 
 inline void rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,
@@ -54,9 +52,7 @@ inline void rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2
     gpu::check_launch();
   }
   if (!present(dw)) return;
-  gpu::rms_norm_backward_weight_kernel<float><<<unsigned((D + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                                ctx.stream()>>>(x, dy, r, dw, mode);
-  gpu::check_launch();
+  column_reduce<1>(ctx, T, D, gpu::RmsNormWeightTerm<float>{x, dy, r}, gpu::PutColumnGrad<float>{dw, mode});
 }
 
 }  // namespace bimamba::detail
