@@ -1,15 +1,16 @@
 // Training throughput on the device (issue 7): one optimizer step of a Bi-Mamba (latent FBI-Linear
-// in_proj / out_proj, fp32 everywhere) on random tokens, the PyTorch peer's loop (bench/peers/
+// in_proj / out_proj, fp32 master weights and state) on random tokens, the PyTorch peer's loop (bench/peers/
 // torch_bimamba_train.py) written with the library:
 //   training_forward -> next-token cross entropy (writes dlogits) -> training_backward -> clip_grad_norm(1.0)
 //   -> AdamW step
 //
-//   BM_cuda_train_step/<preset>/L<l>/B<b>   tokens/s = b l / time per step (CUDA events around whole steps)
+//   BM_cuda_train_step/<preset>/L<l>/B<b>/<gemm precision>   tokens/s = b l / time per step (CUDA events around
+//   whole steps); fp32 / tf32 / bf16: Context::set_gemm_precision (core/context.hpp), the rest fp32 always
 // Counters: tokens_per_s; mfu = 6 * parameters * tokens/s / 989e12 (the H200's bf16 dense peak, as the issue
-// counts it; this path runs fp32, so the fp32 peak would give a larger fraction); params; device_gb = device
-// memory in use after the forward (activations alive) minus what was in use before the model was made,
-// sampled, so a lower bound of the peak; forward_ms (forward + loss), backward_ms, optimizer_ms (clipping +
-// AdamW) per step from events between the phases.
+// counts it, whatever the GEMM precision); params; peak_gb = the
+// high-water mark of the device memory pool the library allocates from (core/cuda_runtime.hpp), model,
+// optimizer state, activations and scratch, since before the model was made; forward_ms (forward + loss),
+// backward_ms, optimizer_ms (clipping + AdamW) per step from events between the phases.
 #include <benchmark/benchmark.h>
 
 #include <bimamba/bench/cuda_timing.hpp>
@@ -25,7 +26,6 @@
 #include <cmath>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "cuda_bench_main.hpp"
@@ -33,12 +33,13 @@
 namespace bimamba::bench_cuda {
 namespace {
 
-void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B) {
+void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B, GemmPrecision precision) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
-    const double before = device_bytes_in_use();
+    reset_device_pool_peak();
     Context<Cuda> ctx(stream);
+    ctx.set_gemm_precision(precision);
     const ModelConfig cfg = model_preset(preset);
     LanguageModel<Cuda> model = init_random<Cuda>(cfg, 1);
     ParamStore<Cuda>& params = model.params();
@@ -51,14 +52,13 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     for (auto& id : host) id = int32_t(rng() % uint32_t(cfg.vocab_size));
     const auto tokens = to<Cuda>(tensor_from<int32_t, 2>(host, {B, L + 1}));  // (B, L + 1)
     const auto inputs = tokens.cview().narrow(1, 0, L), targets = tokens.cview().narrow(1, 1, L);
-    double in_use = 0, loss = 0;
+    double loss = 0;
     cudaEvent_t marks[4];
     for (auto& e : marks) BIMAMBA_CUDA_CHECK(cudaEventCreate(&e));
     double phase_ms[3] = {0, 0, 0};  // forward + loss, backward, clipping + AdamW (summed over timed steps)
     auto step = [&] {
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[0], stream));
       TrainingPass<Cuda> pass = training_forward(ctx, model, inputs);
-      in_use = std::max(in_use, device_bytes_in_use() - before);
       loss = cross_entropy_loss(ctx, pass.logits(), targets, pass.dlogits());
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[1], stream));
       training_backward(ctx, model, pass, GradientMode::Overwrite);
@@ -95,7 +95,7 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     st.counters["mfu"] = benchmark::Counter(6.0 * n_params * double(B * L) * double(st.iterations()) / 989e12,
                                             benchmark::Counter::kIsRate);
     st.counters["params"] = n_params;
-    st.counters["device_gb"] = in_use / 1e9;
+    st.counters["peak_gb"] = double(device_pool_peak_bytes()) / 1e9;
     st.counters["loss"] = loss;
     const double n_steps = double(st.iterations());
     st.counters["forward_ms"] = phase_ms[0] / n_steps;
@@ -109,11 +109,18 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
 }
 
 int register_all() {
-  const std::pair<int64_t, int64_t> shapes[] = {{512, 1}, {2048, 1}, {2048, 2}};  // (L, B)
-  for (const auto& [L, B] : shapes)
-    benchmark::RegisterBenchmark(
-        ("BM_cuda_train_step/bimamba-780m/L" + std::to_string(L) + "/B" + std::to_string(B)).c_str(),
-        BM_cuda_train_step, std::string("bimamba-780m"), L, B)
+  struct Shape {
+    int64_t L, B;
+    GemmPrecision precision;
+  };
+  const Shape shapes[] = {{512, 1, GemmPrecision::Fp32},  {2048, 1, GemmPrecision::Fp32},
+                          {2048, 1, GemmPrecision::Tf32}, {2048, 1, GemmPrecision::Bf16},
+                          {2048, 2, GemmPrecision::Bf16}, {2048, 4, GemmPrecision::Bf16}};
+  for (const Shape& s : shapes)
+    benchmark::RegisterBenchmark(("BM_cuda_train_step/bimamba-780m/L" + std::to_string(s.L) + "/B" +
+                                  std::to_string(s.B) + "/" + to_string(s.precision))
+                                     .c_str(),
+                                 BM_cuda_train_step, std::string("bimamba-780m"), s.L, s.B, s.precision)
         ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
   return 0;
 }

@@ -67,6 +67,8 @@ inline void declare_training_options(Args& args) {
   args.option("checkpoint-every", "N", "training checkpoint every N steps (0: at the end only)", "50");
   args.option("threads", "N", "host threads (0: all)", "0");
   add_device_option(args, "where to train");
+  args.option("precision", "fp32|tf32|bf16",
+              "GEMM precision with --device cuda (bf16: bf16 compute copies, fp32 master weights and state)", "fp32");
   args.flag("recompute", "recompute each block's activations in the backward (less memory, same gradients)");
   args.flag("resume", "continue from DIR/train_state.safetensors");
   args.flag("json", "print the log lines and a summary as JSON on stdout");
@@ -83,6 +85,15 @@ int run_training_cuda(const Args& args, const std::string& command, const Langua
                       const Corpus& corpus, const std::string& out);
 #endif
 
+// --precision, a UsageError when it is not a precision.
+inline GemmPrecision gemm_precision(const Args& args) {
+  try {
+    return gemm_precision_from_string(args.str("precision"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("--precision: ") + e.what());
+  }
+}
+
 inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   TrainerConfig c;
   c.steps = args.integer("steps");
@@ -98,7 +109,9 @@ inline TrainerConfig trainer_config(const Args& args, const std::string& out) {
   c.checkpoint_every = args.integer("checkpoint-every");
   c.checkpoint_path = (std::filesystem::path(out) / "train_state.safetensors").string();
   c.recompute = args.has("recompute") ? Recompute::PerBlock : Recompute::None;
-  wants_cuda(args);  // refuses a bad --device, or cuda without a usable GPU, before anything is written
+  const bool cuda = wants_cuda(args);  // refuses a bad --device, or cuda without a usable GPU, before anything is written
+  if (gemm_precision(args) != GemmPrecision::Fp32 && !cuda)
+    throw UsageError("--precision " + args.str("precision") + " needs --device cuda (the host computes in fp32)");
   if (c.steps < 1 || c.accumulation < 1 || c.warmup < 0 || c.warmup > c.steps || c.lr <= 0 || c.min_lr < 0 ||
       c.min_lr > c.lr || c.max_grad_norm <= 0 || c.eval_every < 0 || c.eval_batches < 1 || c.checkpoint_every < 0)
     throw UsageError("need steps, accumulation, eval-batches >= 1, 0 <= warmup <= steps, 0 <= min-lr <= lr, clip > 0");

@@ -1,7 +1,7 @@
 // `bimamba train / distill --device cuda`: the run of cmd_train_common.hpp on the Cuda backend. The models the
 // commands build on the host (random init, or the teacher and its FBI-initialised student) are copied to the
 // first GPU parameter buffer by parameter buffer (the same ParamStore layout: the same config and options), the
-// Trainer runs there, and train_on copies the final parameters back to write the model.
+// Trainer runs there (its GEMMs in --precision), and train_on copies the final parameters back to write the model.
 #include <bimamba/cuda.hpp>
 
 #include <optional>
@@ -27,6 +27,7 @@ int run_training_cuda(const Args& args, const std::string& command, const Langua
                       const LanguageModel<Host>* teacher, const TeacherTopKFile* teacher_file, TrainerConfig config,
                       const Corpus& corpus, const std::string& out) {
   Context<Cuda> ctx;
+  ctx.set_gemm_precision(gemm_precision(args));
   log_warnings_to_stderr(ctx, command);
   LanguageModel<Cuda> device_model = to_device(model);
   std::optional<LanguageModel<Cuda>> device_teacher;

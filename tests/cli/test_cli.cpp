@@ -241,6 +241,13 @@ TEST(CliBadInput, UsageMistakesExitWithCode2) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--device must be host or cuda, got 'tpu'"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(temp_path("run")));  // checked before the run directory is made
+  r = bimamba("train --out " + quote(temp_path("run")) + " --precision fp16");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("must be fp32, tf32 or bf16, got 'fp16'"), std::string::npos) << r.err;
+  r = bimamba("train --out " + quote(temp_path("run")) + " --precision bf16");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--precision bf16 needs --device cuda"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(temp_path("run")));
 }
 
 // --recompute drops the mixers' saved activations and recomputes them in the backward: the same gradients, so

@@ -16,6 +16,7 @@
 #include <bimamba/ops/embedding_backward.hpp>
 #include <bimamba/ops/fbi_linear_backward.hpp>
 #include <bimamba/ops/gated_rms_norm_backward.hpp>
+#include <bimamba/ops/linear.hpp>
 #include <bimamba/ops/linear_backward.hpp>
 #include <bimamba/ops/neg_exp_backward.hpp>
 #include <bimamba/ops/rms_norm_backward.hpp>
@@ -23,6 +24,7 @@
 #include <bimamba/ops/ssd_scan_backward.hpp>
 
 #include <device_support.hpp>
+#include <utility>
 
 namespace bimamba::test {
 namespace {
@@ -81,6 +83,49 @@ TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
   linear_backward(*dev_, xd, Wd, dyd, {}, dW.dev, {}, GradientMode::Accumulate);
   EXPECT_LT(dx.rel_l2(), kTol);
   EXPECT_LT(dW.rel_l2(), kTol);
+}
+
+// The projections' forward and backward with the device GEMMs in TF32 and bf16 (ops/cuda/gemm.cuh) against
+// the host in fp32. Unit roundoff of the operands: TF32 2^-11 = 4.9e-4, bf16 2^-8 = 3.9e-3; a product of two
+// rounded operands is off by up to twice that, and sums of random-sign terms keep the relative error near it:
+// relative L2 < 2e-3 (TF32) and < 1e-2 (bf16, issue 6's bf16 bound). A transposed operand or a wrong leading
+// dimension gives O(1). That bf16 really ran: its dW is further from the host than fp32 rounding (1e-6).
+TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
+  const int64_t T = 37, in = 45, out = 29;
+  auto x = rand_host<2>({T, in}, 1);
+  auto W = rand_host<2>({out, in}, 2);
+  auto dy = rand_host<2>({T, out}, 3);
+  auto alpha = rand_host<1>({in}, 4, 0.01f, 1.0f);
+  auto beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
+  auto xd = to<Cuda>(x);
+  auto Wd = to<Cuda>(W);
+  auto dyd = to<Cuda>(dy);
+  auto ad = to<Cuda>(alpha);
+  auto bd = to<Cuda>(beta);
+  for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
+    dev_->set_gemm_precision(precision);
+    const char* p = to_string(precision);
+    Tensor<float, 2, Host> y({T, out});
+    Tensor<float, 2, Cuda> yd({T, out});
+    linear(host_, x, W, {}, y);
+    linear(*dev_, xd, Wd, {}, yd);
+    EXPECT_LT(rel(yd, y), tol) << "linear y " << p;
+    GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
+    linear_backward(host_, x, W, dy, dx.host, dW.host, {}, GradientMode::Overwrite);
+    linear_backward(*dev_, xd, Wd, dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
+    EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << p;
+    EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << p;
+    if (precision == GemmPrecision::Bf16) EXPECT_GT(dW.rel_l2(), 1e-5) << "the bf16 path was not taken";
+    GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
+    GradPair<1> fa({in}, 22), fb({in}, 23);
+    fbi_linear_backward(host_, x, W, alpha, beta, dy, fx.host, fW.host, fa.host, fb.host, GradientMode::Accumulate);
+    fbi_linear_backward(*dev_, xd, Wd, ad, bd, dyd, fx.dev, fW.dev, fa.dev, fb.dev, GradientMode::Accumulate);
+    EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << p;
+    EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << p;
+    EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << p;
+    EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << p;
+  }
+  dev_->set_gemm_precision(GemmPrecision::Fp32);
 }
 
 TEST_F(TrainOpsCuda, Norms) {

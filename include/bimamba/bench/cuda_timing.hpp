@@ -10,6 +10,7 @@
 //   double gbps = device_copy_gbps(stream);  // cudaMemcpy device to device of 2 x 512 MiB buffers:
 //                                            // (read + write bytes) / s of the best of `passes` copies
 //   int64_t used = device_bytes_in_use();     // cudaMemGetInfo's total - free: the whole device, every process
+//   int64_t peak = device_pool_peak_bytes();  // this process's pool high-water mark (reset_device_pool_peak())
 //
 // Contracts: the stream must be a created stream (the legacy default stream cannot be captured); `body` must
 // not allocate or synchronize (it runs under stream capture); the captured calls keep the addresses they
@@ -127,6 +128,30 @@ inline int64_t device_bytes_in_use() {
   size_t free = 0, total = 0;
   BIMAMBA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
   return int64_t(total - free);
+}
+
+// The high-water mark of the bytes allocated from the current device's default memory pool (where
+// MemoryOps<Cuda> allocates) since the last reset_device_pool_peak(); 0 when the device has no pools.
+inline int64_t device_pool_peak_bytes() {
+  if (!detail::device_memory_pooled()) return 0;
+  int device = 0;
+  cudaMemPool_t pool;
+  BIMAMBA_CUDA_CHECK(cudaGetDevice(&device));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  unsigned long long high = 0;
+  BIMAMBA_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  return int64_t(high);
+}
+
+// Starts a new high-water mark at the bytes in use now.
+inline void reset_device_pool_peak() {
+  if (!detail::device_memory_pooled()) return;
+  int device = 0;
+  cudaMemPool_t pool;
+  BIMAMBA_CUDA_CHECK(cudaGetDevice(&device));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  unsigned long long zero = 0;
+  BIMAMBA_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
 }
 
 }  // namespace bimamba

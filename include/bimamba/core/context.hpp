@@ -1,8 +1,8 @@
 // Context<Backend>: what every op needs besides its tensors. Passed first to every op and module call.
 //   Context<Host>: the number of threads (OpenMP when compiled with it, else one), a workspace arena and
 //                  a log callback.
-//   Context<Cuda>: a stream, a cuBLAS handle, a device workspace arena and a log callback
-//                  (core/cuda_runtime.hpp).
+//   Context<Cuda>: a stream, a cuBLAS handle, a device workspace arena, the GEMM precision and a log
+//                  callback (core/cuda_runtime.hpp).
 // A Context is not thread-safe: use one per thread of the caller.
 #pragma once
 
@@ -16,10 +16,31 @@
 #endif
 
 #include "backend.hpp"
+#include "error.hpp"
 #include "log.hpp"
 #include "workspace.hpp"
 
 namespace bimamba {
+
+// How the Cuda backend's dense GEMMs compute (the projections in prefill and training, their backward, the
+// head); everything else (the SSM scan and state, norms, reductions, the optimizer) stays fp32 / double, and the
+// Host backend always computes in fp32.
+//   Fp32  fp32 FMA, no tensor cores: the default, what the device-vs-host tests hold to 1e-5 / 1e-4
+//   Tf32  tensor cores on fp32 operands rounded to 10-bit mantissas, fp32 accumulation
+//   Bf16  bf16 compute copies of both operands (the fp32 master weights and activations are kept), bf16 tensor
+//         cores, fp32 accumulation and output: mixed precision training
+enum class GemmPrecision { Fp32, Tf32, Bf16 };
+
+inline const char* to_string(GemmPrecision p) {
+  return p == GemmPrecision::Bf16 ? "bf16" : p == GemmPrecision::Tf32 ? "tf32" : "fp32";
+}
+
+// "fp32", "tf32" or "bf16"; anything else throws Error naming the value.
+inline GemmPrecision gemm_precision_from_string(std::string_view name) {
+  for (GemmPrecision p : {GemmPrecision::Fp32, GemmPrecision::Tf32, GemmPrecision::Bf16})
+    if (name == to_string(p)) return p;
+  throw Error(detail::concat("GEMM precision must be fp32, tf32 or bf16, got '", name, "'"));
+}
 
 template <class Backend>
 class Context;

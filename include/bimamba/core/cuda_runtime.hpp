@@ -6,6 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <string_view>
 #include <utility>
 
@@ -63,15 +64,56 @@ inline bool cuda_device_available() {
   return count > 0;
 }
 
+namespace detail {
+// Whether device allocations go through the device's default stream-ordered memory pool (CUDA 11.2+, every GPU
+// of sm_60 and later on Linux), decided once per process from the device current at the first allocation. The
+// first use of a device's pool raises its release threshold to "never", so freed blocks stay cached for later
+// allocations of this process instead of going back to the driver at the next synchronization.
+inline bool device_memory_pooled() {
+  static const bool pooled = [] {
+    int device = 0, supported = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+           cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && supported;
+  }();
+  return pooled;
+}
+
+inline void retain_freed_blocks_in_pool() {
+  static std::atomic<unsigned long long> configured{0};  // bit d: device d's pool done (beyond 63: every call)
+  int device = 0;
+  BIMAMBA_CUDA_CHECK(cudaGetDevice(&device));
+  const unsigned long long bit = device < 64 ? 1ull << device : 0;
+  if (bit & configured.load(std::memory_order_relaxed)) return;
+  cudaMemPool_t pool;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  unsigned long long never = ~0ull;
+  BIMAMBA_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &never));
+  configured.fetch_or(bit, std::memory_order_relaxed);
+}
+}  // namespace detail
+
+// Device memory comes from the current device's stream-ordered pool (detail::device_memory_pooled), allocated
+// and freed in the legacy default stream: a free waits (on the device, not the host) for the work already
+// queued on every blocking stream, and a later allocation that reuses the block is ordered after the free, so
+// a tensor may be destroyed while kernels that read it are still queued. This is what makes a training step's
+// hundreds of activation tensors cheap: cudaFree synchronizes the whole device and the host with it. Streams
+// given to Context<Cuda> must therefore be blocking streams (Context checks). Without pools: cudaMalloc / cudaFree.
 template <>
 struct MemoryOps<Cuda> {
   static void* allocate(size_t bytes) {
     void* p = nullptr;
-    BIMAMBA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? kAlignment : bytes));
+    if (detail::device_memory_pooled()) {
+      detail::retain_freed_blocks_in_pool();
+      BIMAMBA_CUDA_CHECK(cudaMallocAsync(&p, bytes == 0 ? kAlignment : bytes, cudaStreamLegacy));
+    } else {
+      BIMAMBA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? kAlignment : bytes));
+    }
     return p;
   }
-  static void deallocate(void* p) {
-    if (p) (void)cudaFree(p);  // never throws from destructors
+  static void deallocate(void* p) {  // never throws: called from destructors
+    if (!p) return;
+    if (detail::device_memory_pooled()) (void)cudaFreeAsync(p, cudaStreamLegacy);
+    else (void)cudaFree(p);
   }
   static void fill_zero(void* p, size_t bytes) {
     if (bytes) BIMAMBA_CUDA_CHECK(cudaMemset(p, 0, bytes));
@@ -96,8 +138,16 @@ template <>
 class Context<Cuda> {
  public:
   // Uses the given stream (the default stream when null) on the current device.
+  // The stream must be blocking (not cudaStreamNonBlocking): device memory is freed in stream order on the legacy
+  // default stream (MemoryOps<Cuda>), which orders itself only after blocking streams' work.
   explicit Context(cudaStream_t stream = nullptr) : stream_(stream) {
     BIMAMBA_CUDA_CHECK(cudaGetDevice(&device_));
+    unsigned flags = 0;
+    if (stream) BIMAMBA_CUDA_CHECK(cudaStreamGetFlags(stream, &flags));
+    BIMAMBA_CHECK(!(flags & cudaStreamNonBlocking),
+                  "Context<Cuda>: the stream is non-blocking (cudaStreamNonBlocking); give a blocking stream "
+                  "(cudaStreamCreate) or the default stream, since freed device memory is reused in the legacy "
+                  "default stream's order");
   }
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -119,6 +169,10 @@ class Context<Cuda> {
   }
 
   Workspace<Cuda>& workspace() { return workspace_; }
+
+  // The precision of the dense GEMMs run with this context (core/context.hpp); Fp32 unless set.
+  GemmPrecision gemm_precision() const { return gemm_precision_; }
+  void set_gemm_precision(GemmPrecision p) { gemm_precision_ = p; }
 
   // At least n zero-initialised device words, used as arrival counters by kernels whose last block finishes
   // the work of the others (split-K fix-ups); every such kernel returns the words it used to zero before it
@@ -148,6 +202,7 @@ class Context<Cuda> {
  private:
   cudaStream_t stream_ = nullptr;
   int device_ = 0;
+  GemmPrecision gemm_precision_ = GemmPrecision::Fp32;
   cublasHandle_t cublas_ = nullptr;
   Workspace<Cuda> workspace_;
   unsigned* counters_ = nullptr;

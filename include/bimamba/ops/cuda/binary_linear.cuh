@@ -2,7 +2,7 @@
 // Three paths by the number of tokens T:
 //   T <= kGemvMaxTokens (decode): binary_gemv.cuh, built for latency (when its planes fit in shared memory);
 //   T <= kBlDenseTokens (small batch): the split-K tensor-core kernel of this file;
-//   more (prefill, scoring): unpacked signs and one cuBLAS SGEMM.
+//   more (prefill, scoring): unpacked signs and one GEMM (ops/cuda/gemm.cuh, the context's GemmPrecision).
 //
 // The tensor-core kernels share the exact integer arithmetic of binary_mma.cuh. Here, per token t and K-slice k
 // (a range of columns), with a_j = alpha_j x_tj, m = max_{j in slice} |a_j| and q_j = round(a_j 2^22 / m):
@@ -17,7 +17,7 @@
 // Padding bits (columns >= in) meet q = 0 and contribute nothing. Needs sm_80 or newer (integer mma.sync).
 //
 // The dense path: the signs are unpacked to a +-1 float matrix S (rows, in) in the workspace, a = alpha ⊙ x
-// and beta . x are formed per token, and one cuBLAS SGEMM computes y = a S^T + (beta . x) 1: every weight is
+// and beta . x are formed per token, and one GEMM computes y = a S^T + (beta . x) 1: every weight is
 // read once for all tokens (the tensor-core kernel would re-stream them for every 16 tokens), fp32
 // accumulation, no quantization.
 #pragma once
@@ -31,6 +31,7 @@
 #include "../../tensor/bit_tensor.hpp"
 #include "binary_gemv.cuh"
 #include "binary_mma.cuh"
+#include "gemm.cuh"
 #include "launch.cuh"
 
 namespace bimamba::detail {
@@ -39,7 +40,7 @@ namespace gpu {
 inline constexpr int kBlWarps = 4;             // warps per block, one 16-row tile each
 inline constexpr int kBlRows = 16 * kBlWarps;  // output rows per block
 inline constexpr int kBlMaxTokens = 16;        // tokens per launch (NT = 8 mma tiles of 2 tokens)
-inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and cuBLAS SGEMM
+inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and a GEMM
 inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
 
 struct BinaryLinearArgs {
@@ -263,7 +264,7 @@ __global__ void scale_tokens_kernel(const T* x, int64_t ldx, int64_t in, TensorV
   if (threadIdx.x == 0) bx[t] = sum;
 }
 
-// Dense path: y(t, i) = bx[t], the term the SGEMM then accumulates onto.
+// Dense path: y(t, i) = bx[t], the term the GEMM then accumulates onto.
 template <class T>
 __global__ void fill_token_rows_kernel(const T* bx, int64_t tokens, int64_t rows, T* y, int64_t ldy) {
   const int64_t n = tokens * rows;
@@ -295,8 +296,6 @@ inline void binary_linear_dense(Context<Cuda>& ctx, TensorView<const float, 2, C
                                 TensorView<float, 2, Cuda> y) {                           // (T, out)
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows();
-  BIMAMBA_CHECK(T < (int64_t(1) << 31) && in < (int64_t(1) << 31) && rows < (int64_t(1) << 31),
-                "binary_linear: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
   auto& ws = ctx.workspace();
   WorkspaceScope<Cuda> scope(ws);
   float* S = ws.take<float>(size_t(rows * in));  // (rows, in)
@@ -309,10 +308,7 @@ inline void binary_linear_dense(Context<Cuda>& ctx, TensorView<const float, 2, C
   check_launch();
   fill_token_rows_kernel<float><<<grid_for(T * rows), kThreads, 0, ctx.stream()>>>(bx, T, rows, y.data(), y.stride(0));
   check_launch();
-  const float one = 1.0f;
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
-  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(T), int(in), &one, S, int(in),
-                                   a, int(in), &one, y.data(), int(std::max(y.stride(0), rows))));
+  gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, rows, T, in, S, in, a, in, 1.0f, y.data(), std::max(y.stride(0), rows));
 }
 
 inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)

@@ -1,12 +1,13 @@
-// Cuda dense linear layer (see ops/linear.hpp): y = x W^T (+ bias) with one cuBLAS SGEMM (fp32 in, fp32
-// accumulate; the handle's default math mode, no TF32). Row-major y (T, out) is column-major y^T (out, T):
-//   y^T = W x^T  ->  cublasSgemm(OP_T, OP_N, m = out, n = T, k = in, W (ld W.stride(0)), x (ld x.stride(0)), y)
+// Cuda dense linear layer (see ops/linear.hpp): y = x W^T (+ bias) with one GEMM (ops/cuda/gemm.cuh, in the
+// context's GemmPrecision, fp32 unless set). Row-major y (T, out) is column-major y^T (out, T):
+//   y^T = W x^T  ->  gemm(OP_T, OP_N, m = out, n = T, k = in, W (ld W.stride(0)), x (ld x.stride(0)), y)
 // The bias is first broadcast into y, then the GEMM accumulates with beta = 1.
 #pragma once
 
 #include <algorithm>
 
 #include "../common.hpp"
+#include "gemm.cuh"
 #include "launch.cuh"
 
 namespace bimamba::detail {
@@ -32,15 +33,9 @@ inline void linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x, 
     gpu::check_launch();
   }
   if (in == 0) return;
-  BIMAMBA_CHECK(T < (int64_t(1) << 31) && in < (int64_t(1) << 31) && out < (int64_t(1) << 31),
-                "linear: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
   // Leading dimensions: a stride only matters when its dimension has more than one index.
-  const int ldw = int(std::max(weight.stride(0), in)), ldx = int(std::max(x.stride(0), in)),
-            ldy = int(std::max(y.stride(0), out));
-  const float one = 1.0f, zero = 0.0f;
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
-  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(T), int(in), &one, weight.data(),
-                                   ldw, x.data(), ldx, accumulate ? &one : &zero, y.data(), ldy));
+  gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, out, T, in, weight.data(), std::max(weight.stride(0), in), x.data(),
+       std::max(x.stride(0), in), accumulate ? 1.0f : 0.0f, y.data(), std::max(y.stride(0), out));
 }
 
 }  // namespace bimamba::detail

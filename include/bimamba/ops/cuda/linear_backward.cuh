@@ -1,7 +1,7 @@
-// Cuda dense linear backward (see ops/linear_backward.hpp): two cuBLAS SGEMMs (fp32, the handle's default math
-// mode, no TF32) and one column-sum kernel. Row-major (r, c) with row stride ld is column-major (c, r), so
-//   dx^T (in, T)  = W^T (in, out) dy^T (out, T)  ->  Sgemm(N, N, m = in,  n = T,   k = out, W,  dy)
-//   dW^T (in, out) = x^T (in, T)  dy (T, out)    ->  Sgemm(N, T, m = in,  n = out, k = T,   x,  dy)
+// Cuda dense linear backward (see ops/linear_backward.hpp): two GEMMs (ops/cuda/gemm.cuh, in the context's
+// GemmPrecision) and one column sum. Row-major (r, c) with row stride ld is column-major (c, r), so
+//   dx^T (in, T)  = W^T (in, out) dy^T (out, T)  ->  gemm(N, N, m = in,  n = T,   k = out, W,  dy)
+//   dW^T (in, out) = x^T (in, T)  dy (T, out)    ->  gemm(N, T, m = in,  n = out, k = T,   x,  dy)
 // with beta = 0 (Overwrite) or 1 (Accumulate). dbias: the column sums of dy over tokens in double
 // (column_reduce, ops/cuda/column_reduce.cuh). Every matrix needs a unit stride along its last dimension.
 #pragma once
@@ -10,6 +10,7 @@
 
 #include "../common.hpp"
 #include "column_reduce.cuh"
+#include "gemm.cuh"
 
 namespace bimamba::detail {
 
@@ -24,12 +25,7 @@ struct ColumnValue {
 // C (rows, cols, row-major) (= or +=) op(A) op(B) in the column-major reading above; see the top comment.
 inline void gemm_rowmajor(Context<Cuda>& ctx, cublasOperation_t op_b, int64_t m, int64_t n, int64_t k, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, GradientMode mode) {
-  BIMAMBA_CHECK(m < (int64_t(1) << 31) && n < (int64_t(1) << 31) && k < (int64_t(1) << 31),
-                "linear_backward: dimensions beyond 2^31 are not supported by cuBLAS SGEMM");
-  const float one = 1.0f, zero = 0.0f;
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(ctx.cublas(), ctx.stream()));
-  BIMAMBA_CUBLAS_CHECK(cublasSgemm(ctx.cublas(), CUBLAS_OP_N, op_b, int(m), int(n), int(k), &one, A, int(lda), B,
-                                   int(ldb), mode == GradientMode::Overwrite ? &zero : &one, C, int(ldc)));
+  gemm(ctx, CUBLAS_OP_N, op_b, m, n, k, A, lda, B, ldb, mode == GradientMode::Overwrite ? 0.0f : 1.0f, C, ldc);
 }
 
 template <class V>
