@@ -45,18 +45,20 @@ struct GradPair {
 
 using TrainOpsCuda = DeviceVsHost;
 
+// Random inputs of a projection's forward and backward at an odd shape, on both backends.
+struct ProjectionInputs {
+  static constexpr int64_t T = 37, in = 45, out = 29;
+  Tensor<float, 2, Host> x = rand_host<2>({T, in}, 1), W = rand_host<2>({out, in}, 2), dy = rand_host<2>({T, out}, 3);
+  Tensor<float, 1, Host> alpha = rand_host<1>({in}, 4, 0.01f, 1.0f), beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
+  Tensor<float, 2, Cuda> xd = to<Cuda>(x), Wd = to<Cuda>(W), dyd = to<Cuda>(dy);
+  Tensor<float, 1, Cuda> ad = to<Cuda>(alpha), bd = to<Cuda>(beta);
+};
+
 TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
-  const int64_t T = 37, in = 45, out = 29;
-  auto x = rand_host<2>({T, in}, 1);
-  auto W = rand_host<2>({out, in}, 2);
-  auto dy = rand_host<2>({T, out}, 3);
-  auto alpha = rand_host<1>({in}, 4, 0.01f, 1.0f);
-  auto beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
-  auto xd = to<Cuda>(x);
-  auto Wd = to<Cuda>(W);
-  auto dyd = to<Cuda>(dy);
-  auto ad = to<Cuda>(alpha);
-  auto bd = to<Cuda>(beta);
+  ProjectionInputs in_;
+  const int64_t T = in_.T, in = in_.in, out = in_.out;
+  auto &x = in_.x, &W = in_.W, &dy = in_.dy, &alpha = in_.alpha, &beta = in_.beta;
+  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd, &ad = in_.ad, &bd = in_.bd;
   for (GradientMode mode : kModes) {
     GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
     GradPair<1> db({out}, 12);
@@ -91,17 +93,10 @@ TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
 // relative L2 < 2e-3 (TF32) and < 1e-2 (bf16, issue 6's bf16 bound). A transposed operand or a wrong leading
 // dimension gives O(1). That bf16 really ran: its dW is further from the host than fp32 rounding (1e-6).
 TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
-  const int64_t T = 37, in = 45, out = 29;
-  auto x = rand_host<2>({T, in}, 1);
-  auto W = rand_host<2>({out, in}, 2);
-  auto dy = rand_host<2>({T, out}, 3);
-  auto alpha = rand_host<1>({in}, 4, 0.01f, 1.0f);
-  auto beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
-  auto xd = to<Cuda>(x);
-  auto Wd = to<Cuda>(W);
-  auto dyd = to<Cuda>(dy);
-  auto ad = to<Cuda>(alpha);
-  auto bd = to<Cuda>(beta);
+  ProjectionInputs in_;
+  const int64_t T = in_.T, in = in_.in, out = in_.out;
+  auto &x = in_.x, &W = in_.W, &dy = in_.dy, &alpha = in_.alpha, &beta = in_.beta;
+  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd, &ad = in_.ad, &bd = in_.bd;
   for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
     dev_->set_gemm_precision(precision);
     const char* p = to_string(precision);

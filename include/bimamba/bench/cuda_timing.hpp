@@ -130,28 +130,30 @@ inline int64_t device_bytes_in_use() {
   return int64_t(total - free);
 }
 
-// The high-water mark of the bytes allocated from the current device's default memory pool (where
-// MemoryOps<Cuda> allocates) since the last reset_device_pool_peak(); 0 when the device has no pools.
-inline int64_t device_pool_peak_bytes() {
-  if (!detail::device_memory_pooled()) return 0;
+namespace detail {
+inline cudaMemPool_t current_device_pool() {
   int device = 0;
   cudaMemPool_t pool;
   BIMAMBA_CUDA_CHECK(cudaGetDevice(&device));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  return pool;
+}
+}  // namespace detail
+
+// The high-water mark of the bytes allocated from the current device's default memory pool (where
+// MemoryOps<Cuda> allocates) since the last reset_device_pool_peak(); 0 when the device has no pools.
+inline int64_t device_pool_peak_bytes() {
+  if (!detail::device_memory_pooled()) return 0;
   unsigned long long high = 0;
-  BIMAMBA_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  BIMAMBA_CUDA_CHECK(cudaMemPoolGetAttribute(detail::current_device_pool(), cudaMemPoolAttrUsedMemHigh, &high));
   return int64_t(high);
 }
 
 // Starts a new high-water mark at the bytes in use now.
 inline void reset_device_pool_peak() {
   if (!detail::device_memory_pooled()) return;
-  int device = 0;
-  cudaMemPool_t pool;
-  BIMAMBA_CUDA_CHECK(cudaGetDevice(&device));
-  BIMAMBA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
   unsigned long long zero = 0;
-  BIMAMBA_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  BIMAMBA_CUDA_CHECK(cudaMemPoolSetAttribute(detail::current_device_pool(), cudaMemPoolAttrUsedMemHigh, &zero));
 }
 
 }  // namespace bimamba
