@@ -57,8 +57,10 @@ struct ProjectionInputs {
 TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
   ProjectionInputs in_;
   const int64_t T = in_.T, in = in_.in, out = in_.out;
-  auto &x = in_.x, &W = in_.W, &dy = in_.dy, &alpha = in_.alpha, &beta = in_.beta;
-  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd, &ad = in_.ad, &bd = in_.bd;
+  auto &x = in_.x, &W = in_.W, &dy = in_.dy;
+  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd;
+  auto &alpha = in_.alpha, &beta = in_.beta;
+  auto &ad = in_.ad, &bd = in_.bd;
   for (GradientMode mode : kModes) {
     GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
     GradPair<1> db({out}, 12);
@@ -95,8 +97,10 @@ TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
 TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
   ProjectionInputs in_;
   const int64_t T = in_.T, in = in_.in, out = in_.out;
-  auto &x = in_.x, &W = in_.W, &dy = in_.dy, &alpha = in_.alpha, &beta = in_.beta;
-  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd, &ad = in_.ad, &bd = in_.bd;
+  auto &x = in_.x, &W = in_.W, &dy = in_.dy;
+  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd;
+  auto &alpha = in_.alpha, &beta = in_.beta;
+  auto &ad = in_.ad, &bd = in_.bd;
   for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
     dev_->set_gemm_precision(precision);
     const char* p = to_string(precision);
