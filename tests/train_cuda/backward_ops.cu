@@ -95,34 +95,30 @@ TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
 // relative L2 < 2e-3 (TF32) and < 1e-2 (bf16, issue 6's bf16 bound). A transposed operand or a wrong leading
 // dimension gives O(1). That bf16 really ran: its dW is further from the host than fp32 rounding (1e-6).
 TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
-  ProjectionInputs in_;
-  const int64_t T = in_.T, in = in_.in, out = in_.out;
-  auto &x = in_.x, &W = in_.W, &dy = in_.dy;
-  auto &xd = in_.xd, &Wd = in_.Wd, &dyd = in_.dyd;
-  auto &alpha = in_.alpha, &beta = in_.beta;
-  auto &ad = in_.ad, &bd = in_.bd;
+  ProjectionInputs p;
+  const int64_t T = p.T, in = p.in, out = p.out;
   for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
     dev_->set_gemm_precision(precision);
-    const char* p = to_string(precision);
+    const char* name = to_string(precision);
     Tensor<float, 2, Host> y({T, out});
     Tensor<float, 2, Cuda> yd({T, out});
-    linear(host_, x, W, {}, y);
-    linear(*dev_, xd, Wd, {}, yd);
-    EXPECT_LT(rel(yd, y), tol) << "linear y " << p;
+    linear(host_, p.x, p.W, {}, y);
+    linear(*dev_, p.xd, p.Wd, {}, yd);
+    EXPECT_LT(rel(yd, y), tol) << "linear y " << name;
     GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
-    linear_backward(host_, x, W, dy, dx.host, dW.host, {}, GradientMode::Overwrite);
-    linear_backward(*dev_, xd, Wd, dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
-    EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << p;
-    EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << p;
+    linear_backward(host_, p.x, p.W, p.dy, dx.host, dW.host, {}, GradientMode::Overwrite);
+    linear_backward(*dev_, p.xd, p.Wd, p.dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
+    EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << name;
+    EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << name;
     if (precision == GemmPrecision::Bf16) EXPECT_GT(dW.rel_l2(), 1e-5) << "the bf16 path was not taken";
     GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
     GradPair<1> fa({in}, 22), fb({in}, 23);
-    fbi_linear_backward(host_, x, W, alpha, beta, dy, fx.host, fW.host, fa.host, fb.host, GradientMode::Accumulate);
-    fbi_linear_backward(*dev_, xd, Wd, ad, bd, dyd, fx.dev, fW.dev, fa.dev, fb.dev, GradientMode::Accumulate);
-    EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << p;
-    EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << p;
-    EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << p;
-    EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << p;
+    fbi_linear_backward(host_, p.x, p.W, p.alpha, p.beta, p.dy, fx.host, fW.host, fa.host, fb.host, GradientMode::Accumulate);
+    fbi_linear_backward(*dev_, p.xd, p.Wd, p.ad, p.bd, p.dyd, fx.dev, fW.dev, fa.dev, fb.dev, GradientMode::Accumulate);
+    EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << name;
+    EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << name;
+    EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << name;
+    EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << name;
   }
   dev_->set_gemm_precision(GemmPrecision::Fp32);
 }
