@@ -8,6 +8,10 @@
 // inside the bound as well.
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
 #include <bimamba/cuda.hpp>
 #include <bimamba/ops/add.hpp>
 #include <bimamba/ops/binary_linear.hpp>
@@ -222,6 +226,41 @@ TEST_F(DeviceOps, SsdScanMatchesHostAtOddAndRealShapes) {
     EXPECT_LT(rel(yd, y), kTol);
     EXPECT_LT(rel(state, fin), kTol);
   }
+}
+
+// The model's layout: x, B and C are column ranges of one (B, L, W) buffer; y has a padded head pitch (its
+// heads are not adjacent). Then the same in TF32, the products' precision when training with tf32 or bf16.
+TEST_F(DeviceOps, SsdScanOnSlicesAndInTf32) {
+  const int64_t B = 2, L = 150, H = 6, P = 16, G = 2, N = 24, W = H * P + 2 * G * N + 5, Pp = P + 3;
+  const Ssd c(B, L, H, P, G, N, 70);  // dt, A, D, init
+  auto wide = rand_host<3>({B, L, W}, 80);
+  auto wided = to<Cuda>(wide);
+  const auto slices = [&](auto& buf) {
+    using V = TensorView<const float, 4, typename std::decay_t<decltype(buf)>::backend_type>;
+    const float* base = buf.data() + 2;
+    return std::make_tuple(V(base, {B, L, H, P}, {L * W, W, P, 1}), V(base + H * P, {B, L, G, N}, {L * W, W, N, 1}),
+                           V(base + H * P + G * N, {B, L, G, N}, {L * W, W, N, 1}));
+  };
+  const auto [x, Bm, Cm] = slices(wide);
+  const auto [xd, Bd, Cd] = slices(wided);
+  const Extents<4> y_shape{B, L, H, P}, y_strides{L * H * Pp, H * Pp, Pp, 1};
+  Tensor<float, 4, Host> y({B, L, H, Pp}), fin({B, H, P, N});
+  ssd_scan(host_, x, c.dt, c.A, Bm, Cm, c.D, 64, TensorView<float, 4, Host>(y.data(), y_shape, y_strides), c.init, fin);
+  auto dtd = to<Cuda>(c.dt);
+  auto Ad = to<Cuda>(c.A);
+  auto Dd = to<Cuda>(c.D);
+  auto initd = to<Cuda>(c.init);
+  // TF32 rounds each product's operands to 10 mantissa bits (2^-11 relative): sums of ~100 such terms of mixed
+  // sign land near 1e-3 relative; 5e-3 leaves room and still fails an indexing error (relative error ~1).
+  const std::pair<GemmPrecision, double> precisions[] = {{GemmPrecision::Fp32, kTol}, {GemmPrecision::Tf32, 5e-3}};
+  for (const auto& [precision, tol] : precisions) {
+    dev_->set_gemm_precision(precision);
+    Tensor<float, 4, Cuda> yd({B, L, H, Pp}), find({B, H, P, N});
+    ssd_scan(*dev_, xd, dtd, Ad, Bd, Cd, Dd, 64, TensorView<float, 4, Cuda>(yd.data(), y_shape, y_strides), initd, find);
+    EXPECT_LT(rel(yd, y), tol) << to_string(precision);  // the padding columns stay zero in both
+    EXPECT_LT(rel(find, fin), tol) << to_string(precision);
+  }
+  dev_->set_gemm_precision(GemmPrecision::Fp32);
 }
 
 TEST_F(DeviceOps, SsdStepAndSelectiveScan) {

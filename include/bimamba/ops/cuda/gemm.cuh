@@ -7,6 +7,13 @@
 //         write in bf16 (at the 780M shape a weight is 9.4 MB of fp32: ~5 us at HBM speed, against the GEMM's
 //         tens of microseconds on fp32 FMA units).
 // Dimensions must be below 2^31 (cuBLAS's int); k == 0 leaves beta C (cuBLAS's definition).
+//
+// gemm_batched: the same product for `count` triples of matrices of one shape whose addresses are
+// base + i0 t0 + i1 t1 + i2 t2 + i3 t3 over a grid (n0, n1, n2, n3) of batch indices (BatchGrid, four strides per
+// operand: batch x chunks x groups x heads of a scan, whose strides are not uniform when a sequence ends in a
+// partial chunk). The pointer arrays are written by one small kernel into workspace scratch, so the call is
+// stream ordered and graph capturable. Fp32: cublasSgemmBatched; Tf32 and Bf16: TF32 tensor cores
+// (cublasGemmBatchedEx, CUBLAS_COMPUTE_32F_FAST_TF32): its callers (the SSD scan) keep fp32 operands.
 #pragma once
 
 #include <cublas_v2.h>
@@ -28,6 +35,33 @@ __global__ void to_bf16_kernel(const T* src, int64_t ld, int64_t rows, int64_t c
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = __float2bfloat16(src[(i / rows) * ld + i % rows]);
+}
+
+// Addresses of one operand over the batch grid: base + sum_d i_d * stride[d].
+struct BatchOperand {
+  const float* base;
+  int64_t stride[4];
+};
+struct BatchGrid {
+  int64_t n[4];
+  BIMAMBA_HOST_DEVICE int64_t count() const { return n[0] * n[1] * n[2] * n[3]; }
+};
+
+// ptrs[o * count + i] = the address of operand o for batch index i = ((i0 n1 + i1) n2 + i2) n3 + i3.
+template <class T>
+__global__ void batch_pointers_kernel(BatchGrid grid, BatchOperand a, BatchOperand b, BatchOperand c, const T** ptrs) {
+  const int64_t count = grid.count();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    const BatchOperand ops[3] = {a, b, c};
+    for (int o = 0; o < 3; ++o) {
+      int64_t rest = i, offset = 0;
+      for (int d = 3; d >= 0; --d) {
+        offset += (rest % grid.n[d]) * ops[o].stride[d];
+        rest /= grid.n[d];
+      }
+      ptrs[o * count + i] = ops[o].base + offset;
+    }
+  }
 }
 }  // namespace gpu
 
@@ -72,6 +106,37 @@ inline void gemm(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t o
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       return;
     }
+  }
+}
+
+inline void gemm_batched(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t op_b, int64_t m, int64_t n,
+                         int64_t k, gpu::BatchGrid batch, gpu::BatchOperand A, int64_t lda, gpu::BatchOperand B,
+                         int64_t ldb, float beta, gpu::BatchOperand C, int64_t ldc) {
+  constexpr int64_t kMax = int64_t(1) << 31;
+  const int64_t count = batch.count();
+  BIMAMBA_CHECK(m < kMax && n < kMax && k < kMax && lda < kMax && ldb < kMax && ldc < kMax && count < kMax,
+                "gemm_batched (Cuda): dimensions beyond 2^31 are not supported by cuBLAS, got m ", m, ", n ", n, ", k ",
+                k, ", batch ", count);
+  if (m == 0 || n == 0 || count == 0) return;
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  const float** ptrs = ctx.workspace().take<const float*>(size_t(3 * count));
+  gpu::batch_pointers_kernel<float><<<gpu::grid_for(count), gpu::kThreads, 0, ctx.stream()>>>(batch, A, B, C, ptrs);
+  gpu::check_launch();
+  const float* const* a = ptrs;
+  const float* const* b = ptrs + count;
+  float* const* c = const_cast<float* const*>(ptrs + 2 * count);
+  const float one = 1.0f;
+  cublasHandle_t handle = ctx.cublas();
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, ctx.stream()));
+  if (ctx.gemm_precision() == GemmPrecision::Fp32) {
+    BIMAMBA_CUBLAS_CHECK(cublasSgemmBatched(handle, op_a, op_b, int(m), int(n), int(k), &one, a, int(lda), b, int(ldb),
+                                            &beta, c, int(ldc), int(count)));
+  } else {
+    BIMAMBA_CUBLAS_CHECK(cublasGemmBatchedEx(handle, op_a, op_b, int(m), int(n), int(k), &one,
+                                             reinterpret_cast<const void* const*>(a), CUDA_R_32F, int(lda),
+                                             reinterpret_cast<const void* const*>(b), CUDA_R_32F, int(ldb), &beta,
+                                             reinterpret_cast<void* const*>(c), CUDA_R_32F, int(ldc), int(count),
+                                             CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
   }
 }
 

@@ -7,7 +7,7 @@
 //                            kernel into workspace scratch first: copy() needs contiguous views across backends,
 //                            and a Batch's targets() / inputs() are column ranges); synchronizes the stream
 // Reductions over tokens are deterministic double sums: column_reduce (ops/cuda/column_reduce.cuh) for the
-// weight gradients, a fixed slab order independent of the GPU; only embedding_backward uses atomics.
+// weight gradients, a fixed slab order independent of the GPU; no backward kernel uses atomics.
 #pragma once
 
 #include <cstdint>

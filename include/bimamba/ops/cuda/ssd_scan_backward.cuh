@@ -22,30 +22,30 @@
 // (Checked in float64 against the sequential recurrence at L = 1 .. 300 with chunks of 4 .. 64, G = 1, 2, 3,
 // B = 1 .. 3: every gradient to ~1e-15 relative.)
 //
-// Kernels, 256 threads each, per slab of batch rows (pairs = rows x H):
-//   1. ssd_chunk_state_kernel (the forward's)   grid (NP / 2048, chunks, pairs): each chunk's own state
-//   2. ssd_state_pass_kernel (the forward's)    grid-stride over (pair, state element): S_in[c] for every c
-//   3. ssd_bwd_dstate_kernel                    grid (NP / 2048, chunks, pairs): sum_i exp(cs_i) dy_i C_i^T
-//   4. ssd_bwd_dstate_pass_kernel               grid-stride over (pair, element): F_c, chunks walked backwards
-//   5. ssd_bwd_cb_kernel                        grid (chunks, rows x G): C_i . B_j of the chunk, Q x Q
-//   6. ssd_bwd_chunk_kernel                     grid (chunks, pairs): everything above per (b, h, c) as block
+// Steps per slab of batch rows (pairs = rows x H); kernels of 256 threads:
+//   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): S_in[c] for every chunk, its own terms as
+//      batched cuBLAS products B_c^T Xw_c and the carry over the chunks
+//   2. F_c the same way: ssd_bwd_weighted_dy_kernel (exp(cs_i) dy_i), the products C_c^T (exp(cs) dy)_c, and the
+//      carry from the last chunk (ssd_carry_kernel<true>)
+//   3. ssd_bwd_cb_kernel                        grid (chunks, rows x G): C_i . B_j of the chunk, Q x Q
+//   4. ssd_bwd_chunk_kernel                     grid (chunks, pairs): everything above per (b, h, c) as block
 //      products over shared-memory tiles (16 x 16 threads, each owning rows ty + 16 r and columns tx + 16 c of
 //      the output tile, 4 x 8 or 4 x 4 registers, operands in K = 16 deep tiles): dy x^T (Q x Q, over P) -> Wd;
 //      Z and its rectangle sums (warp scans); dC = [exp(cs) dy | Wd] [S0^T ; B] and dB = [Wd^T | el dt x]
 //      [C ; F^T] in column tiles of 128 over N; M over Wd; v = [el B | M^T] [F ; dy] in column tiles of 64
 //      over P -> dx; dl, ddt and the chunk's dA / dD terms. Writes dx, ddt; each head's dB / dC to scratch.
-//   7. ssd_bwd_group_kernel                     grid-stride over (b, t, g, n): dB, dC = sums over the heads
-//   8. ssd_bwd_heads_kernel (once)              one thread per head: dA, dD = sums over (b, chunk)
-// Shared memory <= 48 KB everywhere (no opt-in: builds for sm_80 too): kernel 6 takes 37,120 bytes, 5 takes
-// 8,256, 1 and 3 as the forward's chunk_state. Kernel 6 is __launch_bounds__(256, 2): 128 registers on sm_90
+//   5. ssd_bwd_group_kernel                     grid-stride over (b, t, g, n): dB, dC = sums over the heads
+//   6. ssd_bwd_heads_kernel (once)              one thread per head: dA, dD = sums over (b, chunk)
+// Shared memory <= 48 KB everywhere (no opt-in: builds for sm_80 too): kernel 4 takes 37,120 bytes, 3 takes
+// 8,256, the prep kernel of step 1 3 KB. Kernel 4 is __launch_bounds__(256, 2): 128 registers on sm_90
 // (ptxas: ~100 bytes spilled, long-lived scalars outside the inner loops), 2 blocks per SM. Every sum has a
 // fixed order (block products in k order, warp trees, heads in head order, chunks in order; no atomics): the
 // same bits on every run. Element arithmetic is float with the cumulative sums, the decay-path sums and the
 // reductions over tokens in double; against the host's double recurrence that is ~1e-6 relative.
 //
 // Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1: 32 chunks, 1,536 blocks of kernel
-// 6): per (b, h, c) Q^2 P (dy x^T) + 2 (Q^2 N + Q N P) (dC, dB) + (Q N P + Q^2 P) (v) = 3.1 M FMA in kernel 6,
-// plus Q N P each in kernels 1 and 3 and Q^2 N per group in 5: ~6.4 G FMA (13 GFLOP) per layer, against the
+// 4): per (b, h, c) Q^2 P (dy x^T) + 2 (Q^2 N + Q N P) (dC, dB) + (Q N P + Q^2 P) (v) = 3.1 M FMA in kernel 4,
+// plus Q N P each in the products of steps 1 and 2 and Q^2 N per group in 3: ~6.4 G FMA (13 GFLOP) per layer, against the
 // sequential form's L dependent steps (~27 ms). At ~15 TFLOP/s of SIMT fp32 from shared memory that is
 // ~1 ms; the traffic (x, dy read ~3 times per block, B / C per head, states and F 100 MB, per-head dB / dC
 // 100 MB written and read) is ~0.5 GB, ~0.2 ms of HBM.
@@ -55,11 +55,12 @@
 // Everything runs on ctx.stream(); nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
-// F (rows, H, chunks, N, P) floats each, decays (rows, H, chunks), C.B (rows, G, chunks, Q, Q), per-head dB / dC
-// (rows, L, H, N) floats each; plus dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
-// 2 x 50.3 MB + 0.5 MB + 2 x 50.3 MB = 202 MB (the sequential form needed 3.4 GB of per-step states).
-// Refused: L beyond 65535 chunks, H or a slab's (row, head) pairs beyond 65535 (grid limits), P + N beyond
-// what the chunk-state kernels' shared memory holds (about 11,000).
+// F (rows, chunks, N, H, P) floats each, cs (rows, H, chunks, Q) doubles, decays (rows, H, chunks), Xw / dyw
+// (rows, L, H, P), C.B (rows, G, chunks, Q, Q), per-head dB / dC (rows, L, H, N) floats each; plus dA / dD terms
+// (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 MB + 0.8 + 25.2 + 0.5 + 2 x 50.3 MB = 228 MB
+// (the sequential form needed 3.4 GB of per-step states).
+// Refused: L beyond 65535 chunks, H or a slab's (row, head) pairs beyond 65535 (grid limits), rows of B or C that
+// overlap (stride along L below N: cuBLAS's leading dimension).
 #pragma once
 
 #include <algorithm>
@@ -68,7 +69,7 @@
 
 #include "../../core/workspace.hpp"
 #include "launch_backward.cuh"
-#include "ssd_scan.cuh"
+#include "ssd_chunks.cuh"
 
 namespace bimamba::detail {
 
@@ -93,9 +94,9 @@ static_assert(kSsdBwdChunkSmem <= (48 << 10) && kSsdBwdCbSmem <= (48 << 10), "no
 
 struct SsdBwdScratch {
   int64_t chunks;
-  float* states;    // (rows, H, chunks, N, P)  S_in[c], the state entering chunk c
+  float* states;    // (rows, chunks, N, H, P)  S_in[c], the state entering chunk c
   float* decays;    // (rows, H, chunks)        exp(cs_last) of each chunk
-  float* dstates;   // (rows, H, chunks, N, P)  F_c = dLoss / dS_in[c + 1]
+  float* dstates;   // (rows, chunks, N, H, P)  F_c = dLoss / dS_in[c + 1]
   float* cb;        // (rows, G, chunks, Q, Q)  C_i . B_j
   float* dB_head;   // (rows, L, H, N)          each head's part of dB
   float* dC_head;   // (rows, L, H, N)          each head's part of dC
@@ -155,65 +156,15 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
   e1 = before + v0;
 }
 
-// sum_i exp(cs_i) dy_i C_i^T of each chunk into dstates (N x P, P fastest): the forward's chunk_state with dy, C
-// and the weights exp(cs_i) in place of x, B and exp(cs_last - cs_j) dt_j.
+// dyw = exp(cs_i) dy_i over (b, t, h, p), contiguous (B, L, H, P): the weights of F's own terms
+// sum_i exp(cs_i) dy_i C_i^T, which ssd_chunk_products turns into per-chunk products like the forward's states.
 template <class T>
-__global__ void ssd_bwd_dstate_kernel(SsdGeometry geo, TensorView<const T, 4, Cuda> dy, TensorView<const T, 3, Cuda> dt,
-                                      TensorView<const T, 1, Cuda> A, TensorView<const T, 4, Cuda> Cm, int jt,
-                                      float* dstates) {
-  extern __shared__ float smem[];
-  double* cs = reinterpret_cast<double*>(smem);  // (Q)
-  float* dts = smem + 2 * kSsdMaxChunk;          // (Q)
-  float* gs = dts + kSsdMaxChunk;                // (jt, P) dy_i exp(cs_i)
-  float* cms = gs + jt * geo.P;                  // (jt, N) C_i
-  const int64_t pair = blockIdx.z, b = pair / geo.H, h = pair % geo.H, g = h / (geo.H / geo.G), c = blockIdx.y;
-  const int64_t c0 = c * geo.Q, NP = geo.N * geo.P;
-  const int Qc = int(geo.Q < geo.L - c0 ? geo.Q : geo.L - c0);
-  load_chunk_decays(dt, float(A(h)), b, c0, h, Qc, dts, cs);
-
-  const int64_t o0 = int64_t(blockIdx.x) * kSsdOutPerThread * blockDim.x;
-  float acc[kSsdOutPerThread] = {};
-  for (int i0 = 0; i0 < Qc; i0 += jt) {
-    const int in = min(jt, Qc - i0);
-    for (int64_t k = threadIdx.x; k < in * geo.P; k += blockDim.x) {
-      const int i = i0 + int(k / geo.P);
-      gs[k] = float(dy(b, c0 + i, h, k % geo.P)) * expf(float(cs[i]));
-    }
-    for (int64_t k = threadIdx.x; k < in * geo.N; k += blockDim.x) cms[k] = Cm(b, c0 + i0 + k / geo.N, g, k % geo.N);
-    __syncthreads();
-#pragma unroll
-    for (int r = 0; r < kSsdOutPerThread; ++r) {
-      const int64_t o = o0 + r * blockDim.x + threadIdx.x;
-      if (o < NP) {
-        const int64_t n = o / geo.P, p = o % geo.P;
-        for (int ii = 0; ii < in; ++ii) acc[r] += gs[ii * geo.P + p] * cms[ii * geo.N + n];
-      }
-    }
-    __syncthreads();
-  }
-  float* out = dstates + (pair * geo.chunks + c) * NP;
-#pragma unroll
-  for (int r = 0; r < kSsdOutPerThread; ++r) {
-    const int64_t o = o0 + r * blockDim.x + threadIdx.x;
-    if (o < NP) out[o] = acc[r];
-  }
-}
-
-// The chunks' own terms in dstates become F_c: walked from the last chunk, F_last = 0,
-// F_{c-1} = exp(cs_last^c) F_c + own_c. (A template like every kernel here: no duplicate host stubs when several
-// translation units include this header.)
-template <class T>
-__global__ void ssd_bwd_dstate_pass_kernel(SsdGeometry geo, T* dstates, const T* decays) {
-  const int64_t NP = geo.N * geo.P, total = geo.B * geo.H * NP;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t pair = i / NP, o = i % NP;
-    T running = 0.0f;
-    for (int64_t c = geo.chunks - 1; c >= 0; --c) {
-      T* slot = dstates + (pair * geo.chunks + c) * NP + o;
-      const T own = *slot;
-      *slot = running;
-      running = decays[pair * geo.chunks + c] * running + own;
-    }
+__global__ void ssd_bwd_weighted_dy_kernel(SsdChunks s, TensorView<const T, 4, Cuda> dy, float* dyw) {
+  const SsdGeometry& g = s.geo;
+  const int64_t total = g.B * g.L * g.H * g.P;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = e % g.P, h = (e / g.P) % g.H, t = (e / (g.P * g.H)) % g.L, b = e / (g.P * g.H * g.L);
+    dyw[e] = float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + t / g.Q) * g.Q + t % g.Q]));
   }
 }
 
@@ -274,11 +225,11 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
 
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, ty = tid / 16, tx = tid % 16;
   const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H, g = h / (geo.H / geo.G);
-  const int64_t c0 = c * Q, N = geo.N, P = geo.P, NP = N * P;
+  const int64_t c0 = c * Q, N = geo.N, P = geo.P, NP = N * P, HP = geo.H * P;
   const int Qc = int(geo.L - c0 < Q ? geo.L - c0 : Q);
   const float Ah = A(h), Dh = present(D) ? float(D(h)) : 0.0f;
-  const float* S0 = s.states + (pair * s.chunks + c) * NP;                  // (N, P)
-  const float* F = s.dstates + (pair * s.chunks + c) * NP;                  // (N, P)
+  const float* S0 = s.states + (b * s.chunks + c) * N * HP + h * P;        // (N, P), rows HP apart
+  const float* F = s.dstates + (b * s.chunks + c) * N * HP + h * P;        // (N, P), rows HP apart
   const float* cb = s.cb + ((b * geo.G + g) * s.chunks + c) * Q * Q;        // (Q, Q)
   const SsdBwdRows<const T> xr = ssd_bwd_rows(x, b, c0, h), gr = ssd_bwd_rows(dy, b, c0, h),
                             br = ssd_bwd_rows(Bm, b, c0, g), cr = ssd_bwd_rows(Cm, b, c0, g);
@@ -341,7 +292,10 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
   }
   // exp(cs_last) <F, S0> over the block (its barriers also end the reads of Tm above), dD's term (thread 0).
   double fs = 0.0;
-  for (int64_t e = tid; e < NP; e += kSsdBwdThreads) fs += double(F[e]) * double(S0[e]);
+  for (int64_t e = tid; e < NP; e += kSsdBwdThreads) {
+    const int64_t o = (e / P) * HP + e % P;
+    fs += double(F[o]) * double(S0[o]);
+  }
   fs = block_sum(fs, red) * exp(cs[Qc - 1]);
   if (tid == 0) {
     double sd = 0.0;
@@ -359,7 +313,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
       }
       for (int e = tid; e < K * kSsdBwdWide; e += kSsdBwdThreads) {
         const int k = e % K, n = e / K;  // k fastest: S0 is (N, P)
-        bt[k * WP + n] = p0 + k < P && n0 + n < N ? S0[(n0 + n) * P + p0 + k] : 0.0f;
+        bt[k * WP + n] = p0 + k < P && n0 + n < N ? S0[(n0 + n) * HP + p0 + k] : 0.0f;
       }
       __syncthreads();
       ssd_bwd_fma(acc, at, K, 1, bt, WP);
@@ -415,7 +369,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
       }
       for (int e = tid; e < K * kSsdBwdWide; e += kSsdBwdThreads) {
         const int k = e % K, n = e / K;  // k fastest: F is (N, P)
-        bt[k * WP + n] = p0 + k < P && n0 + n < N ? F[(n0 + n) * P + p0 + k] : 0.0f;
+        bt[k * WP + n] = p0 + k < P && n0 + n < N ? F[(n0 + n) * HP + p0 + k] : 0.0f;
       }
       __syncthreads();
       ssd_bwd_fma(acc, at, K, 1, bt, WP);
@@ -449,7 +403,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
       }
       for (int e = tid; e < K * kSsdBwdNarrow; e += kSsdBwdThreads) {
         const int k = e / kSsdBwdNarrow, p = e % kSsdBwdNarrow;
-        bt[k * NW + p] = n1 + k < N && p0 + p < P ? F[(n1 + k) * P + p0 + p] : 0.0f;
+        bt[k * NW + p] = n1 + k < N && p0 + p < P ? F[(n1 + k) * HP + p0 + p] : 0.0f;
       }
       __syncthreads();
       ssd_bwd_fma(acc, at, K, 1, bt, NW);
@@ -579,26 +533,22 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   BIMAMBA_CHECK(chunks < 65536, "ssd_scan_backward (Cuda): L = ", L, " needs ", chunks, " chunks of ", Q,
                 " tokens, above the Cuda grid limit of 65535");
   BIMAMBA_CHECK(H < 65536, "ssd_scan_backward (Cuda): ", H, " heads exceed the Cuda grid limit of 65535");
-  // The chunk-state kernels (the forward's, and the dstate one) stage jt tokens of P + N values per tile.
-  constexpr size_t max_smem = 48 << 10;
-  const size_t decay_bytes = kSsdMaxChunk * (sizeof(double) + sizeof(float));
-  const int64_t jt = std::min<int64_t>(32, int64_t((max_smem - decay_bytes) / sizeof(float)) / std::max<int64_t>(1, P + N));
-  BIMAMBA_CHECK(jt >= 1, "ssd_scan_backward (Cuda): head dim ", P, " plus state size ", N,
-                " exceed the chunk-state kernel's shared memory");
-  const size_t state_smem = decay_bytes + sizeof(float) * size_t(jt * (P + N));
-
-  const int64_t per_row = int64_t(sizeof(float)) * (2 * H * chunks * NP + H * chunks + G * chunks * Q * Q + 2 * L * H * N);
+  const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * NP * H + H * chunks + L * H * P +
+                                                    G * chunks * Q * Q + 2 * L * H * N) +
+                          int64_t(sizeof(double)) * H * chunks * Q;
   const int64_t bs = std::max<int64_t>(
       1, std::min<int64_t>({B, 65535 / H, int64_t(kSsdBwdSlabBytes) / std::max<int64_t>(1, per_row)}));
   auto& ws = ctx.workspace();
   WorkspaceScope<Cuda> scope(ws);
   double* dA_part = ws.take<double>(size_t(B * H * chunks));  // (B, H, chunks)
   double* dD_part = ws.take<double>(size_t(B * H * chunks));  // (B, H, chunks)
+  // The chunk states (cs, decays, Xw then dyw, S_in) for a slab of bs rows, F beside them.
+  SsdChunks chunk_scratch = ssd_take_chunks(ws, SsdGeometry{bs, L, H, P, G, N, Q, chunks});
   SsdBwdScratch s;
   s.chunks = chunks;
-  s.states = ws.take<float>(size_t(bs * H * chunks * NP));
-  s.decays = ws.take<float>(size_t(bs * H * chunks));
-  s.dstates = ws.take<float>(size_t(bs * H * chunks * NP));
+  s.states = chunk_scratch.states;
+  s.decays = chunk_scratch.decays;
+  s.dstates = ws.take<float>(size_t(bs * chunks * NP * H));
   s.cb = ws.take<float>(size_t(bs * G * chunks * Q * Q));
   s.dB_head = ws.take<float>(size_t(bs * L * H * N));
   s.dC_head = ws.take<float>(size_t(bs * L * H * N));
@@ -612,16 +562,16 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     const auto dts = dt.narrow(0, b0, rows);
     s.dA_part = dA_part + b0 * H * chunks;
     s.dD_part = dD_part + b0 * H * chunks;
+    chunk_scratch.geo = geo;
+    // S_in[c] from zero, then F: its own terms C_c^T (exp(cs) dy)_c (into Xw's space), carried from the last chunk.
+    ssd_chunk_states(ctx, chunk_scratch, xs, dts, A, Bs, {}, {});
     if (NP > 0) {
-      const dim3 grid(unsigned((NP + kSsdOutPerThread * kThreads - 1) / (kSsdOutPerThread * kThreads)), unsigned(chunks),
-                      unsigned(pairs));
-      ssd_bwd_launch(stream, ssd_chunk_state_kernel<float>, grid, state_smem, geo, xs, dts, A, Bs, int(jt), s.states,
-                     s.decays);
-      ssd_bwd_launch(stream, ssd_state_pass_kernel<float>, dim3(grid_for(pairs * NP)), 0, geo, s.states,
+      float* dyw = chunk_scratch.xw;
+      ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(grid_for(rows * L * H * P)), 0, chunk_scratch,
+                     dys, dyw);
+      ssd_chunk_products(ctx, geo, Cs, dyw, s.dstates);
+      ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * NP * H)), 0, geo, s.dstates,
                      static_cast<const float*>(s.decays), TensorView<const float, 4, Cuda>{}, TensorView<float, 4, Cuda>{});
-      ssd_bwd_launch(stream, ssd_bwd_dstate_kernel<float>, grid, state_smem, geo, dys, dts, A, Cs, int(jt), s.dstates);
-      ssd_bwd_launch(stream, ssd_bwd_dstate_pass_kernel<float>, dim3(grid_for(pairs * NP)), 0, geo, s.dstates,
-                     static_cast<const float*>(s.decays));
     }
     ssd_bwd_launch(stream, ssd_bwd_cb_kernel<float>, dim3(unsigned(chunks), unsigned(rows * G)), kSsdBwdCbSmem, geo, Bs,
                    Cs, s.cb);
