@@ -37,35 +37,40 @@ namespace bimamba::detail {
 namespace gpu {
 inline constexpr int kSsdGemmChunk = 128;  // Q: tokens per chunk of the forward
 
-// M_h[i, j] for every (b, c, h, i, j < Qc), j fastest; cb (B, chunks, G, Q, Q), mask (B, chunks, H, Q, Q).
+// Block (x: b * chunks + c, y: head h), 32 x 8 threads: M_h[i, j] for i, j < Qc, j along x (coalesced rows);
+// cb (B, chunks, G, Q, Q), mask (B, chunks, H, Q, Q). The chunk's cs and dt are staged in shared memory.
 template <class T>
 __global__ void ssd_mask_kernel(SsdChunks s, TensorView<const T, 3, Cuda> dt, const float* cb, float* mask) {
+  __shared__ double cs[kSsdMaxChunk];
+  __shared__ float dts[kSsdMaxChunk];
   const SsdGeometry& g = s.geo;
-  const int64_t QQ = g.Q * g.Q, total = g.B * g.chunks * g.H * QQ;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t ij = e % QQ, i = ij / g.Q, j = ij % g.Q, h = (e / QQ) % g.H, bc = e / (QQ * g.H);
-    const int64_t c = bc % g.chunks, b = bc / g.chunks;
-    if (i >= g.tokens_in(c) || j >= g.tokens_in(c)) continue;
-    float m = 0.0f;
-    if (j <= i) {
-      const int64_t group = h / (g.H / g.G), row = ((b * g.H + h) * g.chunks + c) * g.Q;
-      m = cb[(bc * g.G + group) * QQ + ij] * expf(float(s.cs[row + i] - s.cs[row + j])) * float(dt(b, c * g.Q + j, h));
-    }
-    mask[e] = m;
+  const int64_t bc = blockIdx.x, h = blockIdx.y, c = bc % g.chunks, b = bc / g.chunks;
+  const int Q = int(g.Q), Qc = int(g.tokens_in(c)), tid = int(threadIdx.y * blockDim.x + threadIdx.x);
+  const double* cs_row = s.cs + ((b * g.H + h) * g.chunks + c) * g.Q;
+  for (int k = tid; k < Qc; k += int(blockDim.x * blockDim.y)) {
+    cs[k] = cs_row[k];
+    dts[k] = float(dt(b, c * g.Q + k, h));
   }
+  __syncthreads();
+  const float* cbm = cb + (bc * g.G + h / (g.H / g.G)) * g.Q * g.Q;
+  float* m = mask + (bc * g.H + h) * g.Q * g.Q;
+  for (int i = int(threadIdx.y); i < Qc; i += int(blockDim.y))
+    for (int j = int(threadIdx.x); j < Qc; j += int(blockDim.x))
+      m[i * Q + j] = j <= i ? cbm[i * Q + j] * expf(float(cs[i] - cs[j])) * dts[j] : 0.0f;
 }
 
-// y_i = exp(cs_i) y_i + D x_i over (b, t, h, p).
+// Block per token (b, t): y[b, t, h, p] = exp(cs_i) y + D_h x over the token's H P values.
 template <class T>
 __global__ void ssd_output_scale_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 1, Cuda> D,
                                         TensorView<T, 4, Cuda> y) {
   const SsdGeometry& g = s.geo;
-  const int64_t total = g.B * g.L * g.H * g.P;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = e % g.P, h = (e / g.P) % g.H, t = (e / (g.P * g.H)) % g.L, b = e / (g.P * g.H * g.L);
-    const double cs = s.cs[((b * g.H + h) * g.chunks + t / g.Q) * g.Q + t % g.Q];
+  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;
+  const int P = int(g.P), HP = int(g.H * g.P);
+  for (int k = int(threadIdx.x); k < HP; k += int(blockDim.x)) {
+    const int h = k / P, p = k - h * P;
+    const float decay = expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
     const float skip = present(D) ? float(D(h)) * float(x(b, t, h, p)) : 0.0f;
-    y(b, t, h, p) = T(expf(float(cs)) * float(y(b, t, h, p)) + skip);
+    y(b, t, h, p) = T(decay * float(y(b, t, h, p)) + skip);
   }
 }
 }  // namespace gpu
@@ -90,7 +95,8 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
     }
     return;
   }
-  BIMAMBA_CHECK(B * H < 65536, "ssd_scan: ", B * H, " (batch, head) pairs exceed the Cuda grid limit of 65535");
+  BIMAMBA_CHECK(B * H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan: ", B * H, " (batch, head) pairs or ", B * L,
+                " tokens exceed the Cuda grid limits (65535, 2^31 - 1)");
   const int64_t ld_x = ssd_leading_dim(x.stride(1), P, L, "x"), ld_y = ssd_leading_dim(y.stride(1), P, L, "y");
   const int64_t ld_c = ssd_leading_dim(Cm.stride(1), N, L, "C"), ld_b = ssd_leading_dim(Bm.stride(1), N, L, "B");
 
@@ -114,7 +120,7 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
                  {bp + first * Q * bs1, {bs0, Q * bs1, bs2, 0}}, ld_b, {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}},
                  ld_c, 0.0f, {cb + first * G * QQ, {g.chunks * G * QQ, G * QQ, QQ, 0}}, Q);
   });
-  ssd_mask_kernel<float><<<grid_for(B * g.chunks * H * QQ), kThreads, 0, stream>>>(s, dt, cb, mask);  // 3.
+  ssd_mask_kernel<float><<<dim3(unsigned(B * g.chunks), unsigned(H)), dim3(32, 8), 0, stream>>>(s, dt, cb, mask);  // 3.
   check_launch();
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 4. y_c = C_c S_in[c]^T per head:
     // column-major (P, Qc) = S^T C_c^T
@@ -123,7 +129,7 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
                  {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}}, ld_c, 0.0f,
                  {yp + first * Q * ys1, {ys0, Q * ys1, Hg * ys2, ys2}}, ld_y);
   });
-  ssd_output_scale_kernel<float><<<grid_for(B * L * HP), kThreads, 0, stream>>>(s, x, D, y);  // 5.
+  ssd_output_scale_kernel<float><<<unsigned(B * L), kThreads, 0, stream>>>(s, x, D, y);  // 5.
   check_launch();
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 6. y_c += M_h x_c:
     // column-major (P, Qc) += x_c^T M_h^T

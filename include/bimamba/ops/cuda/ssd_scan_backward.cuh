@@ -161,10 +161,12 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
 template <class T>
 __global__ void ssd_bwd_weighted_dy_kernel(SsdChunks s, TensorView<const T, 4, Cuda> dy, float* dyw) {
   const SsdGeometry& g = s.geo;
-  const int64_t total = g.B * g.L * g.H * g.P;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = e % g.P, h = (e / g.P) % g.H, t = (e / (g.P * g.H)) % g.L, b = e / (g.P * g.H * g.L);
-    dyw[e] = float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + t / g.Q) * g.Q + t % g.Q]));
+  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;  // block per token
+  const int P = int(g.P), HP = int(g.H * g.P);
+  for (int k = int(threadIdx.x); k < HP; k += int(blockDim.x)) {
+    const int h = k / P, p = k - h * P;
+    dyw[blockIdx.x * int64_t(HP) + k] =
+        float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
   }
 }
 
@@ -532,7 +534,8 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   const int64_t Q = kSsdBwdChunk, chunks = (L + Q - 1) / Q, NP = N * P;
   BIMAMBA_CHECK(chunks < 65536, "ssd_scan_backward (Cuda): L = ", L, " needs ", chunks, " chunks of ", Q,
                 " tokens, above the Cuda grid limit of 65535");
-  BIMAMBA_CHECK(H < 65536, "ssd_scan_backward (Cuda): ", H, " heads exceed the Cuda grid limit of 65535");
+  BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
+                " tokens exceed the Cuda grid limits (65535, 2^31 - 1)");
   const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * NP * H + H * chunks + L * H * P +
                                                     G * chunks * Q * Q + 2 * L * H * N) +
                           int64_t(sizeof(double)) * H * chunks * Q;
@@ -567,7 +570,7 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     ssd_chunk_states(ctx, chunk_scratch, xs, dts, A, Bs, {}, {});
     if (NP > 0) {
       float* dyw = chunk_scratch.xw;
-      ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(grid_for(rows * L * H * P)), 0, chunk_scratch,
+      ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(unsigned(rows * L)), 0, chunk_scratch,
                      dys, dyw);
       ssd_chunk_products(ctx, geo, Cs, dyw, s.dstates);
       ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * NP * H)), 0, geo, s.dstates,
