@@ -5,8 +5,11 @@
 //                                       copied to the device, then LanguageModel::step replayed from a CUDA
 //                                       graph captured at the second step); tokens/s = b / time per step.
 //   BM_cuda_decode_eager/<preset>/B<b>  the same step launched kernel by kernel.
+//   BM_cuda_decode_graph_per_block/<preset>/B1  batch 1 without the persistent kernel (FastPath::persistent
+//                                       off: three launches a block), the baseline of the same run.
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
-// The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp) and the bf16 head.
+// The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp), the bf16 head and,
+// at batch 1, every block in one persistent launch (ops/mamba2_decode_layers.hpp).
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
 // the bf16 tied head and the other fp32 parameters read once; the fp32 SSM and conv states read and written
 // for every sequence) divided by b: the bandwidth limit is hbm_gbps / bytes_per_token (bench_cuda_gemv).
@@ -39,7 +42,6 @@ struct Setup {
       ModelConfig cfg = model_preset(preset);
       cached.reset(new Setup{cfg, init_random<Cuda>(cfg, 1)});
       cached->model.pack();
-      cached->model.set_fast_path({false, true, true});  // fused step, bf16 head (the defaults of bench decode)
       name = preset;
       ctx.synchronize();
     }
@@ -58,12 +60,13 @@ double step_bytes(const ModelConfig& c, int64_t b) {
   return double(c.n_layer) * (per_layer_params) + head + double(c.n_layer) * state;
 }
 
-void BM_cuda_decode(benchmark::State& st, std::string preset, int64_t batch, bool graph) {
+void BM_cuda_decode(benchmark::State& st, std::string preset, int64_t batch, bool graph, bool persistent) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
     Context<Cuda> ctx(stream);
     Setup& s = Setup::get(ctx, preset);
+    s.model.set_fast_path({false, true, true, persistent});  // fused step, bf16 head (the defaults of bench decode)
     auto state = s.model.new_state(batch);
     std::vector<int32_t> host_ids(static_cast<size_t>(batch));
     for (int64_t b = 0; b < batch; ++b) host_ids[size_t(b)] = int32_t((b * 7919 + 13) % s.cfg.vocab_size);
@@ -123,8 +126,11 @@ int register_all() {
       for (bool graph : {true, false})
         benchmark::RegisterBenchmark((std::string(graph ? "BM_cuda_decode_graph/" : "BM_cuda_decode_eager/") + preset +
                                       "/B" + std::to_string(b)).c_str(),
-                                     BM_cuda_decode, std::string(preset), b, graph)
+                                     BM_cuda_decode, std::string(preset), b, graph, true)
             ->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("BM_cuda_decode_graph_per_block/") + preset + "/B1").c_str(),
+                                 BM_cuda_decode, std::string(preset), int64_t(1), true, false)
+        ->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string("BM_cuda_prefill/") + preset + "/L2048").c_str(), BM_cuda_prefill,
                                  std::string(preset), int64_t(2048))
         ->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);

@@ -89,6 +89,58 @@ TEST(DecodeGraph, FastPathMatchesTheHostFastPathAndTheUnfusedStep) {
   EXPECT_LT(relative_l2(unfused, fused), kTol);
 }
 
+// One sequence of packed Bi-Mamba-2 runs every block in one persistent launch (ops/mamba2_decode_layers.hpp):
+// its logits equal the per-block path's and the host's to float rounding (1e-5, the fixture bound), reproduce
+// the fixture's logits of sequence 0, and a DecodeGraph captures the cooperative launch and replays it with
+// the eager step's bits (the kernel is deterministic for a given grid).
+TEST(DecodeGraph, PersistentBlocksMatchThePerBlockPathTheHostAndTheFixture) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  for (const std::string folder : {"bimamba2-tiny", "bimamba2-tiny-mamba-ssm"}) {
+    Context<Cuda> ctx;
+    Context<Host> host;
+    auto model = load_model<Cuda>(ctx, data_path(folder));
+    auto reference = load_model<Host>(host, data_path(folder));
+    model.pack();
+    reference.pack();
+    const Fixture f = read_fixture(folder);
+    const int64_t T = f.ids.size(1), V = model.vocab_size();
+    auto state = model.new_state(1), per_block_state = model.new_state(1), graph_state = model.new_state(1);
+    auto host_state = reference.new_state(1);
+    {
+      std::vector<Mamba2BlockDecodeWeights<Cuda>> blocks;
+      for (int64_t i = 0; i < model.config().n_layer; ++i)
+        blocks.push_back(model.mamba2_mixer(i).decode_block(model.norm(i).weight(), model.norm(i).eps(),
+                                                            state.layer(i)));
+      Tensor<float, 2, Cuda> residual({1, model.config().d_model});
+      ASSERT_TRUE(mamba2_decode_layers_persistent(ctx, blocks, residual.cview())) << folder;
+    }
+    Stream stream;
+    DecodeGraph graph(model, graph_state, stream.s);
+    std::vector<float> persistent, per_block, on_host;
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor<int32_t, 1, Host> column({1});
+      column(0) = f.ids(0, t);
+      const auto ids = to<Cuda>(column);
+      model.set_fast_path({false, true, true, true});
+      const auto p = to_vector(model.step(ctx, ids, state));
+      const auto g = to_vector(graph.step({f.ids(0, t)}));
+      graph.synchronize();
+      EXPECT_EQ(g, p) << folder << " step " << t << (graph.captured() ? " (graph)" : " (eager)");
+      model.set_fast_path({false, true, true, false});
+      const auto q = to_vector(model.step(ctx, ids, per_block_state));
+      const auto h = to_vector(reference.step(host, column.cview(), host_state));
+      persistent.insert(persistent.end(), p.begin(), p.end());
+      per_block.insert(per_block.end(), q.begin(), q.end());
+      on_host.insert(on_host.end(), h.begin(), h.end());
+    }
+    EXPECT_TRUE(graph.captured());
+    EXPECT_LT(relative_l2(persistent, per_block), kTol) << folder;
+    EXPECT_LT(relative_l2(persistent, on_host), kTol) << folder;
+    const std::vector<float> expected(f.logits.begin(), f.logits.begin() + T * V);
+    EXPECT_LT(relative_l2(persistent, expected), kTol) << folder;
+  }
+}
+
 TEST(DecodeGraph, BadIdThrowsBeforeTouchingTheState) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
   Context<Cuda> ctx;

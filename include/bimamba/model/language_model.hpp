@@ -24,9 +24,10 @@
 //
 // Decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed in_proj /
 // out_proj to the tiled shuffle kernel (Host only; needs pack(); relative error ~7e-4 per projection), the
-// Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), and the tied head to a
-// bf16 copy of the embedding. set_fast_path({false, false, false}) is the exact path again; pack() /
-// unpack() drop the tiles.
+// Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), the tied head to a
+// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step) every block to
+// one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only). set_fast_path({false, false,
+// false}) is the exact path again; pack() / unpack() drop the tiles.
 #pragma once
 
 #include <cstdint>
@@ -169,7 +170,9 @@ class LanguageModel {
     TensorView<float, 2, Backend> mixed(ws.template take<float>(size_t(B * D)), {B, D});
     embedding_.forward(ctx, TensorView<const int32_t, 2, Backend>(ids.data(), {B, 1}, {ids.stride(0), 1}),
                        residual.template reshape<3>({B, 1, D}));
-    for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    const auto blocks = persistent_blocks(ctx, residual, state);
+    if (!blocks.empty()) mamba2_decode_layers(ctx, blocks, residual);
+    for (int64_t i = 0; i < cfg_.n_layer && blocks.empty(); ++i) {
       const RMSNorm<Backend>& norm = norms_[size_t(i)];
       if (mamba2()) {  // residual += mixer(norm(residual)), the norm and the add fused where they can be
         mixers2_[size_t(i)].step_residual(ctx, residual, norm.weight(), norm.eps(), state.layer(i));
@@ -204,6 +207,7 @@ class LanguageModel {
     bool tiled_signs = true;  // packed Bi-Mamba projections on TiledSigns (Host only; ignored when not packed)
     bool fused_step = true;   // Mamba-2 step through ops/mamba2_decode.hpp
     bool bf16_head = true;    // tied head on a bfloat16 copy of the embedding (ignored when untied)
+    bool persistent = true;   // Cuda, packed Bi-Mamba-2, one sequence, fused step: every block in one launch
   };
   void set_fast_path(const FastPath& f) {
     for (auto& m : mixers2_) {
@@ -211,6 +215,7 @@ class LanguageModel {
       m.set_fused_step(f.fused_step);
     }
     embedding_.set_head_bf16(f.bf16_head && cfg_.tie_embeddings);
+    persistent_ = f.persistent;
   }
   bool packed() const { return !mixers2_.empty() && mixers2_[0].in_proj().packed(); }
 
@@ -257,6 +262,21 @@ class LanguageModel {
 
  private:
   bool mamba2() const { return cfg_.architecture == Architecture::Mamba2; }
+  // The blocks of a packed Bi-Mamba-2 for the persistent decode kernel (ops/mamba2_decode_layers.hpp), or
+  // none where it does not apply (Host, several sequences, unpacked, unfused step, shapes it does not take).
+  std::vector<Mamba2BlockDecodeWeights<Backend>> persistent_blocks(Context<Backend>& ctx,
+                                                                   TensorView<const float, 2, Backend> residual,
+                                                                   InferenceState<Backend>& state) const {
+    std::vector<Mamba2BlockDecodeWeights<Backend>> blocks;
+    if (std::is_same_v<Backend, Host> || !persistent_ || !mamba2() || residual.size(0) != 1) return blocks;
+    for (const auto& m : mixers2_)
+      if (!m.in_proj().packed() || !m.out_proj().packed() || !m.fused_step()) return blocks;
+    for (int64_t i = 0; i < cfg_.n_layer; ++i)
+      blocks.push_back(mixers2_[size_t(i)].decode_block(norms_[size_t(i)].weight(), norms_[size_t(i)].eps(),
+                                                        state.layer(i)));
+    if (!mamba2_decode_layers_persistent(ctx, blocks, residual)) blocks.clear();
+    return blocks;
+  }
   const RMSNorm<Backend>& next_norm(int64_t i) const {
     return i + 1 < cfg_.n_layer ? norms_[size_t(i + 1)] : norm_f_;
   }
@@ -279,6 +299,7 @@ class LanguageModel {
   std::vector<MambaMixer<Backend>> mixers1_;
   RMSNorm<Backend> norm_f_;
   Linear<Backend> lm_head_;
+  bool persistent_ = true;
 };
 
 }  // namespace bimamba

@@ -24,6 +24,7 @@
 #include "../ops/apply_mask.hpp"
 #include "../ops/dt_softplus.hpp"
 #include "../ops/mamba2_decode.hpp"
+#include "../ops/mamba2_decode_layers.hpp"
 #include "../ops/neg_exp.hpp"
 #include "../ops/ssd_scan.hpp"
 #include "../ops/ssd_step.hpp"
@@ -161,6 +162,24 @@ class Mamba2Mixer {
     else out_proj_.forward_accumulate(ctx, yv, residual);
   }
 
+  // The fused step's weights (ops/mamba2_decode.hpp), the gated norm's included.
+  Mamba2DecodeWeights<Backend> decode_weights() const {
+    return {conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_.weight(), H_, P_, G_, N_, norm_.eps(),
+            dt_lo_, dt_hi_};
+  }
+  // The whole block for ops/mamba2_decode_layers.hpp, with its RMSNorm (norm_weight, eps) and state; needs
+  // packed projections.
+  Mamba2BlockDecodeWeights<Backend> decode_block(View<const float, 1, Backend> norm_weight, float eps,
+                                                 MixerState<Backend> state) const {
+    BIMAMBA_CHECK(in_proj_.packed() && out_proj_.packed(), "Mamba2Mixer::decode_block needs packed projections");
+    const int64_t B = state.conv.size(0);
+    check_state(state, B);
+    const BinaryLinear<Backend>& in = in_proj_.fbi();
+    const BinaryLinear<Backend>& out = out_proj_.fbi();
+    return {norm_weight, eps, in.signs().cview(), in.alpha(), in.beta(), decode_weights(), out.signs().cview(),
+            out.alpha(), out.beta(), state.conv, state.ssm.template reshape<4>({B, H_, P_, N_})};
+  }
+
   // Sizes of one sequence's state: conv (C, K), ssm H * P * N.
   int64_t conv_channels() const { return C_; }
   int64_t ssm_size() const { return H_ * P_ * N_; }
@@ -191,10 +210,8 @@ class Mamba2Mixer {
   void fused_decode(Context<Backend>& ctx, const float* zxbcdt, MixerState<Backend> state, float* y,
                     bool norm = true) const {
     const int64_t B = state.conv.size(0);
-    TensorView<const float, 1, Backend> norm_weight;  // empty: no norm
-    if (norm) norm_weight = norm_.weight();
-    const Mamba2DecodeWeights<Backend> w{conv_.weight(), conv_.bias(), dt_bias_, a_log_, d_, norm_weight,
-                                         H_, P_, G_, N_, norm_.eps(), dt_lo_, dt_hi_};
+    Mamba2DecodeWeights<Backend> w = decode_weights();
+    if (!norm) w.norm_weight = {};  // y: the gated output before the norm
     mamba2_decode_step(ctx, w, TensorView<const float, 2, Backend>(zxbcdt, {B, R_}), state.conv,
                        state.ssm.template reshape<4>({B, H_, P_, N_}), TensorView<float, 2, Backend>(y, {B, E_}));
   }

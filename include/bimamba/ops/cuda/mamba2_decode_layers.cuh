@@ -1,0 +1,481 @@
+// Cuda persistent decode of a packed Bi-Mamba-2 (one sequence): every block of the model for one token in a
+// single cooperative launch (ops/mamba2_decode_layers.hpp states the op; docs/cuda.md says why).
+//
+// Per layer, on the residual stream h (D):
+//   IN    zx   = r_h (S_in (alpha'_in ⊙ h) + beta'_in . h)         r_h = 1 / sqrt(mean h^2 + eps)
+//   STEP  y    = the fused Mamba-2 step of zx (conv, dt, state update, read-out, D skip, SiLU(z) gate)
+//   OUT  h    += r_y (S_out (alpha'_out ⊙ y) + beta'_out . y)      r_y = 1 / sqrt(mean y^2 + eps_gn)
+// with alpha' = alpha ⊙ w and beta' = beta ⊙ w folding the block's RMSNorm weight (IN) and the gated norm's
+// weight (OUT) into the FBI scale and offset: the same value as norm-then-project, to float rounding.
+//
+// Grid: at most one block per SM (all resident: cooperative launch), 16 warps. Every phase splits its rows into
+// one contiguous range per block and ends at a grid barrier (one arrival counter, every block spinning on it;
+// ctx.counters: zero on entry, returned to zero by the last block to leave). The vector a phase consumes
+// (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is written by the owners of its entries in the phase before, with
+// per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block adds the partial sums in block
+// order (deterministic, and the same in every block).
+//
+// The projections read their sign words from shared memory: each block copies its rows once per layer
+// (sm_90 cp.async.bulk on an mbarrier; a block's rows are contiguous), the next layer's in the phase before they
+// are needed, so the weight stream overlaps the barriers and the other phases. The dot products go through a
+// table per block (T-MAC's idea): for each 4-column group g of the input a,
+//   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
+// so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
+// 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks.
+// The step phase owns (head, p) state rows, also copied ahead into shared memory; every block recomputes the
+// conv of the 2N B / C channels (shared by all heads), whose conv state block 0 shifts in the next phase.
+//
+// Contracts (checked by the launcher): one sequence; G = 1; N % 4 == 0; sm_90 or newer; the shared memory of
+// one block fits. Reads of values written during the launch use ld.global.cg (L2), never a stale L1 line.
+// Included by ops/mamba2_decode_layers.hpp, which declares Mamba2BlockDecodeWeights and DecodeLayersPlan.
+#pragma once
+
+#include <cuda/atomic>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/cuda_runtime.hpp"
+#include "../../core/workspace.hpp"
+#include "../common.hpp"
+#include "bulk_copy.cuh"
+#include "launch.cuh"
+
+namespace bimamba::detail {
+
+namespace gpu {
+inline constexpr int kLayersWarps = 16;
+inline constexpr int kLayersThreads = 32 * kLayersWarps;
+inline constexpr int kLayersPerLaunch = 64;
+
+struct DecodeLayerPointers {
+  const float* norm_weight;                     // (D) the block's RMSNorm
+  const uint32_t* in_signs;                     // (R, Wd) words
+  const float* in_alpha;                        // (D)
+  const float* in_beta;                         // (D)
+  const float* conv_weight;                     // (C, K)
+  const float* conv_bias;                       // (C) or nullptr
+  const float* dt_bias;                         // (H)
+  const float* A_log;                           // (H)
+  const float* D;                               // (H) or nullptr
+  const float* gn_weight;                       // (E) the gated norm
+  const uint32_t* out_signs;                    // (Dm, We) words
+  const float* out_alpha;                       // (E)
+  const float* out_beta;                        // (E)
+  float* conv_state;                            // (C, K)
+  float* ssm_state;                             // (H, P, N)
+  float norm_eps = 0.0f, gn_eps = 0.0f, dt_lo = 0.0f, dt_hi = 0.0f;
+};
+
+struct DecodeLayersArgs {
+  DecodeLayerPointers layer[kLayersPerLaunch];
+  int layers = 0;
+  int D = 0, E = 0, H = 0, P = 0, N = 0, K = 0, R = 0, C = 0;
+  int Wd = 0, We = 0, Wp = 0;  // words per row of in_proj (D columns) and out_proj (E columns); table pitch
+  bool bulk_in = false, bulk_out = false;  // sign rows 16-byte multiples: bulk copies, else word copies
+  float* residual = nullptr;  // (D) in and out
+  float* zx = nullptr;        // (R) in_proj output
+  float* a_in = nullptr;      // (D) alpha'_in ⊙ h of the next IN
+  float* a_out = nullptr;     // (E) alpha'_out ⊙ y of the next OUT
+  float* slots = nullptr;     // (2, blocks, 2) per-block (sum of squares, beta' . v) of h and of y
+  unsigned* counters = nullptr;  // (2) barrier arrivals, blocks gone; zero on entry and exit
+};
+
+// Shared memory of one block (floats / words), every part 16-byte aligned.
+struct DecodeLayersSmem {
+  int64_t table, sin, sout, sst, bc, total;  // offsets in 4-byte words, total in bytes
+};
+__host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
+  DecodeLayersSmem s{};
+  const int64_t rows_in = (a.R + blocks - 1) / blocks, rows_out = (a.D + blocks - 1) / blocks;
+  const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks;
+  s.table = 0;
+  s.sin = s.table + 128 * int64_t(a.Wp);
+  s.sout = s.sin + (rows_in * a.Wd + 3) / 4 * 4;
+  s.sst = s.sout + (rows_out * a.We + 3) / 4 * 4;
+  s.bc = s.sst + rows_state * a.N;
+  s.total = 4 * (s.bc + (2 * int64_t(a.N) + 3) / 4 * 4);
+  return s;
+}
+
+__device__ inline int part_begin(int total, int parts, int i) { return int(int64_t(total) * i / parts); }
+
+// All blocks arrive, then leave together; the writes of every block before it are visible after it.
+__device__ inline void grid_barrier(unsigned* arrivals, unsigned& target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    target += gridDim.x;
+    __threadfence();
+    cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*arrivals);
+    count.fetch_add(1u, cuda::memory_order_release);
+    while (count.load(cuda::memory_order_acquire) < target) {
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+// One buffer of shared memory refilled from global memory once per layer: a bulk copy on an mbarrier whose
+// phase flips at each use, or (not 16-byte shaped) word copies by every thread, complete at the next
+// __syncthreads().
+struct StagedRows {
+  uint64_t* bar;
+  bool bulk;
+  unsigned phase = 0;
+  __device__ void start(void* dst, const void* src, uint32_t bytes) {
+    if (bytes == 0) return;
+    if (bulk) {
+      if (threadIdx.x == 0) {
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        bulk_copy_to_shared(dst, src, bytes, bar);
+      }
+    } else {
+      for (uint32_t i = threadIdx.x; i < bytes / 4; i += blockDim.x)
+        static_cast<uint32_t*>(dst)[i] = __ldcg(static_cast<const uint32_t*>(src) + i);
+    }
+  }
+  __device__ void wait(uint32_t bytes) {
+    if (bytes == 0 || !bulk) return;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    uint32_t done = 0;
+    while (!done)
+      asm volatile(
+          "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(shared_address(bar)), "r"(phase)
+          : "memory");
+#endif
+    phase ^= 1u;
+  }
+};
+
+// The lookup table of a (cols entries, read through L2): T[(q * 16 + idx) * Wp + w], columns past cols as 0.
+__device__ inline void build_table(float* table, const float* a, int cols, int W, int Wp) {
+  for (int t = threadIdx.x; t < 8 * W; t += blockDim.x) {
+    const int q = t / W, w = t - q * W, c = 32 * w + 4 * q;
+    float v[4];
+    if (c + 4 <= cols) {
+      const float4 f = __ldcg(reinterpret_cast<const float4*>(a + c));
+      v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = c + i < cols ? __ldcg(a + c + i) : 0.0f;
+    }
+    const float lo[4] = {-v[0] - v[1], v[0] - v[1], v[1] - v[0], v[0] + v[1]};
+    const float hi[4] = {-v[2] - v[3], v[2] - v[3], v[3] - v[2], v[2] + v[3]};
+    float* out = table + q * 16 * Wp + w;
+#pragma unroll
+    for (int idx = 0; idx < 16; ++idx) out[idx * Wp] = lo[idx & 3] + hi[idx >> 2];
+  }
+}
+
+// sum_j s_j a_j of one row of W sign words (shared memory) through the table; every lane gets the total.
+__device__ inline float table_dot(const uint32_t* row, const float* table, int W, int Wp, int lane) {
+  float acc0 = 0.0f, acc1 = 0.0f;
+  for (int w = lane; w < W; w += 32) {
+    const uint32_t bits = row[w];
+    const float* t = table + w;
+#pragma unroll
+    for (int q = 0; q < 8; q += 2) {
+      acc0 += t[(q * 16 + int((bits >> (4 * q)) & 15u)) * Wp];
+      acc1 += t[((q + 1) * 16 + int((bits >> (4 * q + 4)) & 15u)) * Wp];
+    }
+  }
+  return warp_sum(acc0 + acc1);
+}
+
+// The totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in block order.
+__device__ inline float2 slot_totals(const float* slots, int lane) {
+  float sq = 0.0f, dot = 0.0f;
+  for (int j = lane; j < int(gridDim.x); j += 32) {
+    sq += __ldcg(slots + 2 * j);
+    dot += __ldcg(slots + 2 * j + 1);
+  }
+  return make_float2(warp_sum(sq), warp_sum(dot));
+}
+
+// Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and writes the block's slot.
+__device__ inline void write_slot(float* slot, float sq, float dot, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[2 * warp] = sq, scratch[2 * warp + 1] = dot;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f, d = 0.0f;
+    for (int k = 0; k < kLayersWarps; ++k) s += scratch[2 * k], d += scratch[2 * k + 1];
+    slot[0] = s, slot[1] = d;
+  }
+}
+
+// Owner of residual row o after its update hn: the next IN's input entry and partial sums.
+__device__ inline void feed_next_in(const DecodeLayerPointers& next, const DecodeLayersArgs& a, int o, float hn,
+                                    float& sq, float& dot) {
+  const float w = next.norm_weight[o];
+  a.a_in[o] = next.in_alpha[o] * w * hn;
+  sq += hn * hn;
+  dot += next.in_beta[o] * w * hn;
+}
+
+template <class T>
+__global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel(const __grid_constant__ DecodeLayersArgs a) {
+  static_assert(sizeof(T) == 4, "float only");
+  extern __shared__ __align__(16) float smem[];
+  __shared__ uint64_t bars[3];
+  __shared__ float scratch[2 * kLayersWarps];
+  const int nb = int(gridDim.x), b = int(blockIdx.x), tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const DecodeLayersSmem lay = layers_smem(a, nb);
+  float* table = smem + lay.table;
+  uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
+  uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
+  float* sst = smem + lay.sst;
+  float* bc = smem + lay.bc;
+  const int E = a.E, N = a.N, K = a.K, C = a.C, P = a.P;
+  float* slots_h = a.slots;
+  float* slots_y = a.slots + 2 * nb;
+
+  // This block's rows: in_proj [i0, i1), out_proj / residual [o0, o1), state (head, p) rows [s0, s1).
+  const int i0 = part_begin(a.R, nb, b), i1 = part_begin(a.R, nb, b + 1);
+  const int o0 = part_begin(a.D, nb, b), o1 = part_begin(a.D, nb, b + 1);
+  const int s0 = part_begin(a.H * P, nb, b), s1 = part_begin(a.H * P, nb, b + 1);
+  const uint32_t in_bytes = uint32_t(i1 - i0) * uint32_t(a.Wd) * 4u;
+  const uint32_t out_bytes = uint32_t(o1 - o0) * uint32_t(a.We) * 4u;
+  const uint32_t state_bytes = uint32_t(s1 - s0) * uint32_t(N) * 4u;
+  if (tid == 0)
+    for (auto& bar : bars) bulk_barrier_init(&bar);
+  __syncthreads();
+  StagedRows in_rows{&bars[0], a.bulk_in}, out_rows{&bars[1], a.bulk_out}, state_rows{&bars[2], true};
+  unsigned target = 0;
+
+  in_rows.start(sin, a.layer[0].in_signs + int64_t(i0) * a.Wd, in_bytes);
+  out_rows.start(sout, a.layer[0].out_signs + int64_t(o0) * a.We, out_bytes);
+  {  // The first IN's input from the residual stream.
+    float sq = 0.0f, dot = 0.0f;
+    for (int o = o0 + tid; o < o1; o += blockDim.x) feed_next_in(a.layer[0], a, o, __ldcg(a.residual + o), sq, dot);
+    sq = warp_sum(sq), dot = warp_sum(dot);
+    write_slot(slots_h + 2 * b, sq, dot, scratch);
+  }
+  grid_barrier(a.counters, target);
+
+  for (int l = 0; l < a.layers; ++l) {
+    const DecodeLayerPointers& L = a.layer[l];
+    const bool more = l + 1 < a.layers;
+
+    // IN: zx = r_h (S_in a_in + beta'_in . h).
+    state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
+    {
+      const float2 tot = slot_totals(slots_h, lane);
+      const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
+      build_table(table, a.a_in, a.D, a.Wd, a.Wp);
+      __syncthreads();
+      in_rows.wait(in_bytes);
+      for (int i = i0 + warp; i < i1; i += kLayersWarps) {
+        const float dot = table_dot(sin + int64_t(i - i0) * a.Wd, table, a.Wd, a.Wp, lane);
+        if (lane == 0) a.zx[i] = r * (dot + tot.y);
+      }
+      __syncthreads();
+      if (more) in_rows.start(sin, a.layer[l + 1].in_signs + int64_t(i0) * a.Wd, in_bytes);
+    }
+    grid_barrier(a.counters, target);
+
+    // STEP: conv of B / C (all blocks), then this block's state rows.
+    {
+      for (int j = tid; j < 2 * N; j += blockDim.x) {
+        const int c = E + j;
+        const float* s = L.conv_state + int64_t(c) * K;
+        const float* w = L.conv_weight + int64_t(c) * K;
+        float acc = L.conv_bias ? L.conv_bias[c] : 0.0f;
+        for (int k = 0; k + 1 < K; ++k) acc += w[k] * __ldcg(s + k + 1);
+        acc += w[K - 1] * __ldcg(a.zx + E + c);
+        bc[j] = silu(acc);
+      }
+      __syncthreads();
+      state_rows.wait(state_bytes);
+      float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
+      for (int e = s0 + warp; e < s1; e += kLayersWarps) {
+        const int h = e / P;
+        float* cs = L.conv_state + int64_t(e) * K;
+        const float* cw = L.conv_weight + int64_t(e) * K;
+        const float in = __ldcg(a.zx + E + e);
+        float acc = L.conv_bias ? L.conv_bias[e] : 0.0f;
+        for (int k = 0; k + 1 < K; ++k) acc += cw[k] * __ldcg(cs + k + 1);
+        acc += cw[K - 1] * in;
+        const float x = silu(acc);
+        __syncwarp();
+        if (lane == 0) {
+          for (int k = 0; k + 1 < K; ++k) cs[k] = cs[k + 1];
+          cs[K - 1] = in;
+        }
+        const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(__ldcg(a.zx + E + C + h) + L.dt_bias[h])));
+        const float decay = expf(dt * -expf(L.A_log[h])), dx = dt * x;
+        const float* row = sst + int64_t(e - s0) * N;
+        float* dst = L.ssm_state + int64_t(e) * N;
+        float out = 0.0f;
+        for (int n = 4 * lane; n < N; n += 128) {
+          const float4 s = *reinterpret_cast<const float4*>(row + n);
+          const float4 bv = *reinterpret_cast<const float4*>(bc + n);
+          const float4 cv = *reinterpret_cast<const float4*>(bc + N + n);
+          const float4 v = make_float4(decay * s.x + dx * bv.x, decay * s.y + dx * bv.y, decay * s.z + dx * bv.z,
+                                       decay * s.w + dx * bv.w);
+          *reinterpret_cast<float4*>(dst + n) = v;
+          out += v.x * cv.x + v.y * cv.y + v.z * cv.z + v.w * cv.w;
+        }
+        out = warp_sum(out) + (L.D ? L.D[h] * x : 0.0f);
+        if (lane == 0) {
+          const float v = out * silu(__ldcg(a.zx + e));
+          const float w = L.gn_weight[e];
+          a.a_out[e] = L.out_alpha[e] * w * v;
+          sq += v * v;
+          ydot += L.out_beta[e] * w * v;
+        }
+      }
+      write_slot(slots_y + 2 * b, sq, ydot, scratch);
+    }
+    grid_barrier(a.counters, target);
+
+    // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
+    {
+      const float2 tot = slot_totals(slots_y, lane);
+      const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
+      build_table(table, a.a_out, E, a.We, a.Wp);
+      __syncthreads();
+      out_rows.wait(out_bytes);
+      float sq = 0.0f, dot = 0.0f;
+      for (int o = o0 + warp; o < o1; o += kLayersWarps) {
+        const float d = table_dot(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
+        if (lane == 0) {
+          const float hn = __ldcg(a.residual + o) + r * (d + tot.y);
+          a.residual[o] = hn;
+          if (more) feed_next_in(a.layer[l + 1], a, o, hn, sq, dot);
+        }
+      }
+      if (b == 0)  // the B / C conv state: every block has read it (STEP), no one reads it again this token
+        for (int j = tid; j < 2 * N; j += blockDim.x) {
+          float* s = L.conv_state + int64_t(E + j) * K;
+          for (int k = 0; k + 1 < K; ++k) s[k] = s[k + 1];
+          s[K - 1] = __ldcg(a.zx + 2 * E + j);
+        }
+      if (more) {
+        write_slot(slots_h + 2 * b, sq, dot, scratch);
+        __syncthreads();
+        out_rows.start(sout, a.layer[l + 1].out_signs + int64_t(o0) * a.We, out_bytes);
+        grid_barrier(a.counters, target);
+      }
+    }
+  }
+
+  // The last block to leave returns the counters to zero (every block has passed every barrier by then).
+  __syncthreads();
+  if (tid == 0) {
+    __threadfence();
+    if (atomicAdd(a.counters + 1, 1u) == unsigned(nb - 1)) {
+      a.counters[0] = 0u;
+      a.counters[1] = 0u;
+    }
+  }
+}
+}  // namespace gpu
+
+namespace decode_layers {
+template <class T>
+inline bool unit_stride(const TensorView<T, 1, Cuda>& v) {
+  return !present(v) || v.stride(0) == 1;
+}
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+}  // namespace decode_layers
+
+template <>
+inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
+                                                 const std::vector<Mamba2BlockDecodeWeights<Cuda>>& blocks,
+                                                 TensorView<const float, 2, Cuda> residual, int max_blocks) {
+  using decode_layers::aligned16;
+  using decode_layers::unit_stride;
+  if (blocks.empty() || residual.size(0) != 1 || residual.stride(1) != 1) return {};
+  const auto& first = blocks[0].step;
+  const int64_t H = first.heads, P = first.headdim, N = first.d_state, K = first.conv_weight.size(1);
+  const int64_t D = residual.size(1), E = H * P;
+  if (first.groups != 1 || N % 4 != 0 || D <= 0 || K <= 0) return {};
+  for (const auto& b : blocks) {
+    const auto& s = b.step;
+    if (s.heads != H || s.headdim != P || s.d_state != N || s.groups != 1 || s.conv_weight.size(1) != K) return {};
+    if (!s.conv_weight.is_contiguous() || !b.conv_state.is_contiguous() || !b.ssm_state.is_contiguous()) return {};
+    if (!aligned16(b.ssm_state.data())) return {};
+    for (const TensorView<const float, 1, Cuda>* v : {&b.norm_weight, &b.in_alpha, &b.in_beta, &b.out_alpha, &b.out_beta,
+                                                     &s.conv_bias, &s.dt_bias, &s.A_log, &s.D, &s.norm_weight})
+      if (!unit_stride(*v)) return {};
+  }
+  int major = 0, cooperative = 0, sms = 0, optin = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
+  if (major < 9 || !cooperative) return {};
+  gpu::DecodeLayersArgs shape;
+  shape.D = int(D), shape.E = int(E), shape.H = int(H), shape.P = int(P), shape.N = int(N);
+  shape.R = int(blocks[0].in_signs.rows());
+  shape.Wd = int(words_for<uint32_t>(D)), shape.We = int(words_for<uint32_t>(E));
+  shape.Wp = int((std::max(shape.Wd, shape.We) + 31) / 32 * 32);
+  int nb = max_blocks > 0 ? std::min(sms, max_blocks) : sms;
+  const int64_t smem = gpu::layers_smem(shape, nb).total;
+  constexpr int64_t kStaticSmem = 1024;  // bound on the kernel's static shared memory (barriers, scratch)
+  if (smem + kStaticSmem > optin) return {};
+  auto kernel = gpu::mamba2_decode_layers_kernel<float>;
+  BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 0;
+  BIMAMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, gpu::kLayersThreads, size_t(smem)));
+  if (per_sm < 1) return {};
+  return {std::min(nb, per_sm * sms), smem};
+}
+
+template <>
+inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector<Mamba2BlockDecodeWeights<Cuda>>& blocks,
+                                           TensorView<float, 2, Cuda> residual, const DecodeLayersPlan& plan) {
+  using decode_layers::aligned16;
+  const auto& first = blocks[0].step;
+  const int64_t H = first.heads, P = first.headdim, N = first.d_state, E = H * P, D = residual.size(1);
+  gpu::DecodeLayersArgs a;
+  a.D = int(D), a.E = int(E), a.H = int(H), a.P = int(P), a.N = int(N), a.K = int(first.conv_weight.size(1));
+  a.C = int(E + 2 * N), a.R = int(blocks[0].in_signs.rows());
+  a.Wd = int(words_for<uint32_t>(D)), a.We = int(words_for<uint32_t>(E));
+  a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
+  WorkspaceScope<Cuda> scope(ctx.workspace());
+  a.residual = residual.data();
+  a.zx = ctx.workspace().take<float>(size_t(a.R));
+  a.a_in = ctx.workspace().take<float>(size_t(D));
+  a.a_out = ctx.workspace().take<float>(size_t(E));
+  a.slots = ctx.workspace().take<float>(size_t(4 * plan.blocks));
+  a.counters = ctx.counters(2);
+  auto kernel = gpu::mamba2_decode_layers_kernel<float>;
+  for (size_t l0 = 0; l0 < blocks.size(); l0 += gpu::kLayersPerLaunch) {
+    const size_t l1 = std::min(blocks.size(), l0 + size_t(gpu::kLayersPerLaunch));
+    a.layers = int(l1 - l0);
+    a.bulk_in = a.Wd % 4 == 0, a.bulk_out = a.We % 4 == 0;
+    for (size_t l = l0; l < l1; ++l) {
+      const auto& b = blocks[l];
+      const auto& s = b.step;
+      auto& p = a.layer[l - l0];
+      p.norm_weight = b.norm_weight.data(), p.norm_eps = b.norm_eps;
+      p.in_signs = b.in_signs.data(), p.in_alpha = b.in_alpha.data(), p.in_beta = b.in_beta.data();
+      p.conv_weight = s.conv_weight.data(), p.conv_bias = present(s.conv_bias) ? s.conv_bias.data() : nullptr;
+      p.dt_bias = s.dt_bias.data(), p.A_log = s.A_log.data(), p.D = present(s.D) ? s.D.data() : nullptr;
+      p.gn_weight = s.norm_weight.data(), p.gn_eps = s.norm_eps, p.dt_lo = s.dt_lo, p.dt_hi = s.dt_hi;
+      p.out_signs = b.out_signs.data(), p.out_alpha = b.out_alpha.data(), p.out_beta = b.out_beta.data();
+      p.conv_state = b.conv_state.data(), p.ssm_state = b.ssm_state.data();
+      a.bulk_in = a.bulk_in && aligned16(p.in_signs);
+      a.bulk_out = a.bulk_out && aligned16(p.out_signs);
+    }
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(plan.blocks));
+    config.blockDim = dim3(gpu::kLayersThreads);
+    config.dynamicSmemBytes = size_t(plan.smem);
+    config.stream = ctx.stream();
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeCooperative;
+    attribute.val.cooperative = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a));
+  }
+}
+
+}  // namespace bimamba::detail

@@ -1,0 +1,159 @@
+// mamba2_decode_layers (ops/mamba2_decode_layers.hpp): the persistent Cuda kernel against the Host op (the
+// per-block composition of binary_linear_rms_normed, mamba2_decode_step, binary_linear_rms_normed_accumulate)
+// on random packed blocks, three tokens in a row (the states carry over), at shapes that take each of its paths:
+//   D = 96, E = 192: rows of 3 and 6 sign words (word copies instead of bulk copies), N = 12 (lanes idle);
+//   D = 256, E = 512, N = 128: bulk copies, a full warp along N;
+//   66 tiny blocks: two launches (64 blocks per launch), every SM but a few without rows;
+//   the Bi-Mamba-2.7B block (D = 2560, E = 5120, N = 128, H = 80).
+// Each at several grid sizes (max_blocks: 1 block owns every row; 3 and 5: rows per block not a multiple of
+// the 16 warps; 0: one block per SM).
+//
+// Tolerance: relative L2 < 1e-5 on the residual stream and the SSM states (both sides float32; the kernel
+// sums the FBI products through 4-column table entries and per-block partials, the host in other orders:
+// ~n u |terms| per sum with u = 6e-8, ~1e-6 relative here). The conv state is only shifted: bit-identical.
+// The kernel is deterministic for a given grid: two runs from the same state give the same bits.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include <bimamba/cuda.hpp>
+#include <bimamba/ops/mamba2_decode_layers.hpp>
+#include <bimamba/tensor/copy.hpp>
+
+#include <device_support.hpp>
+
+namespace bimamba::test {
+namespace {
+
+constexpr double kTol = 1e-5;
+
+struct Shape {
+  int64_t D, P, H, N, layers;
+};
+
+// One block's tensors on a backend.
+template <class Backend>
+struct BlockTensors {
+  Tensor<float, 1, Backend> norm_w, in_alpha, in_beta, conv_b, dt_bias, a_log, d, gn_w, out_alpha, out_beta;
+  Tensor<float, 2, Backend> conv_w;
+  BitTensor<uint32_t, Backend> in_bits, out_bits;
+  Tensor<float, 3, Backend> conv;
+  Tensor<float, 4, Backend> ssm;
+
+  Mamba2BlockDecodeWeights<Backend> weights(const Shape& s) {
+    const Mamba2DecodeWeights<Backend> step{conv_w.cview(), conv_b.cview(), dt_bias.cview(), a_log.cview(), d.cview(),
+                                            gn_w.cview(), s.H, s.P, 1, s.N, 1e-5f, 0.0f, 0.5f};
+    return {norm_w.cview(), 1e-5f, in_bits.cview(), in_alpha.cview(), in_beta.cview(), step, out_bits.cview(),
+            out_alpha.cview(), out_beta.cview(), conv.view(), ssm.view()};
+  }
+};
+
+BlockTensors<Host> random_block(const Shape& s, uint64_t seed) {
+  const int64_t E = s.H * s.P, C = E + 2 * s.N, R = E + C + s.H, K = 4;
+  const float in_scale = 1.0f / std::sqrt(float(s.D)), out_scale = 1.0f / std::sqrt(float(E));
+  BlockTensors<Host> b{rand_host<1>({s.D}, seed + 1, 0.5f, 1.5f),
+                       rand_host<1>({s.D}, seed + 2, 0.5f * in_scale, 1.5f * in_scale),
+                       rand_host<1>({s.D}, seed + 3, -0.2f * in_scale, 0.2f * in_scale),
+                       rand_host<1>({C}, seed + 4),
+                       rand_host<1>({s.H}, seed + 5, -3.0f, 0.0f),
+                       rand_host<1>({s.H}, seed + 6, 0.0f, 2.0f),
+                       rand_host<1>({s.H}, seed + 7, 0.5f, 1.5f),
+                       rand_host<1>({E}, seed + 8, 0.5f, 1.5f),
+                       rand_host<1>({E}, seed + 9, 0.5f * out_scale, 1.5f * out_scale),
+                       rand_host<1>({E}, seed + 10, -0.2f * out_scale, 0.2f * out_scale),
+                       rand_host<2>({C, K}, seed + 11, -0.5f, 0.5f),
+                       BitTensor<uint32_t, Host>(R, s.D),
+                       BitTensor<uint32_t, Host>(s.D, E),
+                       rand_host<3>({1, C, K}, seed + 12),
+                       rand_host<4>({1, s.H, s.P, s.N}, seed + 13)};
+  pack_signs<uint32_t>(rand_host<2>({R, s.D}, seed + 14).cview(), b.in_bits.view());
+  pack_signs<uint32_t>(rand_host<2>({s.D, E}, seed + 15).cview(), b.out_bits.view());
+  return b;
+}
+
+BlockTensors<Cuda> to_device(const BlockTensors<Host>& h) {
+  return {to<Cuda>(h.norm_w),   to<Cuda>(h.in_alpha), to<Cuda>(h.in_beta),   to<Cuda>(h.conv_b),
+          to<Cuda>(h.dt_bias),  to<Cuda>(h.a_log),    to<Cuda>(h.d),         to<Cuda>(h.gn_w),
+          to<Cuda>(h.out_alpha), to<Cuda>(h.out_beta), to<Cuda>(h.conv_w),   to<Cuda>(h.in_bits),
+          to<Cuda>(h.out_bits), to<Cuda>(h.conv),     to<Cuda>(h.ssm)};
+}
+
+using DecodeLayers = DeviceVsHost;
+
+TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
+  const Shape shapes[] = {{96, 16, 12, 12, 3}, {256, 64, 8, 128, 2}, {32, 8, 8, 8, 66}, {2560, 64, 80, 128, 2}};
+  for (const Shape& s : shapes)
+    for (int max_blocks : {0, 1, 3, 5}) {
+      if (s.D == 2560 && max_blocks != 0 && max_blocks != 5) continue;  // one block cannot hold a 2.7B layer's rows
+      std::vector<BlockTensors<Host>> host;
+      std::vector<BlockTensors<Cuda>> dev;
+      for (int64_t l = 0; l < s.layers; ++l) {
+        host.push_back(random_block(s, 1000 + 20 * uint64_t(l)));
+        dev.push_back(to_device(host.back()));
+      }
+      std::vector<Mamba2BlockDecodeWeights<Host>> hw;
+      std::vector<Mamba2BlockDecodeWeights<Cuda>> dw;
+      for (int64_t l = 0; l < s.layers; ++l) {
+        hw.push_back(host[size_t(l)].weights(s));
+        dw.push_back(dev[size_t(l)].weights(s));
+      }
+      const std::string at = "D=" + std::to_string(s.D) + " layers " + std::to_string(s.layers) + " max_blocks " +
+                             std::to_string(max_blocks);
+      for (int token = 0; token < 3; ++token) {
+        auto h = rand_host<2>({1, s.D}, 50 + uint64_t(token), -2.0f, 2.0f);
+        auto hd = to<Cuda>(h);
+        ASSERT_TRUE(mamba2_decode_layers_persistent(*dev_, dw, hd.cview(), max_blocks)) << at;
+        // Determinism: the same step from copies of the state, first.
+        std::vector<Tensor<float, 4, Cuda>> ssm_before;
+        std::vector<Tensor<float, 3, Cuda>> conv_before;
+        for (auto& b : dev) ssm_before.push_back(to<Cuda>(to<Host>(b.ssm))), conv_before.push_back(to<Cuda>(to<Host>(b.conv)));
+        auto once = to<Cuda>(h);
+        mamba2_decode_layers(*dev_, dw, once.view(), max_blocks);
+        const auto first = to_vector(once);
+        for (size_t l = 0; l < dev.size(); ++l) {
+          copy(ssm_before[l].cview(), dev[l].ssm.view());
+          copy(conv_before[l].cview(), dev[l].conv.view());
+        }
+        mamba2_decode_layers(host_, hw, h.view());
+        mamba2_decode_layers(*dev_, dw, hd.view(), max_blocks);
+        EXPECT_EQ(to_vector(hd), first) << at << " token " << token << ": not deterministic";
+        EXPECT_LT(rel(hd, h), kTol) << at << " token " << token;
+        for (size_t l = 0; l < dev.size(); ++l) {
+          EXPECT_LT(rel(dev[l].ssm, host[l].ssm), kTol) << at << " token " << token << " block " << l;
+          EXPECT_EQ(to_vector(dev[l].conv), to_vector(host[l].conv)) << at << " token " << token << " block " << l;
+        }
+      }
+    }
+}
+
+// Shapes it does not take run as the composition on Cuda too, with the same result.
+TEST_F(DecodeLayers, ShapesOutsideTheKernelFallBackToTheComposition) {
+  const Shape s{64, 8, 8, 6, 2};  // N = 6: not a multiple of 4
+  std::vector<BlockTensors<Host>> host;
+  std::vector<BlockTensors<Cuda>> dev;
+  for (int64_t l = 0; l < s.layers; ++l) {
+    host.push_back(random_block(s, 500 + 20 * uint64_t(l)));
+    dev.push_back(to_device(host.back()));
+  }
+  std::vector<Mamba2BlockDecodeWeights<Host>> hw;
+  std::vector<Mamba2BlockDecodeWeights<Cuda>> dw;
+  for (int64_t l = 0; l < s.layers; ++l) hw.push_back(host[size_t(l)].weights(s)), dw.push_back(dev[size_t(l)].weights(s));
+  auto h = rand_host<2>({1, s.D}, 7, -2.0f, 2.0f);
+  auto hd = to<Cuda>(h);
+  EXPECT_FALSE(mamba2_decode_layers_persistent(*dev_, dw, hd.cview()));
+  mamba2_decode_layers(host_, hw, h.view());
+  mamba2_decode_layers(*dev_, dw, hd.view());
+  EXPECT_LT(rel(hd, h), kTol);
+}
+
+TEST_F(DecodeLayers, RefusesMismatchedBlocks) {
+  const Shape s{64, 8, 8, 8, 1};
+  auto host = random_block(s, 9);
+  auto dev = to_device(host);
+  std::vector<Mamba2BlockDecodeWeights<Cuda>> dw{dev.weights(s)};
+  Tensor<float, 2, Cuda> wrong({1, 65});
+  EXPECT_THROW(mamba2_decode_layers(*dev_, dw, wrong.view()), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace bimamba::test
