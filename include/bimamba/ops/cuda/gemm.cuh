@@ -30,11 +30,12 @@ namespace bimamba::detail {
 
 namespace gpu {
 // dst (rows, cols, column-major, leading dimension rows) = bf16 of src (rows, cols, column-major, ld).
+// Rows on x (one element per thread), columns on y (grid-stride past 65535): no division per element.
 template <class T>
-__global__ void to_bf16_kernel(const T* src, int64_t ld, int64_t rows, int64_t cols, __nv_bfloat16* dst) {
-  const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = __float2bfloat16(src[(i / rows) * ld + i % rows]);
+__global__ void to_bf16_kernel(const T* src, int64_t ld, int rows, int64_t cols, __nv_bfloat16* dst) {
+  const int r = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
+  if (r >= rows) return;
+  for (int64_t c = blockIdx.y; c < cols; c += gridDim.y) dst[c * rows + r] = __float2bfloat16(src[c * ld + r]);
 }
 
 // Addresses of one operand over the batch grid: base + sum_d i_d * stride[d].
@@ -69,7 +70,10 @@ __global__ void batch_pointers_kernel(BatchGrid grid, BatchOperand a, BatchOpera
 inline const __nv_bfloat16* bf16_copy(Context<Cuda>& ctx, const float* src, int64_t ld, int64_t rows, int64_t cols) {
   auto* dst = ctx.workspace().take<__nv_bfloat16>(size_t(rows * cols));
   if (rows * cols > 0) {
-    gpu::to_bf16_kernel<float><<<gpu::grid_for(rows * cols), gpu::kThreads, 0, ctx.stream()>>>(src, ld, rows, cols, dst);
+    BIMAMBA_CHECK(rows < (int64_t(1) << 31), "bf16_copy: ", rows, " rows exceed the kernel's 32-bit row index");
+    const int threads = int(std::min<int64_t>(gpu::kThreads, (rows + 31) / 32 * 32));
+    const dim3 grid(unsigned((rows + threads - 1) / threads), unsigned(std::min<int64_t>(cols, 65535)));
+    gpu::to_bf16_kernel<float><<<grid, threads, 0, ctx.stream()>>>(src, ld, int(rows), cols, dst);
     gpu::check_launch();
   }
   return dst;
