@@ -8,6 +8,11 @@
 //   BM_cuda_decode_graph_per_block/<preset>/B1  batch 1 without the persistent kernel (FastPath::persistent
 //                                       off: three launches a block), the baseline of the same run.
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
+//   BM_cuda_grid_barrier/<variant>      the floor of the persistent kernel's phases: one cooperative launch of
+//                                       one 16-warp block per SM passing 1000 grid barriers, us per barrier
+//                                       (the launch of the same kernel passing none subtracted). "fenced": the
+//                                       kernel's grid_barrier (a __threadfence on each side, acquire spin);
+//                                       "acquire_release": release arrival, relaxed spin, one acquire fence.
 // The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp), the bf16 head and,
 // at batch 1, every block in one persistent launch (ops/mamba2_decode_layers.hpp).
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
@@ -21,6 +26,7 @@
 #include <bimamba/model/decode_graph.hpp>
 #include <bimamba/model/init.hpp>
 #include <bimamba/model/presets.hpp>
+#include <bimamba/ops/mamba2_decode_layers.hpp>
 
 #include <memory>
 #include <string>
@@ -120,7 +126,75 @@ void BM_cuda_prefill(benchmark::State& st, std::string preset, int64_t L) {
   cudaStreamDestroy(stream);
 }
 
+template <int Variant>
+__global__ void barrier_loop_kernel(unsigned* counters, int n) {
+  unsigned target = 0;
+  for (int i = 0; i < n; ++i) {
+    if constexpr (Variant == 0) {
+      detail::gpu::grid_barrier(counters, target);
+    } else {
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        target += gridDim.x;
+        cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*counters);
+        count.fetch_add(1u, cuda::memory_order_release);
+        while (count.load(cuda::memory_order_relaxed) < target) {
+        }
+        cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+      }
+      __syncthreads();
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(counters + 1, 1u) == gridDim.x - 1) counters[0] = 0u, counters[1] = 0u;
+  }
+}
+
+template <int Variant>
+void BM_cuda_grid_barrier(benchmark::State& st) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    Context<Cuda> ctx(stream);
+    unsigned* counters = ctx.counters(2);
+    int sms = 0;
+    BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+    auto launch = [&](int n) {
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(unsigned(sms));
+      config.blockDim = dim3(detail::gpu::kLayersThreads);
+      config.stream = stream;
+      cudaLaunchAttribute attribute{};
+      attribute.id = cudaLaunchAttributeCooperative;
+      attribute.val.cooperative = 1;
+      config.attrs = &attribute;
+      config.numAttrs = 1;
+      BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, barrier_loop_kernel<Variant>, counters, n));
+    };
+    constexpr int kBarriers = 1000;
+    launch(kBarriers);  // warm-up
+    ctx.synchronize();
+    EventTimer timer(stream);
+    for (auto _ : st) {
+      timer.start();
+      launch(0);
+      const double empty_ms = timer.stop_ms();
+      timer.start();
+      launch(kBarriers);
+      const double ms = timer.stop_ms();
+      st.SetIterationTime((ms - empty_ms) * 1e-3 / kBarriers);
+    }
+  }
+  cudaStreamDestroy(stream);
+}
+
 int register_all() {
+  benchmark::RegisterBenchmark("BM_cuda_grid_barrier/fenced", BM_cuda_grid_barrier<0>)
+      ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_cuda_grid_barrier/acquire_release", BM_cuda_grid_barrier<1>)
+      ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
   for (const char* preset : {"bimamba-780m", "bimamba-2.7b"}) {
     for (int64_t b : {1, 16, 64})
       for (bool graph : {true, false})

@@ -6,11 +6,12 @@
 //   66 tiny blocks: two launches (64 blocks per launch), every SM but a few without rows;
 //   the Bi-Mamba-2.7B block (D = 2560, E = 5120, N = 128, H = 80).
 // Each at several grid sizes (max_blocks: 1 block owns every row; 3 and 5: rows per block not a multiple of
-// the 16 warps; 0: one block per SM).
+// the 16 warps; 0: one block per SM) where a block's share fits in shared memory.
 //
 // Tolerance: relative L2 < 1e-5 on the residual stream and the SSM states (both sides float32; the kernel
 // sums the FBI products through 4-column table entries and per-block partials, the host in other orders:
-// ~n u |terms| per sum with u = 6e-8, ~1e-6 relative here). The conv state is only shifted: bit-identical.
+// ~n u |terms| per sum with u = 6e-8, ~1e-6 relative here). The conv state holds in_proj outputs: the same
+// bound.
 // The kernel is deterministic for a given grid: two runs from the same state give the same bits.
 #include <gtest/gtest.h>
 
@@ -84,7 +85,9 @@ TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
   const Shape shapes[] = {{96, 16, 12, 12, 3}, {256, 64, 8, 128, 2}, {32, 8, 8, 8, 66}, {2560, 64, 80, 128, 2}};
   for (const Shape& s : shapes)
     for (int max_blocks : {0, 1, 3, 5}) {
-      if (s.D == 2560 && max_blocks != 0 && max_blocks != 5) continue;  // one block cannot hold a 2.7B layer's rows
+      // A block holds its rows of signs and state in shared memory: 1 block cannot hold D = 256's 512 state rows
+      // (256 KB), nor fewer than one block per SM a 2.7B layer.
+      if ((s.D == 2560 && max_blocks != 0) || (s.D == 256 && max_blocks == 1)) continue;
       std::vector<BlockTensors<Host>> host;
       std::vector<BlockTensors<Cuda>> dev;
       for (int64_t l = 0; l < s.layers; ++l) {
@@ -120,7 +123,7 @@ TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
         EXPECT_LT(rel(hd, h), kTol) << at << " token " << token;
         for (size_t l = 0; l < dev.size(); ++l) {
           EXPECT_LT(rel(dev[l].ssm, host[l].ssm), kTol) << at << " token " << token << " block " << l;
-          EXPECT_EQ(to_vector(dev[l].conv), to_vector(host[l].conv)) << at << " token " << token << " block " << l;
+          EXPECT_LT(rel(dev[l].conv, host[l].conv), kTol) << at << " token " << token << " block " << l;
         }
       }
     }

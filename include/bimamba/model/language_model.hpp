@@ -25,8 +25,8 @@
 // Decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed in_proj /
 // out_proj to the tiled shuffle kernel (Host only; needs pack(); relative error ~7e-4 per projection), the
 // Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), the tied head to a
-// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step) every block to
-// one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only). set_fast_path({false, false,
+// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step; off by default)
+// every block to one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only). set_fast_path({false, false,
 // false}) is the exact path again; pack() / unpack() drop the tiles.
 #pragma once
 
@@ -207,7 +207,7 @@ class LanguageModel {
     bool tiled_signs = true;  // packed Bi-Mamba projections on TiledSigns (Host only; ignored when not packed)
     bool fused_step = true;   // Mamba-2 step through ops/mamba2_decode.hpp
     bool bf16_head = true;    // tied head on a bfloat16 copy of the embedding (ignored when untied)
-    bool persistent = true;   // Cuda, packed Bi-Mamba-2, one sequence, fused step: every block in one launch
+    bool persistent = false;  // Cuda, packed Bi-Mamba-2, one sequence, fused step: every block in one launch
   };
   void set_fast_path(const FastPath& f) {
     for (auto& m : mixers2_) {
@@ -268,13 +268,17 @@ class LanguageModel {
                                                                    TensorView<const float, 2, Backend> residual,
                                                                    InferenceState<Backend>& state) const {
     std::vector<Mamba2BlockDecodeWeights<Backend>> blocks;
-    if (std::is_same_v<Backend, Host> || !persistent_ || !mamba2() || residual.size(0) != 1) return blocks;
-    for (const auto& m : mixers2_)
-      if (!m.in_proj().packed() || !m.out_proj().packed() || !m.fused_step()) return blocks;
-    for (int64_t i = 0; i < cfg_.n_layer; ++i)
-      blocks.push_back(mixers2_[size_t(i)].decode_block(norms_[size_t(i)].weight(), norms_[size_t(i)].eps(),
-                                                        state.layer(i)));
-    if (!mamba2_decode_layers_persistent(ctx, blocks, residual)) blocks.clear();
+    if constexpr (!std::is_same_v<Backend, Host>) {
+      if (!persistent_ || !mamba2() || residual.size(0) != 1) return blocks;
+      for (const auto& m : mixers2_)
+        if (!m.in_proj().packed() || !m.out_proj().packed() || !m.fused_step()) return blocks;
+      for (int64_t i = 0; i < cfg_.n_layer; ++i)
+        blocks.push_back(mixers2_[size_t(i)].decode_block(norms_[size_t(i)].weight(), norms_[size_t(i)].eps(),
+                                                          state.layer(i)));
+      if (!mamba2_decode_layers_persistent(ctx, blocks, residual)) blocks.clear();
+    } else {
+      (void)ctx, (void)residual, (void)state;
+    }
     return blocks;
   }
   const RMSNorm<Backend>& next_norm(int64_t i) const {
@@ -299,7 +303,7 @@ class LanguageModel {
   std::vector<MambaMixer<Backend>> mixers1_;
   RMSNorm<Backend> norm_f_;
   Linear<Backend> lm_head_;
-  bool persistent_ = true;
+  bool persistent_ = false;
 };
 
 }  // namespace bimamba

@@ -84,14 +84,15 @@ struct DecodeLayersArgs {
 
 // Shared memory of one block (floats / words), every part 16-byte aligned.
 struct DecodeLayersSmem {
-  int64_t table, sin, sout, sst, bc, total;  // offsets in 4-byte words, total in bytes
+  int64_t table, stage, sin, sout, sst, bc, total;  // offsets in 4-byte words, total in bytes
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
   DecodeLayersSmem s{};
   const int64_t rows_in = (a.R + blocks - 1) / blocks, rows_out = (a.D + blocks - 1) / blocks;
   const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks;
   s.table = 0;
-  s.sin = s.table + 128 * int64_t(a.Wp);
+  s.stage = s.table + 128 * int64_t(a.Wp);
+  s.sin = s.stage + 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1);
   s.sout = s.sin + (rows_in * a.Wd + 3) / 4 * 4;
   s.sst = s.sout + (rows_out * a.We + 3) / 4 * 4;
   s.bc = s.sst + rows_state * a.N;
@@ -150,20 +151,31 @@ struct StagedRows {
   }
 };
 
-// The lookup table of a (cols entries, read through L2): T[(q * 16 + idx) * Wp + w], columns past cols as 0.
-__device__ inline void build_table(float* table, const float* a, int cols, int W, int Wp) {
-  for (int t = threadIdx.x; t < 8 * W; t += blockDim.x) {
-    const int q = t / W, w = t - q * W, c = 32 * w + 4 * q;
-    float v[4];
+// The lookup table of a (cols entries, written in this launch): T[(q * 16 + idx) * Wp + w], columns past cols
+// as 0. a is first staged in shared memory with one coalesced pass (`stage`: group (q, w), i.e. columns
+// 32 w + 4 q .. + 3, at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table
+// build's loads free of bank conflicts), so each block requests each line of a once.
+__device__ inline void build_table(float* table, float* stage, const float* a, int cols, int W, int Wp) {
+  const int groups = 8 * W;  // 4-column groups, padded to whole words
+  for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+    const int w = g >> 3, q = g & 7, c = 4 * g;
+    float4 f;
     if (c + 4 <= cols) {
-      const float4 f = __ldcg(reinterpret_cast<const float4*>(a + c));
-      v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+      f = __ldcg(reinterpret_cast<const float4*>(a + c));
     } else {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = c + i < cols ? __ldcg(a + c + i) : 0.0f;
+      f.x = c < cols ? __ldcg(a + c) : 0.0f;
+      f.y = c + 1 < cols ? __ldcg(a + c + 1) : 0.0f;
+      f.z = c + 2 < cols ? __ldcg(a + c + 2) : 0.0f;
+      f.w = 0.0f;
     }
-    const float lo[4] = {-v[0] - v[1], v[0] - v[1], v[1] - v[0], v[0] + v[1]};
-    const float hi[4] = {-v[2] - v[3], v[2] - v[3], v[3] - v[2], v[2] + v[3]};
+    reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = f;
+  }
+  __syncthreads();
+  for (int t = threadIdx.x; t < groups; t += blockDim.x) {
+    const int q = t / W, w = t - q * W;
+    const float4 f = reinterpret_cast<const float4*>(stage)[q * (W + 1) + w];
+    const float lo[4] = {-f.x - f.y, f.x - f.y, f.y - f.x, f.x + f.y};
+    const float hi[4] = {-f.z - f.w, f.z - f.w, f.w - f.z, f.z + f.w};
     float* out = table + q * 16 * Wp + w;
 #pragma unroll
     for (int idx = 0; idx < 16; ++idx) out[idx * Wp] = lo[idx & 3] + hi[idx >> 2];
@@ -185,14 +197,21 @@ __device__ inline float table_dot(const uint32_t* row, const float* table, int W
   return warp_sum(acc0 + acc1);
 }
 
-// The totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in block order.
-__device__ inline float2 slot_totals(const float* slots, int lane) {
-  float sq = 0.0f, dot = 0.0f;
-  for (int j = lane; j < int(gridDim.x); j += 32) {
-    sq += __ldcg(slots + 2 * j);
-    dot += __ldcg(slots + 2 * j + 1);
+// The totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in block order by warp 0 and
+// shared through `out` (the other warps would only add load on the same few lines of L2). Ends with
+// __syncthreads().
+__device__ inline float2 slot_totals(const float* slots, float2* out) {
+  if (threadIdx.x < 32) {
+    float sq = 0.0f, dot = 0.0f;
+    for (int j = int(threadIdx.x); j < int(gridDim.x); j += 32) {
+      const float2 v = __ldcg(reinterpret_cast<const float2*>(slots) + j);
+      sq += v.x, dot += v.y;
+    }
+    sq = warp_sum(sq), dot = warp_sum(dot);
+    if (threadIdx.x == 0) *out = make_float2(sq, dot);
   }
-  return make_float2(warp_sum(sq), warp_sum(dot));
+  __syncthreads();
+  return *out;
 }
 
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and writes the block's slot.
@@ -223,9 +242,11 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   extern __shared__ __align__(16) float smem[];
   __shared__ uint64_t bars[3];
   __shared__ float scratch[2 * kLayersWarps];
+  __shared__ float2 totals;
   const int nb = int(gridDim.x), b = int(blockIdx.x), tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const DecodeLayersSmem lay = layers_smem(a, nb);
   float* table = smem + lay.table;
+  float* stage = smem + lay.stage;
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
@@ -264,9 +285,9 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // IN: zx = r_h (S_in a_in + beta'_in . h).
     state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
     {
-      const float2 tot = slot_totals(slots_h, lane);
+      const float2 tot = slot_totals(slots_h, &totals);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
-      build_table(table, a.a_in, a.D, a.Wd, a.Wp);
+      build_table(table, stage, a.a_in, a.D, a.Wd, a.Wp);
       __syncthreads();
       in_rows.wait(in_bytes);
       for (int i = i0 + warp; i < i1; i += kLayersWarps) {
@@ -335,9 +356,9 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
-      const float2 tot = slot_totals(slots_y, lane);
+      const float2 tot = slot_totals(slots_y, &totals);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
-      build_table(table, a.a_out, E, a.We, a.Wp);
+      build_table(table, stage, a.a_out, E, a.We, a.Wp);
       __syncthreads();
       out_rows.wait(out_bytes);
       float sq = 0.0f, dot = 0.0f;
