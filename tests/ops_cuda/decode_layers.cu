@@ -79,6 +79,21 @@ BlockTensors<Cuda> to_device(const BlockTensors<Host>& h) {
           to<Cuda>(h.out_bits), to<Cuda>(h.conv),     to<Cuda>(h.ssm)};
 }
 
+// `layers` random blocks on both backends (seeded from `seed`) and their weight views.
+struct Stack {
+  std::vector<BlockTensors<Host>> host;
+  std::vector<BlockTensors<Cuda>> dev;
+  std::vector<Mamba2BlockDecodeWeights<Host>> hw;
+  std::vector<Mamba2BlockDecodeWeights<Cuda>> dw;
+  Stack(const Shape& s, uint64_t seed) {
+    for (int64_t l = 0; l < s.layers; ++l) {
+      host.push_back(random_block(s, seed + 20 * uint64_t(l)));
+      dev.push_back(to_device(host.back()));
+    }
+    for (int64_t l = 0; l < s.layers; ++l) hw.push_back(host[size_t(l)].weights(s)), dw.push_back(dev[size_t(l)].weights(s));
+  }
+};
+
 using DecodeLayers = DeviceVsHost;
 
 TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
@@ -88,18 +103,11 @@ TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
       // A block holds its rows of signs and state in shared memory: 1 block cannot hold D = 256's 512 state rows
       // (256 KB), nor fewer than one block per SM a 2.7B layer.
       if ((s.D == 2560 && max_blocks != 0) || (s.D == 256 && max_blocks == 1)) continue;
-      std::vector<BlockTensors<Host>> host;
-      std::vector<BlockTensors<Cuda>> dev;
-      for (int64_t l = 0; l < s.layers; ++l) {
-        host.push_back(random_block(s, 1000 + 20 * uint64_t(l)));
-        dev.push_back(to_device(host.back()));
-      }
-      std::vector<Mamba2BlockDecodeWeights<Host>> hw;
-      std::vector<Mamba2BlockDecodeWeights<Cuda>> dw;
-      for (int64_t l = 0; l < s.layers; ++l) {
-        hw.push_back(host[size_t(l)].weights(s));
-        dw.push_back(dev[size_t(l)].weights(s));
-      }
+      Stack stack(s, 1000);
+      auto& host = stack.host;
+      auto& dev = stack.dev;
+      const auto& hw = stack.hw;
+      const auto& dw = stack.dw;
       const std::string at = "D=" + std::to_string(s.D) + " layers " + std::to_string(s.layers) + " max_blocks " +
                              std::to_string(max_blocks);
       for (int token = 0; token < 3; ++token) {
@@ -132,15 +140,9 @@ TEST_F(DecodeLayers, PersistentKernelMatchesTheHostCompositionOverTokens) {
 // Shapes it does not take run as the composition on Cuda too, with the same result.
 TEST_F(DecodeLayers, ShapesOutsideTheKernelFallBackToTheComposition) {
   const Shape s{64, 8, 8, 6, 2};  // N = 6: not a multiple of 4
-  std::vector<BlockTensors<Host>> host;
-  std::vector<BlockTensors<Cuda>> dev;
-  for (int64_t l = 0; l < s.layers; ++l) {
-    host.push_back(random_block(s, 500 + 20 * uint64_t(l)));
-    dev.push_back(to_device(host.back()));
-  }
-  std::vector<Mamba2BlockDecodeWeights<Host>> hw;
-  std::vector<Mamba2BlockDecodeWeights<Cuda>> dw;
-  for (int64_t l = 0; l < s.layers; ++l) hw.push_back(host[size_t(l)].weights(s)), dw.push_back(dev[size_t(l)].weights(s));
+  Stack stack(s, 500);
+  const auto& hw = stack.hw;
+  const auto& dw = stack.dw;
   auto h = rand_host<2>({1, s.D}, 7, -2.0f, 2.0f);
   auto hd = to<Cuda>(h);
   EXPECT_FALSE(mamba2_decode_layers_persistent(*dev_, dw, hd.cview()));
