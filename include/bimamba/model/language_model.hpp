@@ -25,9 +25,9 @@
 // Decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed in_proj /
 // out_proj to the tiled shuffle kernel (Host only; needs pack(); relative error ~7e-4 per projection), the
 // Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), the tied head to a
-// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step; off by default)
-// every block to one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only). set_fast_path({false, false,
-// false}) is the exact path again; pack() / unpack() drop the tiles.
+// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step; off by
+// default) every block to one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only).
+// set_fast_path({false, false, false}) is the exact path again; pack() / unpack() drop the tiles.
 #pragma once
 
 #include <cstdint>
