@@ -58,7 +58,7 @@ int run_bench_decode_cuda(const Args& args) {
   LanguageModel<Cuda> model = open_model(ctx, args.str("model"), false);
   if (model.config().binary && !model.packed()) model.pack();
   const bool exact = args.has("exact");
-  const LanguageModel<Cuda>::FastPath fast{false, !exact, !exact};  // no tiled signs on Cuda
+  const LanguageModel<Cuda>::FastPath fast{false, !exact, !exact, args.has("persistent")};  // no tiled signs on Cuda
   model.set_fast_path(fast);
   const int64_t V = model.vocab_size();
   const auto prompt = to<Cuda>(tensor_from<int32_t, 2>(random_ids(B * P, V, uint32_t(args.integer("seed"))), {B, P}));
@@ -93,7 +93,7 @@ int run_bench_decode_cuda(const Args& args) {
   j["device"] = "cuda";
   j["gpu"] = gpu_name();
   j["cuda_graph"] = graph.captured();
-  j["fast_path"] = {{"fused_step", fast.fused_step}, {"bf16_head", fast.bf16_head}};
+  j["fast_path"] = {{"fused_step", fast.fused_step}, {"bf16_head", fast.bf16_head}, {"persistent", fast.persistent}};
   std::cout << j.dump() << std::endl;
   return 0;
 }

@@ -55,6 +55,14 @@ TEST(BenchCli, Gemv) {
   EXPECT_LT(j["relative_l2_vs_fp32"].get<double>(), 1e-2);  // the tiled kernel's ~7e-4, with margin
 }
 
+TEST(BenchCli, PersistentWithoutCudaIsUsageError) {
+  int code = -1;
+  const std::string out =
+      bimamba_cli("bench decode --model " + data_path("bimamba2-tiny") + " --persistent --json 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("--persistent needs --device cuda"), std::string::npos) << out;
+}
+
 TEST(BenchCli, UnknownSubcommandIsUsageError) {
   int code = -1;
   bimamba_cli("bench nothing 2>/dev/null", &code);
