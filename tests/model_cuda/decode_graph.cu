@@ -53,18 +53,30 @@ void check_graph_equals_step(const std::string& folder, bool pack) {
 TEST(DecodeGraph, Mamba2TinyEqualsStep) { check_graph_equals_step("mamba2-tiny", false); }
 TEST(DecodeGraph, BiMamba2TinyPackedEqualsStep) { check_graph_equals_step("bimamba2-tiny", true); }
 
+// A packed model of `folder` on the device and the same one on the host, with their contexts.
+struct PackedPair {
+  Context<Cuda> ctx;
+  Context<Host> host;
+  LanguageModel<Cuda> model;
+  LanguageModel<Host> reference;
+  explicit PackedPair(const std::string& folder)
+      : model(load_model<Cuda>(ctx, data_path(folder))), reference(load_model<Host>(host, data_path(folder))) {
+    model.pack();
+    reference.pack();
+  }
+};
+
 // The decode fast path on both backends (fused step, bf16 head; the host without tiled signs): the device
 // step equals the host step to float rounding, and its unfused step equals its fused one. Tolerance 1e-5:
 // the same bound as the fixtures; the bf16 head adds at most the 2^-17 split of x (ops/cuda/dense_gemv.cuh).
 TEST(DecodeGraph, FastPathMatchesTheHostFastPathAndTheUnfusedStep) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
   const std::string folder = "bimamba2-tiny";
-  Context<Cuda> ctx;
-  Context<Host> host;
-  auto model = load_model<Cuda>(ctx, data_path(folder));
-  auto reference = load_model<Host>(host, data_path(folder));
-  model.pack();
-  reference.pack();
+  PackedPair pair(folder);
+  Context<Cuda>& ctx = pair.ctx;
+  Context<Host>& host = pair.host;
+  LanguageModel<Cuda>& model = pair.model;
+  LanguageModel<Host>& reference = pair.reference;
   model.set_fast_path({false, true, true});
   reference.set_fast_path({false, true, true});
   const Fixture f = read_fixture(folder);
@@ -96,12 +108,11 @@ TEST(DecodeGraph, FastPathMatchesTheHostFastPathAndTheUnfusedStep) {
 TEST(DecodeGraph, PersistentBlocksMatchThePerBlockPathTheHostAndTheFixture) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device on this machine";
   for (const std::string folder : {"bimamba2-tiny", "bimamba2-tiny-mamba-ssm"}) {
-    Context<Cuda> ctx;
-    Context<Host> host;
-    auto model = load_model<Cuda>(ctx, data_path(folder));
-    auto reference = load_model<Host>(host, data_path(folder));
-    model.pack();
-    reference.pack();
+    PackedPair pair(folder);
+    Context<Cuda>& ctx = pair.ctx;
+    Context<Host>& host = pair.host;
+    LanguageModel<Cuda>& model = pair.model;
+    LanguageModel<Host>& reference = pair.reference;
     reference.set_fast_path({false, true, false});  // fused step; exact signs and an fp32 head, as the fixture
     const Fixture f = read_fixture(folder);
     const int64_t T = f.ids.size(1), V = model.vocab_size();
