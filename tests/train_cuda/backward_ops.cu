@@ -241,9 +241,10 @@ TEST_F(TrainOpsCuda, Embedding) {
 }
 
 // The SSD scan backward with x, B, C as column ranges of one (B, L, C) tensor, as in the model. The device
-// computes it in chunks of 64 tokens (ops/cuda/ssd_scan_backward.cuh), the host as the sequential recurrence.
+// computes it in chunks of 64 tokens (ops/cuda/ssd_scan_backward.cuh), the host as the sequential recurrence;
+// `tol` is kTol for the fp32 products, wider for TF32 (the test that sets it says why).
 void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t H, int64_t P, int64_t G,
-               int64_t N, bool with_D) {
+               int64_t N, bool with_D, double tol = kTol) {
   const int64_t E = H * P, C = E + 2 * G * N;
   auto xbc = rand_host<3>({B, L, C}, 1);
   auto dt = rand_host<3>({B, L, H}, 2, 0.01f, 0.5f);
@@ -279,12 +280,12 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
                       ddt.host, dA.host, dB.host, dC.host, with_D ? dD.host.view() : TensorView<float, 1, Host>{}, mode);
     run_dev(dx, ddt, dA, dB, dC, dD);
     const std::string what = shape + name(mode);
-    EXPECT_LT(dx.rel_l2(), kTol) << what << " dx";
-    EXPECT_LT(ddt.rel_l2(), kTol) << what << " ddt";
-    EXPECT_LT(dA.rel_l2(), kTol) << what << " dA";
-    EXPECT_LT(dB.rel_l2(), kTol) << what << " dB";
-    EXPECT_LT(dC.rel_l2(), kTol) << what << " dC";
-    if (with_D) EXPECT_LT(dD.rel_l2(), kTol) << what << " dD";
+    EXPECT_LT(dx.rel_l2(), tol) << what << " dx";
+    EXPECT_LT(ddt.rel_l2(), tol) << what << " ddt";
+    EXPECT_LT(dA.rel_l2(), tol) << what << " dA";
+    EXPECT_LT(dB.rel_l2(), tol) << what << " dB";
+    EXPECT_LT(dC.rel_l2(), tol) << what << " dC";
+    if (with_D) EXPECT_LT(dD.rel_l2(), tol) << what << " dD";
     else EXPECT_EQ(dD.rel_l2(), 0.0) << what << " dD was not requested: untouched";
     if (mode == GradientMode::Overwrite) {
       // No atomics, every sum in a fixed order: a second run writes the same bits (exact comparison).
@@ -320,6 +321,16 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 3, 70, 4, 3, 2, 9, false);
   check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
   check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above one output tile (128 / 64 columns): several tiles
+}
+
+// The same backward with its batched products on TF32 tensor cores (the context's precision under
+// --precision tf32 | bf16). TF32 keeps 10 mantissa bits (u = 2^-11 = 4.9e-4 per operand): the products' relative
+// error is ~1e-3 at these sums of 5 .. 128 terms, so 5e-3 (the forward's TF32 bound in device_matches_host.cu);
+// a wrong operand or leading dimension is O(1). The fp32 checks above use SGEMM and stay at kTol.
+TEST_F(TrainOpsCuda, SsdScanInTf32) {
+  dev_->set_gemm_precision(GemmPrecision::Tf32);
+  check_ssd(host_, *dev_, 2, 131, 4, 64, 2, 128, true, 5e-3);  // two full chunks and a partial one, G = 2
+  check_ssd(host_, *dev_, 1, 64, 2, 5, 1, 7, false, 5e-3);
 }
 
 void check_selective(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t E, int64_t N, bool gated) {
