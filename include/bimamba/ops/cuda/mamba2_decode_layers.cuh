@@ -102,17 +102,19 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
 
 __device__ inline int part_begin(int total, int parts, int i) { return int(int64_t(total) * i / parts); }
 
-// All blocks arrive, then leave together; the writes of every block before it are visible after it.
+// All blocks arrive, then leave together; the writes of every block before it are visible after it. Thread 0
+// arrives with a release (cumulative over the block's writes ordered before it by __syncthreads), spins with
+// relaxed loads and fences with acquire once it sees every arrival (1.3 us on the H100 against 1.7 us with a
+// __threadfence on each side: bench_cuda_decode BM_cuda_grid_barrier).
 __device__ inline void grid_barrier(unsigned* arrivals, unsigned& target) {
   __syncthreads();
   if (threadIdx.x == 0) {
     target += gridDim.x;
-    __threadfence();
     cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*arrivals);
     count.fetch_add(1u, cuda::memory_order_release);
-    while (count.load(cuda::memory_order_acquire) < target) {
+    while (count.load(cuda::memory_order_relaxed) < target) {
     }
-    __threadfence();
+    cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
   }
   __syncthreads();
 }
@@ -152,12 +154,12 @@ struct StagedRows {
 };
 
 // The lookup table of a (cols entries, written in this launch): T[(q * 16 + idx) * Wp + w], columns past cols
-// as 0. a is first staged in shared memory with one coalesced pass (`stage`: group (q, w), i.e. columns
+// as 0, in two steps. stage_input: a into shared memory with one coalesced pass (group (q, w), i.e. columns
 // 32 w + 4 q .. + 3, at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table
-// build's loads free of bank conflicts), so each block requests each line of a once.
-__device__ inline void build_table(float* table, float* stage, const float* a, int cols, int W, int Wp) {
-  const int groups = 8 * W;  // 4-column groups, padded to whole words
-  for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+// build's loads free of bank conflicts), so each block requests each line of a once; build_table (after a
+// __syncthreads): the 16 entries of each group.
+__device__ inline void stage_input(float* stage, const float* a, int cols, int W) {
+  for (int g = threadIdx.x; g < 8 * W; g += blockDim.x) {
     const int w = g >> 3, q = g & 7, c = 4 * g;
     float4 f;
     if (c + 4 <= cols) {
@@ -170,8 +172,9 @@ __device__ inline void build_table(float* table, float* stage, const float* a, i
     }
     reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = f;
   }
-  __syncthreads();
-  for (int t = threadIdx.x; t < groups; t += blockDim.x) {
+}
+__device__ inline void build_table(float* table, const float* stage, int W, int Wp) {
+  for (int t = threadIdx.x; t < 8 * W; t += blockDim.x) {
     const int q = t / W, w = t - q * W;
     const float4 f = reinterpret_cast<const float4*>(stage)[q * (W + 1) + w];
     const float lo[4] = {-f.x - f.y, f.x - f.y, f.y - f.x, f.x + f.y};
@@ -180,6 +183,28 @@ __device__ inline void build_table(float* table, float* stage, const float* a, i
 #pragma unroll
     for (int idx = 0; idx < 16; ++idx) out[idx * Wp] = lo[idx & 3] + hi[idx >> 2];
   }
+}
+
+// The GEMV phases' prologue: the totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in
+// block order by warp 0 (the other warps would only add load on the same few lines of L2) and returned to
+// every thread, and the table of a. The pairs' loads and a's are issued together (one round trip to L2).
+__device__ inline float2 gemv_prologue(const float* slots, const float* a, int cols, int W, int Wp, float* stage,
+                                       float* table, float2* totals) {
+  float sq = 0.0f, dot = 0.0f;
+  if (threadIdx.x < 32)
+    for (int j = int(threadIdx.x); j < int(gridDim.x); j += 32) {
+      const float2 v = __ldcg(reinterpret_cast<const float2*>(slots) + j);
+      sq += v.x, dot += v.y;
+    }
+  stage_input(stage, a, cols, W);
+  if (threadIdx.x < 32) {
+    sq = warp_sum(sq), dot = warp_sum(dot);
+    if (threadIdx.x == 0) *totals = make_float2(sq, dot);
+  }
+  __syncthreads();
+  build_table(table, stage, W, Wp);
+  __syncthreads();
+  return *totals;
 }
 
 // sum_j s_j a_j of one row of W sign words (shared memory) through the table; every lane gets the total.
@@ -195,23 +220,6 @@ __device__ inline float table_dot(const uint32_t* row, const float* table, int W
     }
   }
   return warp_sum(acc0 + acc1);
-}
-
-// The totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in block order by warp 0 and
-// shared through `out` (the other warps would only add load on the same few lines of L2). Ends with
-// __syncthreads().
-__device__ inline float2 slot_totals(const float* slots, float2* out) {
-  if (threadIdx.x < 32) {
-    float sq = 0.0f, dot = 0.0f;
-    for (int j = int(threadIdx.x); j < int(gridDim.x); j += 32) {
-      const float2 v = __ldcg(reinterpret_cast<const float2*>(slots) + j);
-      sq += v.x, dot += v.y;
-    }
-    sq = warp_sum(sq), dot = warp_sum(dot);
-    if (threadIdx.x == 0) *out = make_float2(sq, dot);
-  }
-  __syncthreads();
-  return *out;
 }
 
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and writes the block's slot.
@@ -242,7 +250,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   extern __shared__ __align__(16) float smem[];
   __shared__ uint64_t bars[3];
   __shared__ float scratch[2 * kLayersWarps];
-  __shared__ float2 totals;
+  __shared__ float2 totals;  // gemv_prologue's
   const int nb = int(gridDim.x), b = int(blockIdx.x), tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const DecodeLayersSmem lay = layers_smem(a, nb);
   float* table = smem + lay.table;
@@ -285,10 +293,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // IN: zx = r_h (S_in a_in + beta'_in . h).
     state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
     {
-      const float2 tot = slot_totals(slots_h, &totals);
+      const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
-      build_table(table, stage, a.a_in, a.D, a.Wd, a.Wp);
-      __syncthreads();
       in_rows.wait(in_bytes);
       for (int i = i0 + warp; i < i1; i += kLayersWarps) {
         const float dot = table_dot(sin + int64_t(i - i0) * a.Wd, table, a.Wd, a.Wp, lane);
@@ -315,6 +321,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
       for (int e = s0 + warp; e < s1; e += kLayersWarps) {
         const int h = e / P;
+        const float z = __ldcg(a.zx + e), gw = L.gn_weight[e], alpha = L.out_alpha[e], beta = L.out_beta[e];
+        const float d_skip = L.D ? L.D[h] : 0.0f;
         float* cs = L.conv_state + int64_t(e) * K;
         const float* cw = L.conv_weight + int64_t(e) * K;
         const float in = __ldcg(a.zx + E + e);
@@ -341,13 +349,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           *reinterpret_cast<float4*>(dst + n) = v;
           out += v.x * cv.x + v.y * cv.y + v.z * cv.z + v.w * cv.w;
         }
-        out = warp_sum(out) + (L.D ? L.D[h] * x : 0.0f);
+        out = warp_sum(out) + d_skip * x;
         if (lane == 0) {
-          const float v = out * silu(__ldcg(a.zx + e));
-          const float w = L.gn_weight[e];
-          a.a_out[e] = L.out_alpha[e] * w * v;
+          const float v = out * silu(z);
+          a.a_out[e] = alpha * gw * v;
           sq += v * v;
-          ydot += L.out_beta[e] * w * v;
+          ydot += beta * gw * v;
         }
       }
       write_slot(slots_y + 2 * b, sq, ydot, scratch);
@@ -356,18 +363,23 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
-      const float2 tot = slot_totals(slots_y, &totals);
+      const float2 tot = gemv_prologue(slots_y, a.a_out, E, a.We, a.Wp, stage, table, &totals);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
-      build_table(table, stage, a.a_out, E, a.We, a.Wp);
-      __syncthreads();
       out_rows.wait(out_bytes);
       float sq = 0.0f, dot = 0.0f;
       for (int o = o0 + warp; o < o1; o += kLayersWarps) {
+        const float h_old = __ldcg(a.residual + o);  // loads before the lookups: their latency hides behind them
+        const DecodeLayerPointers& next = a.layer[more ? l + 1 : l];
+        const float w = next.norm_weight[o], alpha = next.in_alpha[o], beta = next.in_beta[o];
         const float d = table_dot(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
         if (lane == 0) {
-          const float hn = __ldcg(a.residual + o) + r * (d + tot.y);
+          const float hn = h_old + r * (d + tot.y);
           a.residual[o] = hn;
-          if (more) feed_next_in(a.layer[l + 1], a, o, hn, sq, dot);
+          if (more) {
+            a.a_in[o] = alpha * w * hn;
+            sq += hn * hn;
+            dot += beta * w * hn;
+          }
         }
       }
       if (b == 0)  // the B / C conv state: every block has read it (STEP), no one reads it again this token
