@@ -170,8 +170,8 @@ class LanguageModel {
     TensorView<float, 2, Backend> mixed(ws.template take<float>(size_t(B * D)), {B, D});
     embedding_.forward(ctx, TensorView<const int32_t, 2, Backend>(ids.data(), {B, 1}, {ids.stride(0), 1}),
                        residual.template reshape<3>({B, 1, D}));
-    const auto blocks = persistent_blocks(ctx, residual, state);
-    if (!blocks.empty()) mamba2_decode_layers(ctx, blocks, residual);
+    const auto blocks = persistent_blocks(B, state);
+    if (!blocks.empty()) mamba2_decode_layers(ctx, blocks, residual);  // the per-block ops where the kernel does not apply
     for (int64_t i = 0; i < cfg_.n_layer && blocks.empty(); ++i) {
       const RMSNorm<Backend>& norm = norms_[size_t(i)];
       if (mamba2()) {  // residual += mixer(norm(residual)), the norm and the add fused where they can be
@@ -262,22 +262,21 @@ class LanguageModel {
 
  private:
   bool mamba2() const { return cfg_.architecture == Architecture::Mamba2; }
-  // The blocks of a packed Bi-Mamba-2 for the persistent decode kernel (ops/mamba2_decode_layers.hpp), or
-  // none where it does not apply (Host, several sequences, unpacked, unfused step, shapes it does not take).
-  std::vector<Mamba2BlockDecodeWeights<Backend>> persistent_blocks(Context<Backend>& ctx,
-                                                                   TensorView<const float, 2, Backend> residual,
+  // The blocks of a packed Bi-Mamba-2 for mamba2_decode_layers (ops/mamba2_decode_layers.hpp: the persistent
+  // kernel, or the same per-block ops as below for shapes it does not take), or none where the loop below runs
+  // (Host, persistent off, several sequences, unpacked, unfused step).
+  std::vector<Mamba2BlockDecodeWeights<Backend>> persistent_blocks(int64_t sequences,
                                                                    InferenceState<Backend>& state) const {
     std::vector<Mamba2BlockDecodeWeights<Backend>> blocks;
     if constexpr (!std::is_same_v<Backend, Host>) {
-      if (!persistent_ || !mamba2() || residual.size(0) != 1) return blocks;
+      if (!persistent_ || !mamba2() || sequences != 1) return blocks;
       for (const auto& m : mixers2_)
         if (!m.in_proj().packed() || !m.out_proj().packed() || !m.fused_step()) return blocks;
       for (int64_t i = 0; i < cfg_.n_layer; ++i)
         blocks.push_back(mixers2_[size_t(i)].decode_block(norms_[size_t(i)].weight(), norms_[size_t(i)].eps(),
                                                           state.layer(i)));
-      if (!mamba2_decode_layers_persistent(ctx, blocks, residual)) blocks.clear();
     } else {
-      (void)ctx, (void)residual, (void)state;
+      (void)sequences, (void)state;
     }
     return blocks;
   }
