@@ -10,8 +10,10 @@
 // counts it, whatever the GEMM precision); params; peak_gb = the
 // high-water mark of the device memory pool the library allocates from (core/cuda_runtime.hpp), model,
 // optimizer state, activations and scratch, since before the model was made; forward_ms (forward + loss),
-// backward_ms, optimizer_ms (clipping + AdamW) per step from events between the phases.
+// backward_ms, optimizer_ms (clipping + AdamW) per step from events between the phases. The phases are NVTX
+// ranges "forward", "backward", "optimizer" for a profiler (ncu --nvtx --nvtx-include "backward/").
 #include <benchmark/benchmark.h>
+#include <nvtx3/nvToolsExt.h>
 
 #include <bimamba/bench/cuda_timing.hpp>
 #include <bimamba/cuda.hpp>
@@ -58,13 +60,19 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     double phase_ms[3] = {0, 0, 0};  // forward + loss, backward, clipping + AdamW (summed over timed steps)
     auto step = [&] {
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[0], stream));
+      nvtxRangePushA("forward");
       TrainingPass<Cuda> pass = training_forward(ctx, model, inputs);
       loss = cross_entropy_loss(ctx, pass.logits(), targets, pass.dlogits());
+      nvtxRangePop();
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[1], stream));
+      nvtxRangePushA("backward");
       training_backward(ctx, model, pass, GradientMode::Overwrite);
+      nvtxRangePop();
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[2], stream));
+      nvtxRangePushA("optimizer");
       clip_grad_norm(ctx, params, 1.0);
       opt.step(ctx, 3e-4f);
+      nvtxRangePop();
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[3], stream));
       BIMAMBA_CUDA_CHECK(cudaEventSynchronize(marks[3]));
       for (int k = 0; k < 3; ++k) {
