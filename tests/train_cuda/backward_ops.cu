@@ -333,6 +333,30 @@ TEST_F(TrainOpsCuda, SsdScanInTf32) {
   check_ssd(host_, *dev_, 1, 64, 2, 5, 1, 7, false, 5e-3);
 }
 
+// Inputs the cuBLAS products cannot read as rows (a stride along P) are refused before any work, with a message
+// naming them; the outputs are left as they were.
+TEST_F(TrainOpsCuda, SsdScanRefusesInputsWithoutUnitStride) {
+  const int64_t B = 1, L = 5, H = 2, P = 3, G = 1, N = 4;
+  auto wide = to<Cuda>(rand_host<4>({B, L, H, 2 * P}, 1));  // x: every other element of the last dimension
+  TensorView<const float, 4, Cuda> x(wide.data(), {B, L, H, P}, {L * H * 2 * P, H * 2 * P, 2 * P, 2});
+  auto dt = to<Cuda>(rand_host<3>({B, L, H}, 2, 0.01f, 0.5f));
+  auto A = to<Cuda>(rand_host<1>({H}, 3, -2.0f, -0.1f));
+  auto Bm = to<Cuda>(rand_host<4>({B, L, G, N}, 4)), Cm = to<Cuda>(rand_host<4>({B, L, G, N}, 5));
+  auto dy = to<Cuda>(rand_host<4>({B, L, H, P}, 6));
+  GradPair<4> dx({B, L, H, P}, 10), dB({B, L, G, N}, 11), dC({B, L, G, N}, 12);
+  GradPair<3> ddt({B, L, H}, 13);
+  GradPair<1> dA({H}, 14);
+  try {
+    ssd_scan_backward(*dev_, x, dt.cview(), A.cview(), Bm.cview(), Cm.cview(), TensorView<const float, 1, Cuda>{},
+                      dy.cview(), dx.dev.view(), ddt.dev.view(), dA.dev.view(), dB.dev.view(), dC.dev.view(),
+                      TensorView<float, 1, Cuda>{}, GradientMode::Overwrite);
+    ADD_FAILURE() << "a stride of 2 along P was accepted";
+  } catch (const InvalidArgument& err) {
+    EXPECT_NE(std::string(err.what()).find("unit stride along their last dimension"), std::string::npos) << err.what();
+  }
+  EXPECT_EQ(dx.rel_l2(), 0.0) << "dx was written";  // both sides still hold the same starting values
+}
+
 void check_selective(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t E, int64_t N, bool gated) {
   auto x = rand_host<3>({B, L, E}, 1);
   auto dt = rand_host<3>({B, L, E}, 2, 0.01f, 0.5f);

@@ -10,8 +10,10 @@
 //             dA_h  += dt_t a_t <dS_t, S_{t-1}>       (summed over b and t)
 //             dD_h  += dy_t . x_t                     (summed over b and t)
 // Shapes as the forward: x, dy, dx (B, L, H, P); dt, ddt (B, L, H); A, dA, D, dD (H); Bm, Cm, dB, dC
-// (B, L, G, N); any strides. Every output follows `mode`; dD may be empty (and D then absent). Scratch:
-// L P N floats per worker for the states plus 2 L N doubles for the group sums, from ctx.workspace().
+// (B, L, G, N); any strides on Host; on Cuda x, B, C and dy need unit stride along their last dimension and
+// rows along L that do not overlap (checked: its chunk products are cuBLAS calls). Every output follows `mode`;
+// dD may be empty (and D then absent). Scratch (Host): L P N floats per worker for the states plus 2 L N
+// doubles for the group sums, from ctx.workspace().
 #pragma once
 
 #include "common.hpp"

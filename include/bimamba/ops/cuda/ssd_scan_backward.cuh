@@ -47,8 +47,9 @@
 // previous form ran step 3-5's products as SIMT block products in one kernel per (b, h, c) at ~8 TFLOP/s
 // (1.2 ms per layer on an H100; bench/RESULTS_CUDA.md).
 //
-// Contracts as ops/ssd_scan_backward.hpp: zero initial state; inputs of any strides whose rows along L do not
-// overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's leading dimension); every output put
+// Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
+// dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
+// leading dimension), both checked; the outputs of any strides; every output put
 // through put_grad under `mode`; dD may be empty (then untouched). Everything runs on ctx.stream(); nothing
 // synchronizes.
 //
@@ -57,7 +58,8 @@
 // (rows, chunks, H, Q, Q), CB (rows, chunks, G, Q, Q) floats; cs and dl (rows, H, chunks, Q) doubles; plus the
 // dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 3 x 25.2 + 2 x 50.3 +
 // 2 x 25.2 + 0.5 + 2 x 1.6 MB = 330 MB.
-// Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), overlapping rows.
+// Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
+// input rows.
 #pragma once
 
 #include <algorithm>
@@ -405,6 +407,8 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
                 " tokens, above the Cuda grid limit of 65535");
   BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
                 " tokens exceed the Cuda grid limits (65535, 2^31 - 1)");
+  BIMAMBA_CHECK(x.stride(3) == 1 && Bm.stride(3) == 1 && Cm.stride(3) == 1 && dy.stride(3) == 1,
+                "ssd_scan_backward (Cuda): x, B, C and dy need unit stride along their last dimension (cuBLAS rows)");
   const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(x.stride(1), P, L, "x"),
                            ssd_leading_dim(Bm.stride(1), N, L, "B"), ssd_leading_dim(Cm.stride(1), N, L, "C"),
                            ssd_leading_dim(dy.stride(1), P, L, "dy")};
