@@ -27,6 +27,17 @@ __device__ inline void bulk_barrier_init(uint64_t* bar) {
 #endif
 }
 
+// Orders earlier ordinary (generic-proxy) accesses to shared memory, the block's made visible to this thread by
+// a __syncthreads(), before a following bulk copy into that memory (the async proxy): for a buffer refilled in a
+// loop.
+__device__ inline void bulk_copy_fence_shared() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
 // Arrives on `bar` expecting `bytes`, then starts the copy that completes them.
 __device__ inline void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -130,7 +130,7 @@ struct StagedRows {
     if (bytes == 0) return;
     if (bulk) {
       if (threadIdx.x == 0) {
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        bulk_copy_fence_shared();
         bulk_copy_to_shared(dst, src, bytes, bar);
       }
     } else {
