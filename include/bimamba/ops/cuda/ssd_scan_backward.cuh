@@ -49,15 +49,14 @@
 //
 // Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
 // dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
-// leading dimension), both checked; the outputs of any strides; every output put
-// through put_grad under `mode`; dD may be empty (then untouched). Everything runs on ctx.stream(); nothing
-// synchronizes.
+// leading dimension), both checked; outputs of any strides, each put through put_grad under `mode`; dD may be
+// empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
 // F (rows, chunks, N, H, P), Xw, dyw, U / v (rows, L, H, P), per-head dB / dC (rows, L, H, N), Gm / Wd and M
 // (rows, chunks, H, Q, Q), CB (rows, chunks, G, Q, Q) floats; cs and dl (rows, H, chunks, Q) doubles; plus the
 // dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 3 x 25.2 + 2 x 50.3 +
-// 2 x 25.2 + 0.5 + 2 x 1.6 MB = 330 MB.
+// 2 x 25.2 + 0.5 + 2 x 0.8 MB = 329 MB.
 // Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
 // input rows.
 #pragma once
