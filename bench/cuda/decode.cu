@@ -10,9 +10,10 @@
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
 //   BM_cuda_grid_barrier/<variant>      the floor of the persistent kernel's phases: one cooperative launch of
 //                                       one 16-warp block per SM passing 1000 grid barriers, us per barrier
-//                                       (the launch of the same kernel passing none subtracted). "fenced": the
-//                                       kernel's grid_barrier (a __threadfence on each side, acquire spin);
-//                                       "acquire_release": release arrival, relaxed spin, one acquire fence.
+//                                       (the launch of the same kernel passing none subtracted). "fenced": a
+//                                       __threadfence on each side, acquire spin (the kernel's barrier up to
+//                                       v2); "acquire_release": the kernel's grid_barrier since v3 (release
+//                                       arrival, relaxed spin, one acquire fence).
 // The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp), the bf16 head and,
 // at batch 1, every block in one persistent launch (ops/mamba2_decode_layers.hpp).
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
@@ -131,18 +132,19 @@ __global__ void barrier_loop_kernel(unsigned* counters, int n) {
   unsigned target = 0;
   for (int i = 0; i < n; ++i) {
     if constexpr (Variant == 0) {
-      detail::gpu::grid_barrier(counters, target);
-    } else {
       __syncthreads();
       if (threadIdx.x == 0) {
         target += gridDim.x;
+        __threadfence();
         cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*counters);
         count.fetch_add(1u, cuda::memory_order_release);
-        while (count.load(cuda::memory_order_relaxed) < target) {
+        while (count.load(cuda::memory_order_acquire) < target) {
         }
-        cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+        __threadfence();
       }
       __syncthreads();
+    } else {
+      detail::gpu::grid_barrier(counters, target);
     }
   }
   __syncthreads();
