@@ -235,13 +235,13 @@ __device__ inline void write_slot(float* slot, float sq, float dot, float* scrat
   }
 }
 
-// Owner of residual row o after its update hn: the next IN's input entry and partial sums.
-__device__ inline void feed_next_in(const DecodeLayerPointers& next, const DecodeLayersArgs& a, int o, float hn,
-                                    float& sq, float& dot) {
-  const float w = next.norm_weight[o];
-  a.a_in[o] = next.in_alpha[o] * w * hn;
+// Owner of residual row o after its update hn: the next IN's input entry and partial sums, from the next block's
+// norm weight w and in_proj alpha, beta at o (loaded by the caller, ahead where it can).
+__device__ inline void feed_next_in(float w, float alpha, float beta, float* a_in, int o, float hn, float& sq,
+                                    float& dot) {
+  a_in[o] = alpha * w * hn;
   sq += hn * hn;
-  dot += next.in_beta[o] * w * hn;
+  dot += beta * w * hn;
 }
 
 template <class T>
@@ -280,7 +280,10 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   out_rows.start(sout, a.layer[0].out_signs + int64_t(o0) * a.We, out_bytes);
   {  // The first IN's input from the residual stream.
     float sq = 0.0f, dot = 0.0f;
-    for (int o = o0 + tid; o < o1; o += blockDim.x) feed_next_in(a.layer[0], a, o, __ldcg(a.residual + o), sq, dot);
+    const DecodeLayerPointers& first = a.layer[0];
+    for (int o = o0 + tid; o < o1; o += blockDim.x)
+      feed_next_in(first.norm_weight[o], first.in_alpha[o], first.in_beta[o], a.a_in, o, __ldcg(a.residual + o), sq,
+                   dot);
     sq = warp_sum(sq), dot = warp_sum(dot);
     write_slot(slots_h + 2 * b, sq, dot, scratch);
   }
@@ -375,11 +378,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         if (lane == 0) {
           const float hn = h_old + r * (d + tot.y);
           a.residual[o] = hn;
-          if (more) {
-            a.a_in[o] = alpha * w * hn;
-            sq += hn * hn;
-            dot += beta * w * hn;
-          }
+          if (more) feed_next_in(w, alpha, beta, a.a_in, o, hn, sq, dot);
         }
       }
       if (b == 0)  // the B / C conv state: every block has read it (STEP), no one reads it again this token
