@@ -1,8 +1,8 @@
 // Training throughput on the device (issue 7): one optimizer step of a Bi-Mamba (latent FBI-Linear
 // in_proj / out_proj, fp32 master weights and state) on random tokens, the PyTorch peer's loop (bench/peers/
 // torch_bimamba_train.py) written with the library:
-//   training_forward -> next-token cross entropy (writes dlogits) -> training_backward -> clip_grad_norm(1.0)
-//   -> AdamW step
+//   training_forward -> next-token cross entropy (writes dlogits) -> training_backward
+//   -> AdamW::clip_and_step (clip_grad_norm(1.0), then the update)
 //
 //   BM_cuda_train_step/<preset>/L<l>/B<b>/<gemm precision>   tokens/s = b l / time per step (CUDA events around
 //   whole steps); fp32 / tf32 / bf16: Context::set_gemm_precision (core/context.hpp), the rest fp32 always
@@ -70,8 +70,7 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
       nvtxRangePop();
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[2], stream));
       nvtxRangePushA("optimizer");
-      clip_grad_norm(ctx, params, 1.0);
-      opt.step(ctx, 3e-4f);
+      opt.clip_and_step(ctx, 3e-4f, 1.0);
       nvtxRangePop();
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[3], stream));
       BIMAMBA_CUDA_CHECK(cudaEventSynchronize(marks[3]));

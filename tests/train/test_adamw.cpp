@@ -152,6 +152,56 @@ TEST(AdamW, InfGradientSkipsStepUnderSkipPolicy) {
   EXPECT_NE(warnings[0].find("'layers.0.in_proj.weight' holds -inf at element 34"), std::string::npos) << warnings[0];
 }
 
+TEST(AdamW, ClipAndStepEqualsClipGradNormThenStepBitForBit) {
+  Context<Host> ctx;
+  auto a = make_store(), b = make_store();
+  AdamW<Host> oa(a, {.weight_decay = 0.1f}), ob(b, {.weight_decay = 0.1f});
+  // max_norm 1.0 clips the first two steps' gradients (norm ~ 6 for 56 values in [-2, 2]); 1e6 does not clip.
+  const double max_norms[] = {1.0, 1.0, 1e6};
+  for (int step = 0; step < 3; ++step) {
+    fill_grads(a, 20 + uint64_t(step));
+    fill_grads(b, 20 + uint64_t(step));
+    const std::vector<float> unscaled(b.grads().data(), b.grads().data() + b.flat_size());
+    const double na = clip_grad_norm(ctx, a, max_norms[step]);
+    ASSERT_TRUE(oa.step(ctx, 1e-2f));
+    const ClippedStep sb = ob.clip_and_step(ctx, 1e-2f, max_norms[step]);
+    ASSERT_TRUE(sb.stepped);
+    EXPECT_EQ(sb.grad_norm, na);  // the same sum of squares
+    if (step < 2) EXPECT_GT(na, max_norms[step]);  // the clipping path is taken
+    // The update read g * factor without writing it: b's gradients are unscaled, a's scaled.
+    EXPECT_EQ(0, std::memcmp(unscaled.data(), b.grads().data(), unscaled.size() * sizeof(float)));
+    // Both updates use the same rounded float product g * factor (stored by clip_grad_norm in a, formed in
+    // the update in b; the product feeds only multiplications, so no FMA contraction can absorb it): same bits.
+    EXPECT_EQ(0, std::memcmp(a.params().data(), b.params().data(), size_t(a.flat_size()) * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(oa.m().data(), ob.m().data(), size_t(a.flat_size()) * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(oa.v().data(), ob.v().data(), size_t(a.flat_size()) * sizeof(float)));
+  }
+  EXPECT_EQ(ob.step_count(), 3);
+  EXPECT_THROW(ob.clip_and_step(ctx, 1e-2f, 0.0), InvalidArgument);
+}
+
+TEST(AdamW, ClipAndStepAppliesTheNonFinitePolicy) {
+  Context<Host> ctx;
+  auto store = make_store();
+  AdamW<Host> opt(store, {.non_finite = NonFinitePolicy::SkipStep});
+  fill_grads(store, 9);
+  const std::vector<float> params(store.params().data(), store.params().data() + store.flat_size());
+  store.grad<1>(store.id("layers.0.norm.weight"))(3) = std::nanf("");
+  const ClippedStep s = opt.clip_and_step(ctx, 1e-2f, 1.0);
+  EXPECT_FALSE(s.stepped);
+  EXPECT_TRUE(std::isnan(s.grad_norm));
+  EXPECT_EQ(opt.step_count(), 0);
+  EXPECT_EQ(opt.skipped_steps(), 1);
+  EXPECT_EQ(0, std::memcmp(params.data(), store.params().data(), params.size() * sizeof(float)));
+  AdamW<Host> strict(store, {});
+  try {
+    strict.clip_and_step(ctx, 1e-2f, 1.0);
+    FAIL() << "no exception";
+  } catch (const NumericError& e) {
+    EXPECT_NE(std::string(e.what()).find("'layers.0.norm.weight'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(AdamW, RejectsBadConfig) {
   auto store = make_store();
   EXPECT_THROW(AdamW<Host>(store, {.betas = {1.0f, 0.9f}}), InvalidArgument);

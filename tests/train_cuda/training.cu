@@ -260,6 +260,39 @@ TEST(TrainCuda, AdamWClippingAndNonFiniteMatchHost) {
   EXPECT_FALSE(os.step(dev, 3e-3f));
   EXPECT_EQ(to_vector(sd.params()), before);
   EXPECT_EQ(os.skipped_steps(), 1);
+  const ClippedStep skipped = os.clip_and_step(dev, 3e-3f, 0.5);  // the sum of squares is the non-finite check
+  EXPECT_FALSE(skipped.stepped);
+  EXPECT_FALSE(std::isfinite(skipped.grad_norm));
+  EXPECT_EQ(to_vector(sd.params()), before);
+  EXPECT_EQ(os.skipped_steps(), 2);
+}
+
+TEST(TrainCuda, AdamWClipAndStepMatchesHostClipThenStep) {
+  SKIP_WITHOUT_DEVICE();
+  Context<Host> host;
+  Context<Cuda> dev;
+  ParamStore<Host> sh = small_store<Host>();
+  ParamStore<Cuda> sd = small_store<Cuda>();
+  fill(sh, sd, sh.params(), sd.params(), 1);
+  const AdamWConfig config{1e-3f, {0.9f, 0.95f}, 1e-8f, 0.1f};
+  AdamW<Host> oh(sh, config);
+  AdamW<Cuda> od(sd, config);
+  for (int step = 0; step < 3; ++step) {
+    fill(sh, sd, sh.grads(), sd.grads(), 10 + uint64_t(step));
+    const std::vector<float> unscaled = to_vector(sd.grads());
+    const double nh = clip_grad_norm(host, sh, 0.5);
+    ASSERT_GT(nh, 0.5);  // the clipping path is taken
+    ASSERT_TRUE(oh.step(host, 3e-3f));
+    const ClippedStep s = od.clip_and_step(dev, 3e-3f, 0.5);
+    ASSERT_TRUE(s.stepped);
+    EXPECT_NEAR(s.grad_norm, nh, 1e-12 * nh);  // both sum squares in double over the same blocks
+    EXPECT_EQ(to_vector(sd.grads()), unscaled);  // the gradients are read scaled, not written back
+  }
+  // The same bounds as the unfused path above (FMA contraction on the device, one float multiply each).
+  EXPECT_LT(relative_l2(to_vector(sd.params()), to_vector(sh.params())), 1e-6);
+  EXPECT_LT(relative_l2(to_vector(od.m()), to_vector(oh.m())), 1e-6);
+  EXPECT_LT(relative_l2(to_vector(od.v()), to_vector(oh.v())), 1e-6);
+  EXPECT_EQ(od.step_count(), 3);
 }
 
 std::string write_corpus(const std::string& name) {

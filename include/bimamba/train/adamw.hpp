@@ -12,10 +12,18 @@
 // follows: Throw -> NumericError naming the step and the first offending parameter; SkipStep -> nothing is
 // changed (not even t), a warning goes to ctx.log, and step() returns false.
 //
+// clip_and_step(ctx, lr, max_norm) is clip_grad_norm(ctx, store, max_norm) followed by step(ctx, lr) in two
+// passes over the gradients instead of four (sum of squares, scale, non-finite search, update): the sum of
+// squares is also the non-finite check (a float's square cannot overflow a double, so the sum is finite iff
+// every gradient is), and the update reads g * max_norm / (n + 1e-6) instead of writing the scaled gradients
+// back. Same parameters and state bit for bit (g * 1 == g; the scaled value is the same float product); the
+// difference is that the gradient buffer stays unscaled.
+//
 // The state (m, v: flat buffers in the store's layout; t) is exposed for checkpoints (train/checkpoint.hpp).
 //
 //   AdamW<Host> opt(store, {.lr = 3e-4f, .betas = {0.9f, 0.95f}, .weight_decay = 0.1f});
-//   opt.step(ctx, schedule(opt.step_count()));
+//   opt.step(ctx, schedule(opt.step_count()));                       // or, with clipping:
+//   const ClippedStep s = opt.clip_and_step(ctx, schedule(opt.step_count()), 1.0);  // s.grad_norm, s.stepped
 #pragma once
 
 #include <cmath>
@@ -46,6 +54,12 @@ struct AdamWConfig {
   NonFinitePolicy non_finite = NonFinitePolicy::Throw;
 };
 
+// What AdamW::clip_and_step did: the gradient norm before clipping and whether the update ran.
+struct ClippedStep {
+  double grad_norm = 0;
+  bool stepped = false;
+};
+
 template <class Backend>
 class AdamW {
  public:
@@ -63,27 +77,26 @@ class AdamW {
 
   // One update with learning rate lr. Returns false when the step was skipped (SkipStep policy).
   bool step(Context<Backend>& ctx, float lr) {
-    BIMAMBA_CHECK(lr >= 0 && std::isfinite(lr), "AdamW: learning rate must be finite and >= 0, got ", lr);
-    if (auto bad = find_non_finite(ctx, *store_, store_->grads())) {
-      const std::string message = detail::concat("AdamW step ", t_ + 1, ": the gradient of ", detail::describe(*bad));
-      if (config_.non_finite == NonFinitePolicy::Throw) throw NumericError(message);
-      ctx.log(LogLevel::Warning, message + "; step skipped");
-      ++skipped_;
-      return false;
-    }
-    ++t_;
-    detail::AdamWStepConstants k;
-    k.lr = lr;
-    k.decay_factor = float(1.0 - double(lr) * double(config_.weight_decay));
-    k.beta1 = config_.betas.beta1;
-    k.beta2 = config_.betas.beta2;
-    k.eps = config_.eps;
-    k.step_size = float(double(lr) / (1.0 - std::pow(double(k.beta1), double(t_))));
-    k.inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(k.beta2), double(t_))));
-    detail::adamw_impl(ctx, store_->params(), store_->grads(), m_.view(), v_.view(), segments_, k);
+    check_lr(lr);
+    if (!accept_gradients(ctx)) return false;
+    update(ctx, lr, 1.0f);
     return true;
   }
   bool step(Context<Backend>& ctx) { return step(ctx, config_.lr); }
+
+  // clip_grad_norm(ctx, store, max_norm) then step(ctx, lr), in two passes over the gradients (top comment);
+  // the gradient buffer is left unscaled.
+  ClippedStep clip_and_step(Context<Backend>& ctx, float lr, double max_norm) {
+    check_lr(lr);
+    BIMAMBA_CHECK(max_norm > 0, "AdamW::clip_and_step: max_norm must be > 0, got ", max_norm);
+    ClippedStep result;
+    result.grad_norm = grad_norm(ctx, *store_);
+    if (!std::isfinite(result.grad_norm) && !accept_gradients(ctx)) return result;
+    const double norm = result.grad_norm;
+    update(ctx, lr, norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.0f);
+    result.stepped = true;
+    return result;
+  }
 
   const AdamWConfig& config() const { return config_; }
   // Completed updates (t of the bias correction).
@@ -103,6 +116,35 @@ class AdamW {
   }
 
  private:
+  static void check_lr(float lr) {
+    BIMAMBA_CHECK(lr >= 0 && std::isfinite(lr), "AdamW: learning rate must be finite and >= 0, got ", lr);
+  }
+
+  // The non-finite check and its policy: true when the gradients are finite.
+  bool accept_gradients(Context<Backend>& ctx) {
+    auto bad = find_non_finite(ctx, *store_, store_->grads());
+    if (!bad) return true;
+    const std::string message = detail::concat("AdamW step ", t_ + 1, ": the gradient of ", detail::describe(*bad));
+    if (config_.non_finite == NonFinitePolicy::Throw) throw NumericError(message);
+    ctx.log(LogLevel::Warning, message + "; step skipped");
+    ++skipped_;
+    return false;
+  }
+
+  void update(Context<Backend>& ctx, float lr, float grad_scale) {
+    ++t_;
+    detail::AdamWStepConstants k;
+    k.lr = lr;
+    k.decay_factor = float(1.0 - double(lr) * double(config_.weight_decay));
+    k.beta1 = config_.betas.beta1;
+    k.beta2 = config_.betas.beta2;
+    k.eps = config_.eps;
+    k.step_size = float(double(lr) / (1.0 - std::pow(double(k.beta1), double(t_))));
+    k.inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(k.beta2), double(t_))));
+    k.grad_scale = grad_scale;
+    detail::adamw_impl(ctx, store_->params(), store_->grads(), m_.view(), v_.view(), segments_, k);
+  }
+
   // Runs of parameters with the same group, merged, covering the whole flat buffer (padding included:
   // it holds zeros in p, g, m, v and stays zero under the update).
   void build_segments() {

@@ -10,7 +10,7 @@
 // the teacher model's, so a resumed run reads the file where the uninterrupted one would.
 //     loss = w_ce CE(targets) + w_distill KD(teacher), dlogits scaled by 1/accumulation
 //     training_backward(pass, Overwrite for i = 0, else Accumulate)
-//   grad_norm = clip_grad_norm(max_grad_norm);  AdamW.step(schedule(s))
+//   grad_norm = AdamW.clip_and_step(schedule(s), max_grad_norm)  (clip_grad_norm, then the update)
 // The schedule is CosineSchedule(lr, min_lr, warmup, steps). Every eval_every steps and after the last,
 // the validation loss is the mean next-token cross entropy over the first eval_batches batches of
 // SequentialWindows on the validation range (rows weighted equally), val_ppl = exp(val_loss).
@@ -179,9 +179,8 @@ class Trainer {
       total.distill += part.distill / double(config_.accumulation);
       tokens += batch.batch_size() * batch.length();
     }
-    const double norm = clip_grad_norm(ctx, model_->params(), config_.max_grad_norm);
     const float lr = schedule_(step_);
-    opt_.step(ctx, lr);
+    const double norm = opt_.clip_and_step(ctx, lr, config_.max_grad_norm).grad_norm;
     ++step_;
     return {{"event", "step"}, {"step", step_},       {"loss", total.total}, {"ce", total.ce},
             {"distill", total.distill}, {"lr", lr}, {"grad_norm", norm},   {"tokens", tokens}};

@@ -16,7 +16,7 @@ template <class T>
 __global__ void adamw_kernel(T* p, const T* g, T* m, T* v, int64_t begin, int64_t end, float decay,
                              AdamWStepConstants k) {
   for (int64_t i = begin + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < end; i += int64_t(gridDim.x) * blockDim.x) {
-    const float gi = g[i];
+    const float gi = g[i] * k.grad_scale;
     const float mi = k.beta1 * m[i] + (1.0f - k.beta1) * gi;
     const float vi = k.beta2 * v[i] + (1.0f - k.beta2) * gi * gi;
     m[i] = mi;

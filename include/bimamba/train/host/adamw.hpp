@@ -24,6 +24,7 @@ struct AdamWStepConstants {
   float beta1 = 0, beta2 = 0, eps = 0;
   float step_size = 0;     // lr / (1 - beta1^t)
   float inv_sqrt_bc2 = 0;  // 1 / sqrt(1 - beta2^t)
+  float grad_scale = 1;    // g is read as g * grad_scale (a clipping factor folded into the update; x * 1 == x)
 };
 
 inline void adamw_impl(Context<Host>& ctx, TensorView<float, 1, Host> params, TensorView<const float, 1, Host> grads,
@@ -40,7 +41,7 @@ inline void adamw_impl(Context<Host>& ctx, TensorView<float, 1, Host> params, Te
           const int64_t lo = std::max(begin, s.begin), hi = std::min(end, s.end);
           const float decay = s.decay ? k.decay_factor : 1.0f;
           for (int64_t i = lo; i < hi; ++i) {
-            const float gi = g[i];
+            const float gi = g[i] * k.grad_scale;
             const float mi = k.beta1 * mm[i] + (1.0f - k.beta1) * gi;
             const float vi = k.beta2 * vv[i] + (1.0f - k.beta2) * gi * gi;
             mm[i] = mi;
