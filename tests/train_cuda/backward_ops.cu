@@ -162,24 +162,27 @@ TEST_F(TrainOpsCuda, Norms) {
 }
 
 TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
-  for (int64_t L : {3, 9, 130}) {  // L = 3 < K; 130 crosses a 128-thread boundary
-    const int64_t B = 2, C = 13, K = 4, R = C + 7;
-    auto wide = rand_host<3>({B, L, R}, 1, -2, 2);  // x is the column range [3, 3 + C) (strided)
-    auto w = rand_host<2>({C, K}, 2);
-    auto bias = rand_host<1>({C}, 3);
-    auto dy = rand_host<3>({B, L, C}, 4);
-    auto wide_d = to<Cuda>(wide);
-    for (GradientMode mode : kModes) {
-      GradPair<3> dx({B, L, R}, 10);
-      GradPair<2> dw({C, K}, 11);
-      GradPair<1> db({C}, 12);
-      causal_conv1d_backward(host_, wide.cview().narrow(2, 3, C), w, bias, dy, dx.host.view().narrow(2, 3, C), dw.host,
-                             db.host, mode);
-      causal_conv1d_backward(*dev_, wide_d.cview().narrow(2, 3, C), to<Cuda>(w), to<Cuda>(bias), to<Cuda>(dy),
-                             dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, mode);
-      EXPECT_LT(dx.rel_l2(), kTol) << "conv dx L = " << L << " " << name(mode);
-      EXPECT_LT(dw.rel_l2(), kTol) << "conv dw L = " << L << " " << name(mode);
-      EXPECT_LT(db.rel_l2(), kTol) << "conv dbias L = " << L << " " << name(mode);
+  // K = 4 takes the per-channel weight sums of every preset, K = 3 the general per-(c, k) ones.
+  for (int64_t K : {4, 3}) {
+    for (int64_t L : {3, 9, 130}) {  // L = 3 < K; 130 crosses a 128-thread boundary
+      const int64_t B = 2, C = 13, R = C + 7;
+      auto wide = rand_host<3>({B, L, R}, 1, -2, 2);  // x is the column range [3, 3 + C) (strided)
+      auto w = rand_host<2>({C, K}, 2);
+      auto bias = rand_host<1>({C}, 3);
+      auto dy = rand_host<3>({B, L, C}, 4);
+      auto wide_d = to<Cuda>(wide);
+      for (GradientMode mode : kModes) {
+        GradPair<3> dx({B, L, R}, 10);
+        GradPair<2> dw({C, K}, 11);
+        GradPair<1> db({C}, 12);
+        causal_conv1d_backward(host_, wide.cview().narrow(2, 3, C), w, bias, dy, dx.host.view().narrow(2, 3, C),
+                               dw.host, db.host, mode);
+        causal_conv1d_backward(*dev_, wide_d.cview().narrow(2, 3, C), to<Cuda>(w), to<Cuda>(bias), to<Cuda>(dy),
+                               dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, mode);
+        EXPECT_LT(dx.rel_l2(), kTol) << "conv dx K = " << K << " L = " << L << " " << name(mode);
+        EXPECT_LT(dw.rel_l2(), kTol) << "conv dw K = " << K << " L = " << L << " " << name(mode);
+        EXPECT_LT(db.rel_l2(), kTol) << "conv dbias K = " << K << " L = " << L << " " << name(mode);
+      }
     }
   }
 

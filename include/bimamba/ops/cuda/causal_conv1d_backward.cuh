@@ -2,8 +2,9 @@
 //   kernel 1, one thread per (b, t, c): a = bias + sum_k w[c, k] x[t - K + 1 + k] (double), da = dy silu'(a),
 //             stored to scratch (B, L, C doubles, ctx.workspace())
 //   kernel 2, one thread per (b, s, c): dx[s] = sum_k w[c, k] da[s + K - 1 - k]
-//   then, over columns (c, k), k = K meaning the bias, by column_reduce (ops/cuda/column_reduce.cuh):
-//             dw[c, k] = sum_{b, t} da[t] x[t - K + 1 + k], dbias[c] = sum_{b, t} da[t], in double.
+//   then dw[c, k] = sum_{b, t} da[t] x[t - K + 1 + k], dbias[c] = sum_{b, t} da[t], in double, by column_reduce
+//             (ops/cuda/column_reduce.cuh): for K = 4 (every preset) one column per channel with K + 1 sums, so
+//             da and the K inputs of a (row, channel) are loaded once; any other K one column per (c, k).
 #pragma once
 
 #include "../../core/workspace.hpp"
@@ -57,6 +58,38 @@ struct Conv1dParamTerm {
   }
 };
 
+// Row (b, t) = b L + t, column c: the K + 1 terms of channel c, dw[c, 0..K) then dbias[c], for a K known here.
+template <int K, class T>
+struct Conv1dChannelTerms {
+  TensorView<const T, 3, Cuda> x;
+  const double* da;
+  __device__ ColumnTerms<K + 1> operator()(int64_t row, int64_t c) const {
+    const int64_t L = x.size(1), C = x.size(2), t = row % L;
+    const double d = da[row * C + c];
+    ColumnTerms<K + 1> terms;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t src = t - K + 1 + k;
+      terms.v[k] = src >= 0 ? d * x(row / L, src, c) : 0.0;
+    }
+    terms.v[K] = d;
+    return terms;
+  }
+};
+
+template <int K, class T>
+struct Conv1dChannelFinish {
+  TensorView<T, 2, Cuda> dw;
+  TensorView<T, 1, Cuda> dbias;
+  GradientMode mode;
+  __device__ void operator()(int64_t c, const ColumnTerms<K + 1>& s) const {
+    if (present(dw))
+#pragma unroll
+      for (int k = 0; k < K; ++k) put_grad(dw(c, k), s.v[k], mode);
+    if (present(dbias)) put_grad(dbias(c), s.v[K], mode);
+  }
+};
+
 template <class T>
 struct Conv1dParamFinish {
   TensorView<T, 2, Cuda> dw;
@@ -92,8 +125,14 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
     }
   }
   if (!present(dw) && !present(dbias)) return;
-  column_reduce<1>(ctx, x.size(0) * x.size(1), C * (K + 1), gpu::Conv1dParamTerm<float>{x, da, K},
-                   gpu::Conv1dParamFinish<float>{dw, dbias, K, mode});
+  constexpr int kTaps = 4;  // d_conv of every preset
+  const int64_t rows = x.size(0) * x.size(1);
+  if (K == kTaps)
+    column_reduce<kTaps + 1>(ctx, rows, C, gpu::Conv1dChannelTerms<kTaps, float>{x, da},
+                             gpu::Conv1dChannelFinish<kTaps, float>{dw, dbias, mode});
+  else
+    column_reduce<1>(ctx, rows, C * (K + 1), gpu::Conv1dParamTerm<float>{x, da, K},
+                     gpu::Conv1dParamFinish<float>{dw, dbias, K, mode});
 }
 
 }  // namespace bimamba::detail
