@@ -217,16 +217,22 @@ void fill(ParamStore<Host>& h, ParamStore<Cuda>& d, TensorView<float, 1, Host> h
 
 // AdamW: each element's update is the same few float operations on both backends; FMA contraction can change
 // the last bit of a step, and that difference stays at a few ulp after 3 steps: 1e-6 relative L2.
-TEST(TrainCuda, AdamWClippingAndNonFiniteMatchHost) {
-  SKIP_WITHOUT_DEVICE();
+// The same small store and AdamW on both backends, from the same parameters.
+struct AdamWOnBoth {
+  AdamWOnBoth() { fill(sh, sd, sh.params(), sd.params(), 1); }
   Context<Host> host;
   Context<Cuda> dev;
   ParamStore<Host> sh = small_store<Host>();
   ParamStore<Cuda> sd = small_store<Cuda>();
-  fill(sh, sd, sh.params(), sd.params(), 1);
-  const AdamWConfig config{1e-3f, {0.9f, 0.95f}, 1e-8f, 0.1f};
-  AdamW<Host> oh(sh, config);
-  AdamW<Cuda> od(sd, config);
+  AdamWConfig config{1e-3f, {0.9f, 0.95f}, 1e-8f, 0.1f};
+  AdamW<Host> oh{sh, config};
+  AdamW<Cuda> od{sd, config};
+};
+
+TEST(TrainCuda, AdamWClippingAndNonFiniteMatchHost) {
+  SKIP_WITHOUT_DEVICE();
+  AdamWOnBoth both;
+  auto& [host, dev, sh, sd, config, oh, od] = both;
   for (int step = 0; step < 3; ++step) {
     fill(sh, sd, sh.grads(), sd.grads(), 10 + uint64_t(step));
     // Padding stays zero in both (the flat buffers include it).
@@ -269,14 +275,8 @@ TEST(TrainCuda, AdamWClippingAndNonFiniteMatchHost) {
 
 TEST(TrainCuda, AdamWClipAndStepMatchesHostClipThenStep) {
   SKIP_WITHOUT_DEVICE();
-  Context<Host> host;
-  Context<Cuda> dev;
-  ParamStore<Host> sh = small_store<Host>();
-  ParamStore<Cuda> sd = small_store<Cuda>();
-  fill(sh, sd, sh.params(), sd.params(), 1);
-  const AdamWConfig config{1e-3f, {0.9f, 0.95f}, 1e-8f, 0.1f};
-  AdamW<Host> oh(sh, config);
-  AdamW<Cuda> od(sd, config);
+  AdamWOnBoth both;
+  auto& [host, dev, sh, sd, config, oh, od] = both;
   for (int step = 0; step < 3; ++step) {
     fill(sh, sd, sh.grads(), sd.grads(), 10 + uint64_t(step));
     const std::vector<float> unscaled = to_vector(sd.grads());
