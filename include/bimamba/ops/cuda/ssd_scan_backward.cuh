@@ -15,7 +15,11 @@
 //   dB_j = sum_h [ sum_i Wd[i, j] C_i + Xw_j F^T ]           (Xw_j = el_j dt_j x_j, the forward's; over the group)
 //   dC_i = sum_h [ sum_j Wd[i, j] B_j + dyw_i S0^T ]         (dyw_i = exp(cs_i) dy_i)
 //   dD   = sum dy . x
-// and the decay path, with Z[i, j] = (C_i . B_j) Wd[i, j], s0_i = C_i . (dyw_i S0^T) and E_j = B_j . (Xw_j F^T),
+// B and C are shared by the heads of a group, so the sums over h are taken before the products: sum_h Wd times B
+// (or C) is one Q x Q product per group, and sum_h Xw_j F^T (dyw_i S0^T) is one product over the group's Hg P
+// columns: [Xw^1 .. Xw^Hg] [F^1 .. F^Hg]^T. The decay path, with Z[i, j] = (C_i . B_j) Wd[i, j], and per head
+// s0_i = C_i . (dyw_i S0^T) = dyw_i . (C_i S0) and E_j = B_j . (Xw_j F^T) = Xw_j . (B_j F) (row dots over P of
+// products the backward needs anyway or the forward's read-out form),
 // dl_t = dLoss / dl_t (= exp(l_t) <dS_t, S_{t-1}> of the recurrence) in the form without cancellation:
 //   dl_t = sum_{i >= t} sum_{j < t} Z[i, j] + sum_{i >= t} s0_i + sum_{j < t} E_j + exp(cs_last) <F, S0>
 //   ddt_t = x_t . v_t + A_h dl_t,   dA_h = sum over b, t of dt_t dl_t.
@@ -27,25 +31,29 @@
 //   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): cs, decays, Xw, S_in[c]
 //   2. F: ssd_bwd_weighted_dy_kernel (dyw), C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk
 //   3. products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
-//      dC_h = dyw_c S0^T, dB_h = Xw_c F^T (Q x N per head), U = B_c F (Q x P per head)
+//      Y0 = C_c S0 and U = B_c F (Q x P per head), dCg = dyw_c S0^T and dBg = Xw_c F^T (Q x N per group, over
+//      Hg P columns)
 //   4. ssd_bwd_decay_kernel                 grid (chunks, rows x H): Gm -> Wd and M (masks and decays), Z's
-//      rectangle sums (warp scans), s0 and E (row dots of step 3's dC_h, dB_h with C, B), <F, S0>, U -> el U;
-//      writes dl, the chunk's dA / dD terms
-//   5. products that need Wd and M:          dC_h += Wd B_c, dB_h += Wd^T C_c, v = el U + M^T dy_c
+//      rectangle sums (warp scans), s0 = dyw . Y0 and E = Xw . U (row dots), <F, S0>, U -> el U; writes dl, the
+//      chunk's dA / dD terms
+//      ssd_bwd_wsum_kernel                  block per (b, c, g): Wsum = sum of Wd over the group's heads, in order
+//   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
 //   6. ssd_bwd_token_kernel                  block per token: dx = dt v + D dy, ddt = x . v + A dl
-//   7. ssd_bwd_group_kernel                  grid-stride over (b, t, g, n): dB, dC = sums over the heads
+//   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
 // The products are float (cuBLAS SGEMM) when the context's GemmPrecision is Fp32, TF32 tensor cores otherwise
 // (gemm_batched), as in the forward. Every sum has a fixed order (cuBLAS's, warp trees, heads in head order,
-// chunks in order; no atomics): the same bits on every run. Element arithmetic is float, with the cumulative
-// sums, the decay-path sums and the reductions over tokens in double; against the host's double recurrence that
-// is ~1e-6 relative in fp32.
+// chunks in order; no atomics): the same bits on every run. Element arithmetic is float (Wsum too), with the
+// cumulative sums, the decay-path sums and the reductions over tokens in double; against the host's double
+// recurrence that is ~1e-6 relative in fp32.
 //
 // Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1: 32 chunks): per (b, h, c)
-// Q^2 P (Gm) + 2 Q N P (dC_h, dB_h) + Q N P (U) + 2 Q^2 N (Wd B, Wd^T C) + Q^2 P (M^T dy) = 3.1 M FMA, plus
-// Q N P each in the products of steps 1 and 2 and Q^2 N per group for CB: ~6.4 G FMA (13 GFLOP) per layer. The
-// previous form ran step 3-5's products as SIMT block products in one kernel per (b, h, c) at ~8 TFLOP/s
-// (1.2 ms per layer on an H100; bench/RESULTS_CUDA.md).
+// Q^2 P (Gm) + 2 Q N P (Y0, U) + 2 Q N P (the head's share of dCg, dBg) + Q^2 P (M^T dy) = 2.6 M FMA, plus
+// Q N P each in the products of steps 1 and 2, and per (b, g, c) Q^2 N for CB and 2 Q^2 N for Wsum B, Wsum^T C:
+// ~5.7 G FMA (11 GFLOP) per layer, against 6.4 G before: session 13's form took the Wd products per head
+// (2 Q^2 N each, 34% of a head's FMAs) and wrote each head's dB, dC (L, H, N) for a sum over the heads. The
+// session-9 form ran the products as SIMT block products in one kernel per (b, h, c) at ~8 TFLOP/s (1.2 ms per
+// layer on an H100; bench/RESULTS_CUDA.md).
 //
 // Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
 // dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
@@ -53,10 +61,10 @@
 // empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
-// F (rows, chunks, N, H, P), Xw, dyw, U / v (rows, L, H, P), per-head dB / dC (rows, L, H, N), Gm / Wd and M
-// (rows, chunks, H, Q, Q), CB (rows, chunks, G, Q, Q) floats; cs and dl (rows, H, chunks, Q) doubles; plus the
-// dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 3 x 25.2 + 2 x 50.3 +
-// 2 x 25.2 + 0.5 + 2 x 0.8 MB = 329 MB.
+// F (rows, chunks, N, H, P), Xw, dyw, U / v, Y0 (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
+// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs and dl (rows, H, chunks, Q) doubles; plus the
+// dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 4 x 25.2 + 2 x 25.2 +
+// 2 x 0.5 + 2 x 1.0 + 2 x 0.8 MB = 256 MB.
 // Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
 // input rows.
 #pragma once
@@ -94,8 +102,10 @@ struct SsdBwdScratch {
   float* cb;        // (rows, chunks, G, Q, Q)  [i Q + j] = C_i . B_j
   float* wd;        // (rows, chunks, H, Q, Q)  [i Q + j] = dy_i . x_j, then Wd[i, j]
   float* m;         // (rows, chunks, H, Q, Q)  [i Q + j] = M[i, j]
-  float* dB_head;   // (rows, L, H, N)          Xw F^T, then each head's part of dB
-  float* dC_head;   // (rows, L, H, N)          dyw S0^T, then each head's part of dC
+  float* y0;        // (rows, L, H, P)          C_i S0 (the state's read-out, for s0)
+  float* wsum;      // (rows, chunks, G, Q, Q)  sum of Wd over the heads of the group, in head order
+  float* dBg;       // (rows, L, G, N)          dB of the slab before put_grad
+  float* dCg;       // (rows, L, G, N)          dC of the slab before put_grad
   double* dl;       // (rows, H, chunks, Q)     dl_t
   double* dA_part;  // (rows, H, chunks)        sum over the chunk of dt_t dl_t (the slab's rows of (B, H, chunks))
   double* dD_part;  // (rows, H, chunks)        sum over the chunk of dy . x
@@ -134,8 +144,7 @@ __global__ void ssd_bwd_weighted_dy_kernel(SsdChunks s, TensorView<const T, 4, C
 // decay path dl, and the chunk's dA / dD terms.
 template <class T>
 __global__ void __launch_bounds__(kSsdBwdThreads)
-    ssd_bwd_decay_kernel(SsdChunks chunks, SsdBwdScratch s, TensorView<const T, 3, Cuda> dt,
-                         TensorView<const T, 4, Cuda> Bm, TensorView<const T, 4, Cuda> Cm) {
+    ssd_bwd_decay_kernel(SsdChunks chunks, SsdBwdScratch s, TensorView<const T, 3, Cuda> dt) {
   constexpr int Q = kSsdBwdChunk, QP = kSsdBwdPitch;
   extern __shared__ double dsmem[];
   double* cs = dsmem;                              // (Q) cumulative sums of dt A within the chunk
@@ -192,14 +201,16 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
     Z[i * QP + j0] = float(r0);
     Z[i * QP + j1] = float(r1);
   }
-  // s0_i = C_i . dC_h[i] and E_j = B_j . dB_h[j] (step 3's products), one warp per token.
+  // s0_i = dyw_i . (C_i S0) and E_j = Xw_j . (B_j F) (step 3's products), one warp per token; U -> el U on the
+  // way (E reads U before the scaling).
   for (int i = warp; i < Qc; i += kWarps) {
-    const float* dc = s.dC_head + ((b * geo.L + c0 + i) * geo.H + h) * N;
-    const float* db = s.dB_head + ((b * geo.L + c0 + i) * geo.H + h) * N;
+    const int64_t row = (b * geo.L + c0 + i) * HP + h * P;
     double sc = 0.0, sb = 0.0;
-    for (int64_t n = lane; n < N; n += 32) {
-      sc += double(Cm(b, c0 + i, g, n)) * dc[n];
-      sb += double(Bm(b, c0 + i, g, n)) * db[n];
+    for (int64_t p = lane; p < P; p += 32) {
+      const float u = s.v[row + p];
+      sc += double(s.dyw[row + p]) * s.y0[row + p];
+      sb += double(chunks.xw[row + p]) * u;
+      s.v[row + p] = u * el[i];
     }
     sc = warp_sum(sc);
     sb = warp_sum(sb);
@@ -207,11 +218,6 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
       s0[i] = sc;
       ej[i] = sb;
     }
-  }
-  // U -> el U over the chunk's tokens of this head.
-  for (int64_t e = tid; e < Qc * P; e += kSsdBwdThreads) {
-    const int64_t j = e / P, p = e % P;
-    s.v[(b * geo.L + c0 + j) * HP + h * P + p] *= el[j];
   }
   __syncthreads();
   for (int t = warp; t < Q; t += kWarps) {
@@ -285,21 +291,29 @@ __global__ void ssd_bwd_token_kernel(SsdGeometry geo, const float* v, const doub
   }
 }
 
-// dB, dC of the slab's rows: each the sum over the heads of its group, in head order.
+// wsum[b, c, g] = the sum of Wd over the heads of group g, in head order (Q x Q tiles, zeros outside Qc x Qc);
+// block per (b, c, g). (A template, as every kernel of a header: no duplicate host stubs across translation units.)
 template <class T>
-__global__ void ssd_bwd_group_kernel(SsdGeometry geo, SsdBwdScratch s, TensorView<T, 4, Cuda> dB,
-                                     TensorView<T, 4, Cuda> dC, GradientMode mode) {
-  const int64_t L = geo.L, G = geo.G, N = geo.N, H = geo.H, per_group = H / G, n_items = geo.B * L * G * N;
+__global__ void ssd_bwd_wsum_kernel(SsdGeometry geo, SsdBwdScratch s) {
+  const int64_t QQ = geo.Q * geo.Q, Hg = geo.H / geo.G, bc = blockIdx.x / geo.G, g = blockIdx.x % geo.G;
+  const float* wd = s.wd + (bc * geo.H + g * Hg) * QQ;
+  float* out = s.wsum + blockIdx.x * QQ;
+  for (int64_t e = threadIdx.x; e < QQ; e += blockDim.x) {
+    T sum = 0;
+    for (int64_t h = 0; h < Hg; ++h) sum += wd[h * QQ + e];
+    out[e] = sum;
+  }
+}
+
+// dB, dC of the slab's rows from their contiguous (rows, L, G, N) products, under the gradient mode.
+template <class T>
+__global__ void ssd_bwd_put_group_kernel(SsdGeometry geo, SsdBwdScratch s, TensorView<T, 4, Cuda> dB,
+                                         TensorView<T, 4, Cuda> dC, GradientMode mode) {
+  const int64_t L = geo.L, G = geo.G, N = geo.N, n_items = geo.B * L * G * N;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_items; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i % N, g = (i / N) % G, t = (i / (N * G)) % L, b = i / (N * G * L);
-    double sb = 0, sc = 0;
-    for (int64_t h = g * per_group; h < (g + 1) * per_group; ++h) {
-      const int64_t at = ((b * L + t) * H + h) * N + n;
-      sb += s.dB_head[at];
-      sc += s.dC_head[at];
-    }
-    put_grad(dB(b, t, g, n), sb, mode);
-    put_grad(dC(b, t, g, n), sc, mode);
+    put_grad(dB(b, t, g, n), double(s.dBg[i]), mode);
+    put_grad(dC(b, t, g, n), double(s.dCg[i]), mode);
   }
 }
 
@@ -346,7 +360,7 @@ inline gpu::BatchOperand ssd_chunk_rows(TensorView<const float, 4, Cuda> v, int6
 
 inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g, const gpu::SsdChunks& chunks,
                                    const gpu::SsdBwdScratch& s, const SsdBwdOperands& o) {
-  const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, Hg = H / G, HP = H * P, HN = H * N,
+  const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, Hg = H / G, HP = H * P, GN = G * N,
                 NHP = N * HP, L = g.L, C = g.chunks;
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {
     // CB [i Q + j] = C_i . B_j: column-major (j, i) = B_c C_c^T, per (b, c, g).
@@ -357,14 +371,20 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
     gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, P, {{g.B, count, H, 1}}, ssd_chunk_rows(o.x, first, Q),
                  o.ld_x, ssd_chunk_rows(o.dy, first, Q), o.ld_dy, 0.0f,
                  {s.wd + first * H * QQ, {C * H * QQ, H * QQ, QQ, 0}}, Q);
-    // dC_h = dyw_c S0^T, dB_h = Xw_c F^T (Qc, N): column-major (N, Qc) = S^T-rows times the weighted rows.
-    const auto state_times = [&](const float* states, const float* w, float* out) {
-      gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, N, Qc, P, {{g.B, count, H, 1}},
-                   {states + first * NHP, {C * NHP, NHP, P, 0}}, HP, {w + first * Q * HP, {L * HP, Q * HP, P, 0}}, HP,
-                   0.0f, {out + first * Q * HN, {L * HN, Q * HN, N, 0}}, HN);
+    // Per group: dCg = dyw_c S0^T, dBg = Xw_c F^T (Qc, N), over the group's Hg P columns at once (the heads' sum):
+    // column-major (N, Qc) = the states' rows (N, Hg P) times the weighted rows transposed.
+    const auto group_state_times = [&](const float* states, const float* w, float* out) {
+      gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, N, Qc, Hg * P, {{g.B, count, G, 1}},
+                   {states + first * NHP, {C * NHP, NHP, Hg * P, 0}}, HP,
+                   {w + first * Q * HP, {L * HP, Q * HP, Hg * P, 0}}, HP, 0.0f,
+                   {out + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
     };
-    state_times(chunks.states, s.dyw, s.dC_head);
-    state_times(s.dstates, chunks.xw, s.dB_head);
+    group_state_times(chunks.states, s.dyw, s.dCg);
+    group_state_times(s.dstates, chunks.xw, s.dBg);
+    // Y0 = C_c S0 (Qc, P): column-major (P, Qc) = S0^T-rows times C_c^T, per (b, c, g, head of g).
+    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, N, {{g.B, count, G, Hg}},
+                 {chunks.states + first * NHP, {C * NHP, NHP, Hg * P, P}}, HP, ssd_chunk_rows(o.Cm, first, Q), o.ld_c,
+                 0.0f, {s.y0 + first * Q * HP, {L * HP, Q * HP, Hg * P, P}}, HP);
     // U = B_c F (Qc, P): column-major (P, Qc) = F^T-rows times B_c^T, per (b, c, g, head of g).
     gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, N, {{g.B, count, G, Hg}},
                  {s.dstates + first * NHP, {C * NHP, NHP, Hg * P, P}}, HP, ssd_chunk_rows(o.Bm, first, Q), o.ld_b,
@@ -374,16 +394,16 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
 
 inline void ssd_bwd_mask_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g, const gpu::SsdBwdScratch& s,
                                   const SsdBwdOperands& o) {
-  const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, Hg = H / G, HP = H * P, HN = H * N,
-                L = g.L, C = g.chunks;
+  const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, HP = H * P, GN = G * N, L = g.L,
+                C = g.chunks;
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {
-    const gpu::BatchOperand wd_of_group = {s.wd + first * H * QQ, {C * H * QQ, H * QQ, Hg * QQ, QQ}};
-    // dC_h[i] += sum_j Wd[i, j] B_j: column-major (N, Qc) += B_c^T Wd^T (Wd [i Q + j] is column-major (j, i)).
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, N, Qc, Qc, {{g.B, count, G, Hg}}, ssd_chunk_rows(o.Bm, first, Q),
-                 o.ld_b, wd_of_group, Q, 1.0f, {s.dC_head + first * Q * HN, {L * HN, Q * HN, Hg * N, N}}, HN);
-    // dB_h[j] += sum_i Wd[i, j] C_i: column-major (N, Qc) += C_c^T Wd.
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, N, Qc, Qc, {{g.B, count, G, Hg}}, ssd_chunk_rows(o.Cm, first, Q),
-                 o.ld_c, wd_of_group, Q, 1.0f, {s.dB_head + first * Q * HN, {L * HN, Q * HN, Hg * N, N}}, HN);
+    const gpu::BatchOperand wsum = {s.wsum + first * G * QQ, {C * G * QQ, G * QQ, QQ, 0}};
+    // dCg[i] += sum_j Wsum[i, j] B_j: column-major (N, Qc) += B_c^T Wsum^T (Wsum [i Q + j] is column-major (j, i)).
+    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Bm, first, Q),
+                 o.ld_b, wsum, Q, 1.0f, {s.dCg + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
+    // dBg[j] += sum_i Wsum[i, j] C_i: column-major (N, Qc) += C_c^T Wsum.
+    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Cm, first, Q),
+                 o.ld_c, wsum, Q, 1.0f, {s.dBg + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
     // v[j] += sum_i M[i, j] dy_i: column-major (P, Qc) += dy_c^T M.
     gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, P, Qc, Qc, {{g.B, count, H, 1}}, ssd_chunk_rows(o.dy, first, Q),
                  o.ld_dy, {s.m + first * H * QQ, {C * H * QQ, H * QQ, QQ, 0}}, Q, 1.0f,
@@ -411,8 +431,8 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(x.stride(1), P, L, "x"),
                            ssd_leading_dim(Bm.stride(1), N, L, "B"), ssd_leading_dim(Cm.stride(1), N, L, "C"),
                            ssd_leading_dim(dy.stride(1), P, L, "dy")};
-  const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 3 * L * HP +
-                                                    chunks * (G + 2 * H) * QQ + 2 * L * H * N) +
+  const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 4 * L * HP +
+                                                    chunks * 2 * (G + H) * QQ + 2 * L * G * N) +
                           int64_t(sizeof(double)) * 2 * H * chunks * Q;
   const int64_t bs = std::max<int64_t>(
       1, std::min<int64_t>({B, 65535 / H, int64_t(kSsdBwdSlabBytes) / std::max<int64_t>(1, per_row)}));
@@ -428,8 +448,10 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   s.cb = ws.take<float>(size_t(bs * chunks * G * QQ));
   s.wd = ws.take<float>(size_t(bs * chunks * H * QQ));
   s.m = ws.take<float>(size_t(bs * chunks * H * QQ));
-  s.dB_head = ws.take<float>(size_t(bs * L * H * N));
-  s.dC_head = ws.take<float>(size_t(bs * L * H * N));
+  s.y0 = ws.take<float>(size_t(bs * L * HP));
+  s.wsum = ws.take<float>(size_t(bs * chunks * G * QQ));
+  s.dBg = ws.take<float>(size_t(bs * L * G * N));
+  s.dCg = ws.take<float>(size_t(bs * L * G * N));
   s.dl = ws.take<double>(size_t(bs * H * chunks * Q));
   const cudaStream_t stream = ctx.stream();
 
@@ -458,13 +480,14 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     }
     ssd_bwd_state_products(ctx, geo, chunk_scratch, s, slab);  // 3.
     ssd_bwd_launch(stream, ssd_bwd_decay_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)),  // 4.
-                   kSsdBwdDecaySmem, chunk_scratch, s, dts, slab.Bm, slab.Cm);
+                   kSsdBwdDecaySmem, chunk_scratch, s, dts);
+    ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G)), 0, geo, s);
     ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
     ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>, dim3(unsigned(rows * L)), 0, geo,  // 6.
                    static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
                    dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), mode);
     if (N > 0)
-      ssd_bwd_launch(stream, ssd_bwd_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,  // 7.
+      ssd_bwd_launch(stream, ssd_bwd_put_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,  // 7.
                      dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), mode);
   }
   ssd_bwd_launch(stream, ssd_bwd_heads_kernel<float>, dim3(unsigned((H + kSsdBwdThreads - 1) / kSsdBwdThreads)), 0, B,
