@@ -5,7 +5,7 @@
 # profile: Nsight Compute (ncu, clocks left alone) per-kernel times of the decode kernel at the 2.7B in_proj shape
 # and of one eager 780M decode step, with the SM clock and DRAM bytes; the decode kernel's stall reasons and
 # per-instruction samples (SASS, csv) (not part of the default steps).
-# train: bench_cuda_train and ncu per-kernel times of one L = 512 training step (not part of the default steps).
+# train: bench_cuda_train and ncu per-kernel times of the 780M L = 2048 bf16 batch-1 case (not a default step).
 # Everything written ends up in $OUT/suite.tgz too (the device tool brings back at most 8 files).
 # The CUDA architecture defaults to 90 (H200); set CUDA_ARCH to change it.
 set -u -o pipefail
@@ -64,8 +64,11 @@ for step in $STEPS; do
         { grep -E "error" "$OUT/build_train.log" | head -20; continue; }
       timeout 300 $BUILD/bin/bench_cuda_train --benchmark_out="$OUT/bench_cuda_train.json" \
         --benchmark_out_format=json 2>&1 | tee "$OUT/bench_cuda_train.log"
-      timeout 400 ncu --clock-control none --metrics gpu__time_duration.sum --launch-count 3000 \
-        $BUILD/bin/bench_cuda_train --benchmark_filter='L512' >"$OUT/ncu_train.log" 2>&1 ;;
+      # Every kernel of the three steps of one case (warm-up + 2 timed) inside the bench's NVTX phases, summed
+      # per kernel name: divide by 3 for one step.
+      timeout 500 ncu --clock-control none --metrics gpu__time_duration.sum --nvtx --nvtx-include "forward/" \
+        --nvtx-include "backward/" --nvtx-include "optimizer/" --print-summary per-kernel \
+        $BUILD/bin/bench_cuda_train --benchmark_filter='L2048/B1/bf16' >"$OUT/ncu_train.log" 2>&1 ;;
     peer)
       timeout 400 python3 bench/peers/hf_mamba2_decode.py 2>&1 | tee "$OUT/hf_mamba2_decode.log" | grep -v Warning ;;
   esac
