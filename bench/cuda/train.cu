@@ -11,7 +11,8 @@
 // high-water mark of the device memory pool the library allocates from (core/cuda_runtime.hpp), model,
 // optimizer state, activations and scratch, since before the model was made; forward_ms (forward + loss),
 // backward_ms, optimizer_ms (clipping + AdamW) per step from events between the phases. The phases are NVTX
-// ranges "forward", "backward", "optimizer" for a profiler (ncu --nvtx --nvtx-include "backward/").
+// ranges "forward", "backward", "optimizer" for a profiler (ncu --nvtx --nvtx-include "backward/"); the library's
+// per-op ranges nest inside them (docs/cuda.md, "Profiler ranges").
 #include <benchmark/benchmark.h>
 #include <nvtx3/nvToolsExt.h>
 

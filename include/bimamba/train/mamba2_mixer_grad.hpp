@@ -12,10 +12,13 @@
 // Parameter gradients always Accumulate into the ParamStore's grads (the model zeroes them for Overwrite);
 // du is Overwritten. Saved per mixer: zxbcdt (T R), xbc (T C), dt (T H), A (H), y and yn (T E) floats; the
 // scan states are recomputed by the backward, not saved. Backward scratch comes from ctx.workspace().
+// Each op runs inside a ProfileRange (core/profile_range.hpp) named after it: in_proj, conv1d, dt, ssd_scan,
+// gated_norm, out_proj.
 #pragma once
 
 #include <cstdint>
 
+#include "../core/profile_range.hpp"
 #include "../model/config.hpp"
 #include "../nn/mamba2_mixer.hpp"
 #include "../ops/causal_conv1d_backward.hpp"
@@ -71,17 +74,33 @@ void mamba2_forward_train(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, 
   s.yn = Tensor<float, 2, Backend>({T, E});
   const float* zx = s.zxbcdt.data();
   const float* xbc = s.xbc.data();
-  m.in_proj().forward(ctx, u.template reshape<2>({T, D}), s.zxbcdt.view());
-  m.conv1d().forward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), s.xbc.view());
-  dt_softplus(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
-              float(cfg.dt_limit_min), float(cfg.dt_limit_max), s.dt.view());
-  neg_exp(ctx, m.A_log(), s.A.view());
-  ssd_scan(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
-           s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
-           TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
-           TensorView<const float, 4, Backend>(xbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}), m.D(),
-           cfg.chunk_size, s.y.view().template reshape<4>({B, L, H, P}));
-  m.norm().forward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), s.yn.view());
+  {
+    ProfileRange<Backend> range("in_proj");
+    m.in_proj().forward(ctx, u.template reshape<2>({T, D}), s.zxbcdt.view());
+  }
+  {
+    ProfileRange<Backend> range("conv1d");
+    m.conv1d().forward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), s.xbc.view());
+  }
+  {
+    ProfileRange<Backend> range("dt");
+    dt_softplus(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
+                float(cfg.dt_limit_min), float(cfg.dt_limit_max), s.dt.view());
+    neg_exp(ctx, m.A_log(), s.A.view());
+  }
+  {
+    ProfileRange<Backend> range("ssd_scan");
+    ssd_scan(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
+             s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
+             TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
+             TensorView<const float, 4, Backend>(xbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}), m.D(),
+             cfg.chunk_size, s.y.view().template reshape<4>({B, L, H, P}));
+  }
+  {
+    ProfileRange<Backend> range("gated_norm");
+    m.norm().forward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), s.yn.view());
+  }
+  ProfileRange<Backend> range("out_proj");
   m.out_proj().forward(ctx, s.yn.cview(), out.template reshape<2>({T, D}));
 }
 
@@ -108,30 +127,47 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
   const float* zx = s.zxbcdt.data();
   const float* xbc = s.xbc.data();
 
-  projection_backward(ctx, m.out_proj(), store, s.yn.cview(), dout.template reshape<2>({T, D}), dyn);
-  const auto& norm = m.norm();
-  gated_rms_norm_backward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), norm.weight(),
-                          norm.groups(), norm.eps(), dyn, dy, TensorView<float, 2, Backend>(dzx, {T, E}, {R, 1}),
-                          grad_of(store, norm.weight()), acc);
-  ssd_scan_backward(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
-                    s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
-                    TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
-                    TensorView<const float, 4, Backend>(xbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}), m.D(),
-                    dy.template reshape<4>({B, L, H, P}),
-                    TensorView<float, 4, Backend>(dxbc, {B, L, H, P}, {L * C, C, P, 1}),
-                    ddt.template reshape<3>({B, L, H}), dA,
-                    TensorView<float, 4, Backend>(dxbc + E, {B, L, G, N}, {L * C, C, N, 1}),
-                    TensorView<float, 4, Backend>(dxbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}),
-                    grad_of(store, m.D()), acc);
-  neg_exp_backward(ctx, s.A.cview(), dA, grad_of(store, m.A_log()), acc);
-  dt_softplus_backward(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
-                       float(cfg.dt_limit_min), float(cfg.dt_limit_max), ddt,
-                       TensorView<float, 2, Backend>(dzx + E + C, {T, H}, {R, 1}), grad_of(store, m.dt_bias()), acc);
-  const auto& conv = m.conv1d();
-  causal_conv1d_backward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), conv.weight(),
-                         conv.bias(), TensorView<const float, 3, Backend>(dxbc, {B, L, C}),
-                         TensorView<float, 3, Backend>(dzx + E, {B, L, C}, {L * R, R, 1}),
-                         grad_of(store, conv.weight()), grad_of(store, conv.bias()), acc);
+  {
+    ProfileRange<Backend> range("out_proj");
+    projection_backward(ctx, m.out_proj(), store, s.yn.cview(), dout.template reshape<2>({T, D}), dyn);
+  }
+  {
+    ProfileRange<Backend> range("gated_norm");
+    const auto& norm = m.norm();
+    gated_rms_norm_backward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), norm.weight(),
+                            norm.groups(), norm.eps(), dyn, dy, TensorView<float, 2, Backend>(dzx, {T, E}, {R, 1}),
+                            grad_of(store, norm.weight()), acc);
+  }
+  {
+    ProfileRange<Backend> range("ssd_scan");
+    ssd_scan_backward(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
+                      s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
+                      TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
+                      TensorView<const float, 4, Backend>(xbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}), m.D(),
+                      dy.template reshape<4>({B, L, H, P}),
+                      TensorView<float, 4, Backend>(dxbc, {B, L, H, P}, {L * C, C, P, 1}),
+                      ddt.template reshape<3>({B, L, H}), dA,
+                      TensorView<float, 4, Backend>(dxbc + E, {B, L, G, N}, {L * C, C, N, 1}),
+                      TensorView<float, 4, Backend>(dxbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}),
+                      grad_of(store, m.D()), acc);
+  }
+  {
+    ProfileRange<Backend> range("dt");
+    neg_exp_backward(ctx, s.A.cview(), dA, grad_of(store, m.A_log()), acc);
+    dt_softplus_backward(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
+                         float(cfg.dt_limit_min), float(cfg.dt_limit_max), ddt,
+                         TensorView<float, 2, Backend>(dzx + E + C, {T, H}, {R, 1}), grad_of(store, m.dt_bias()),
+                         acc);
+  }
+  {
+    ProfileRange<Backend> range("conv1d");
+    const auto& conv = m.conv1d();
+    causal_conv1d_backward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), conv.weight(),
+                           conv.bias(), TensorView<const float, 3, Backend>(dxbc, {B, L, C}),
+                           TensorView<float, 3, Backend>(dzx + E, {B, L, C}, {L * R, R, 1}),
+                           grad_of(store, conv.weight()), grad_of(store, conv.bias()), acc);
+  }
+  ProfileRange<Backend> range("in_proj");
   projection_backward(ctx, m.in_proj(), store, u.template reshape<2>({T, D}),
                       TensorView<const float, 2, Backend>(dzx, {T, R}), du.template reshape<2>({T, D}));
 }
