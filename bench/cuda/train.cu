@@ -13,10 +13,13 @@
 // backward_ms, optimizer_ms (clipping + AdamW) per step from events between the phases. The phases are NVTX
 // ranges "forward", "backward", "optimizer" for a profiler (ncu --nvtx --nvtx-include "backward/"); the library's
 // per-op ranges nest inside them (docs/cuda.md, "Profiler ranges").
+//   BM_cuda_train_ranges/...   the same step with a RangeTimer on the context (core/range_timer.hpp): a counter
+//   "<path>_ms" per range ("backward/ssd_scan_ms"), device time per step summed over the layers; the events
+//   between the ops make its step time a little longer than BM_cuda_train_step's.
 #include <benchmark/benchmark.h>
-#include <nvtx3/nvToolsExt.h>
 
 #include <bimamba/bench/cuda_timing.hpp>
+#include <bimamba/core/profile_range.hpp>
 #include <bimamba/cuda.hpp>
 #include <bimamba/model/init.hpp>
 #include <bimamba/model/presets.hpp>
@@ -36,7 +39,8 @@
 namespace bimamba::bench_cuda {
 namespace {
 
-void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B, GemmPrecision precision) {
+void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int64_t B, GemmPrecision precision,
+                        bool time_ranges) {
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
@@ -61,18 +65,22 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     double phase_ms[3] = {0, 0, 0};  // forward + loss, backward, clipping + AdamW (summed over timed steps)
     auto step = [&] {
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[0], stream));
-      nvtxRangePushA("forward");
-      TrainingPass<Cuda> pass = training_forward(ctx, model, inputs);
-      loss = cross_entropy_loss(ctx, pass.logits(), targets, pass.dlogits());
-      nvtxRangePop();
+      TrainingPass<Cuda> pass;
+      {
+        ProfileRange<Cuda> range(ctx, "forward");
+        pass = training_forward(ctx, model, inputs);
+        loss = cross_entropy_loss(ctx, pass.logits(), targets, pass.dlogits());
+      }
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[1], stream));
-      nvtxRangePushA("backward");
-      training_backward(ctx, model, pass, GradientMode::Overwrite);
-      nvtxRangePop();
+      {
+        ProfileRange<Cuda> range(ctx, "backward");
+        training_backward(ctx, model, pass, GradientMode::Overwrite);
+      }
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[2], stream));
-      nvtxRangePushA("optimizer");
-      opt.clip_and_step(ctx, 3e-4f, 1.0);
-      nvtxRangePop();
+      {
+        ProfileRange<Cuda> range(ctx, "optimizer");
+        opt.clip_and_step(ctx, 3e-4f, 1.0);
+      }
       BIMAMBA_CUDA_CHECK(cudaEventRecord(marks[3], stream));
       BIMAMBA_CUDA_CHECK(cudaEventSynchronize(marks[3]));
       for (int k = 0; k < 3; ++k) {
@@ -84,6 +92,8 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     step();  // warm-up: workspace, cuBLAS, counters
     ctx.synchronize();
     for (double& p : phase_ms) p = 0;
+    RangeTimer timer;
+    if (time_ranges) ctx.set_range_timer(&timer);
     cudaEvent_t start, stop;
     BIMAMBA_CUDA_CHECK(cudaEventCreate(&start));
     BIMAMBA_CUDA_CHECK(cudaEventCreate(&stop));
@@ -109,6 +119,10 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
     st.counters["forward_ms"] = phase_ms[0] / n_steps;
     st.counters["backward_ms"] = phase_ms[1] / n_steps;
     st.counters["optimizer_ms"] = phase_ms[2] / n_steps;
+    if (time_ranges) {
+      ctx.set_range_timer(nullptr);
+      for (const RangeTime& r : timer.summary()) st.counters[r.path + "_ms"] = r.ms / n_steps;
+    }
     for (auto& e : marks) cudaEventDestroy(e);
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
@@ -124,12 +138,15 @@ int register_all() {
   const Shape shapes[] = {{512, 1, GemmPrecision::Fp32},  {2048, 1, GemmPrecision::Fp32},
                           {2048, 1, GemmPrecision::Tf32}, {2048, 1, GemmPrecision::Bf16},
                           {2048, 2, GemmPrecision::Bf16}, {2048, 4, GemmPrecision::Bf16}};
-  for (const Shape& s : shapes)
-    benchmark::RegisterBenchmark(("BM_cuda_train_step/bimamba-780m/L" + std::to_string(s.L) + "/B" +
+  auto add = [](const char* name, const Shape& s, bool time_ranges) {
+    benchmark::RegisterBenchmark((std::string(name) + "/bimamba-780m/L" + std::to_string(s.L) + "/B" +
                                   std::to_string(s.B) + "/" + to_string(s.precision))
                                      .c_str(),
-                                 BM_cuda_train_step, std::string("bimamba-780m"), s.L, s.B, s.precision)
+                                 BM_cuda_train_step, std::string("bimamba-780m"), s.L, s.B, s.precision, time_ranges)
         ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
+  };
+  for (const Shape& s : shapes) add("BM_cuda_train_step", s, false);
+  for (const Shape& s : {shapes[3], shapes[5]}) add("BM_cuda_train_ranges", s, true);
   return 0;
 }
 [[maybe_unused]] const int registered = register_all();

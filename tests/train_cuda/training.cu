@@ -1,18 +1,21 @@
 // Training on the Cuda backend against the host and the fixtures: the losses and their gradients, the
 // bimamba2-tiny fixture gradients (tests/data/FIXTURES.md) through training_forward / training_backward on the
 // device, device vs host model gradients for mamba2-tiny and mamba1-tiny, AdamW / clipping / the non-finite
-// search over the flat buffers, and a 5-step Trainer run on both backends from the same seed.
+// search over the flat buffers, a 5-step Trainer run on both backends from the same seed, and the RangeTimer's
+// per-op times of a backward.
 #include <gtest/gtest.h>
 
 #include <bimamba/cuda.hpp>
 #include <bimamba/io/safetensors.hpp>
 #include <bimamba/model/init.hpp>
+#include <bimamba/core/profile_range.hpp>
 #include <bimamba/model/load.hpp>
 #include <bimamba/train/adamw.hpp>
 #include <bimamba/train/grad_utils.hpp>
 #include <bimamba/train/losses.hpp>
 #include <bimamba/train/model_grad.hpp>
 #include <bimamba/train/trainer.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <type_traits>
@@ -192,6 +195,46 @@ TEST(TrainCuda, RecomputePerBlockGivesTheSameGradients) {
     }
     EXPECT_EQ(relative_l2(grads[1], grads[0]), 0.0) << folder;
   }
+}
+
+// RangeTimer through ProfileRange: a training step on bimamba2-tiny under a caller's "backward" range gives one
+// path per op and block, with one call per layer, enclosing ranges no shorter than their children, and a summary
+// that starts a new collection. Times are device event differences: only their signs and order are checked.
+TEST(TrainCuda, RangeTimerTimesEachOpOfTheBackward) {
+  SKIP_WITHOUT_DEVICE();
+  Context<Cuda> dev;
+  auto md = load_model<Cuda>(dev, data_path("bimamba2-tiny"));
+  const int64_t layers = md.config().n_layer;
+  SafetensorsFile ref(data_path("bimamba2-tiny/reference.safetensors"));
+  const HostTensor idt = ref.get("input_ids");
+  const auto ids = to<Cuda>(tensor_from<int32_t, 2>(to_int32(idt), {idt.shape[0], idt.shape[1]}));
+  auto pass = training_forward(dev, md, ids.cview());
+  next_token_loss(dev, pass.logits(), ids.cview(), pass.dlogits());
+  RangeTimer timer;
+  dev.set_range_timer(&timer);
+  {
+    ProfileRange<Cuda> range(dev, "backward");
+    training_backward(dev, md, pass, GradientMode::Overwrite);
+  }
+  dev.set_range_timer(nullptr);
+  const std::vector<RangeTime> times = timer.summary();
+  ASSERT_FALSE(times.empty());
+  EXPECT_EQ(times.front().path, "backward");
+  EXPECT_EQ(times.front().calls, 1);
+  double ops_ms = 0;
+  for (const char* op : {"out_proj", "gated_norm", "ssd_scan", "dt", "conv1d", "in_proj"}) {
+    const auto it = std::find_if(times.begin(), times.end(),
+                                 [&](const RangeTime& t) { return t.path == std::string("backward/") + op; });
+    ASSERT_NE(it, times.end()) << op;
+    EXPECT_EQ(it->calls, layers) << op;
+    EXPECT_GT(it->ms, 0.0) << op;
+    ops_ms += it->ms;
+  }
+  EXPECT_GE(times.front().ms, ops_ms);  // the ops run one after the other inside "backward"
+  EXPECT_TRUE(timer.summary().empty());
+  RangeTimer unbalanced;
+  unbalanced.push("open", dev.stream());
+  EXPECT_THROW(unbalanced.summary(), Error);
 }
 
 // A store with parameters in both groups and padding between them.

@@ -1,5 +1,5 @@
 // The Cuda backend's runtime pieces usable from plain C++ (linked with bimamba::cuda): error checks,
-// device memory, and Context<Cuda> (device, stream, cuBLAS handle, workspace, log callback).
+// device memory, and Context<Cuda> (device, stream, cuBLAS handle, workspace, log callback, range timer).
 // Kernels live in ops/cuda/*.cuh and need a CUDA translation unit.
 #pragma once
 
@@ -16,6 +16,8 @@
 #include "memory.hpp"
 
 namespace bimamba {
+
+class RangeTimer;  // core/range_timer.hpp
 
 // The CUDA runtime or driver reported a failure.
 class CudaError : public Error {
@@ -194,6 +196,11 @@ class Context<Cuda> {
 
   void synchronize() const { BIMAMBA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+  // Device time per ProfileRange (core/range_timer.hpp) while set; null (the default) records nothing. The
+  // timer must outlive its use here.
+  RangeTimer* range_timer() const { return range_timer_; }
+  void set_range_timer(RangeTimer* timer) { range_timer_ = timer; }
+
   void set_logger(LogCallback callback) { logger_ = std::move(callback); }
   void log(LogLevel level, std::string_view message) const {
     if (logger_) logger_(level, message);
@@ -207,6 +214,7 @@ class Context<Cuda> {
   Workspace<Cuda> workspace_;
   unsigned* counters_ = nullptr;
   size_t counter_words_ = 0;
+  RangeTimer* range_timer_ = nullptr;
   LogCallback logger_;
 };
 

@@ -75,21 +75,21 @@ void mamba2_forward_train(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, 
   const float* zx = s.zxbcdt.data();
   const float* xbc = s.xbc.data();
   {
-    ProfileRange<Backend> range("in_proj");
+    ProfileRange<Backend> range(ctx, "in_proj");
     m.in_proj().forward(ctx, u.template reshape<2>({T, D}), s.zxbcdt.view());
   }
   {
-    ProfileRange<Backend> range("conv1d");
+    ProfileRange<Backend> range(ctx, "conv1d");
     m.conv1d().forward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), s.xbc.view());
   }
   {
-    ProfileRange<Backend> range("dt");
+    ProfileRange<Backend> range(ctx, "dt");
     dt_softplus(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
                 float(cfg.dt_limit_min), float(cfg.dt_limit_max), s.dt.view());
     neg_exp(ctx, m.A_log(), s.A.view());
   }
   {
-    ProfileRange<Backend> range("ssd_scan");
+    ProfileRange<Backend> range(ctx, "ssd_scan");
     ssd_scan(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
              s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
              TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
@@ -97,10 +97,10 @@ void mamba2_forward_train(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, 
              cfg.chunk_size, s.y.view().template reshape<4>({B, L, H, P}));
   }
   {
-    ProfileRange<Backend> range("gated_norm");
+    ProfileRange<Backend> range(ctx, "gated_norm");
     m.norm().forward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), s.yn.view());
   }
-  ProfileRange<Backend> range("out_proj");
+  ProfileRange<Backend> range(ctx, "out_proj");
   m.out_proj().forward(ctx, s.yn.cview(), out.template reshape<2>({T, D}));
 }
 
@@ -128,18 +128,18 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
   const float* xbc = s.xbc.data();
 
   {
-    ProfileRange<Backend> range("out_proj");
+    ProfileRange<Backend> range(ctx, "out_proj");
     projection_backward(ctx, m.out_proj(), store, s.yn.cview(), dout.template reshape<2>({T, D}), dyn);
   }
   {
-    ProfileRange<Backend> range("gated_norm");
+    ProfileRange<Backend> range(ctx, "gated_norm");
     const auto& norm = m.norm();
     gated_rms_norm_backward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), norm.weight(),
                             norm.groups(), norm.eps(), dyn, dy, TensorView<float, 2, Backend>(dzx, {T, E}, {R, 1}),
                             grad_of(store, norm.weight()), acc);
   }
   {
-    ProfileRange<Backend> range("ssd_scan");
+    ProfileRange<Backend> range(ctx, "ssd_scan");
     ssd_scan_backward(ctx, TensorView<const float, 4, Backend>(xbc, {B, L, H, P}, {L * C, C, P, 1}),
                       s.dt.cview().template reshape<3>({B, L, H}), s.A.cview(),
                       TensorView<const float, 4, Backend>(xbc + E, {B, L, G, N}, {L * C, C, N, 1}),
@@ -152,7 +152,7 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
                       grad_of(store, m.D()), acc);
   }
   {
-    ProfileRange<Backend> range("dt");
+    ProfileRange<Backend> range(ctx, "dt");
     neg_exp_backward(ctx, s.A.cview(), dA, grad_of(store, m.A_log()), acc);
     dt_softplus_backward(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
                          float(cfg.dt_limit_min), float(cfg.dt_limit_max), ddt,
@@ -160,14 +160,14 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
                          acc);
   }
   {
-    ProfileRange<Backend> range("conv1d");
+    ProfileRange<Backend> range(ctx, "conv1d");
     const auto& conv = m.conv1d();
     causal_conv1d_backward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), conv.weight(),
                            conv.bias(), TensorView<const float, 3, Backend>(dxbc, {B, L, C}),
                            TensorView<float, 3, Backend>(dzx + E, {B, L, C}, {L * R, R, 1}),
                            grad_of(store, conv.weight()), grad_of(store, conv.bias()), acc);
   }
-  ProfileRange<Backend> range("in_proj");
+  ProfileRange<Backend> range(ctx, "in_proj");
   projection_backward(ctx, m.in_proj(), store, u.template reshape<2>({T, D}),
                       TensorView<const float, 2, Backend>(dzx, {T, R}), du.template reshape<2>({T, D}));
 }

@@ -102,7 +102,7 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
       mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, p.mixers1_[k]);
       if (recompute == Recompute::PerBlock) p.mixers1_[k] = MambaSaved<Backend>{};
     }
-    ProfileRange<Backend> range("norm");
+    ProfileRange<Backend> range(ctx, "norm");
     copy(p.h_[k].cview(), p.h_[k + 1].view());
     const RMSNorm<Backend>& next = i + 1 < n ? model.norm(i + 1) : model.norm_f();
     next.add_forward(ctx, p.h_[k + 1].view().template reshape<2>({T, D}), mixed.template reshape<2>({T, D}),
@@ -110,7 +110,7 @@ TrainingPass<Backend> training_forward(Context<Backend>& ctx, LanguageModel<Back
   }
   const auto nf = p.n_[size_t(n)].cview().template reshape<2>({T, D});
   auto logits = p.logits_.view().template reshape<2>({T, V});
-  ProfileRange<Backend> range("head");
+  ProfileRange<Backend> range(ctx, "head");
   linear(ctx, nf, head_weight(model), {}, logits);
   return p;
 }
@@ -140,11 +140,11 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
   const auto nf = p.n_[size_t(n)].cview().template reshape<2>({T, D});
   const TensorView<float, 2, Backend> head_w = head_weight(model);
   {
-    ProfileRange<Backend> range("head");
+    ProfileRange<Backend> range(ctx, "head");
     linear_backward(ctx, nf, head_w, dlogits, dn, grad_of(store, head_w), {}, acc);
   }
   {
-    ProfileRange<Backend> range("norm");
+    ProfileRange<Backend> range(ctx, "norm");
     const RMSNorm<Backend>& norm_f = model.norm_f();
     rms_norm_backward(ctx, p.h_[size_t(n)].cview().template reshape<2>({T, D}), norm_f.weight(), norm_f.eps(), dn,
                       dh, grad_of(store, norm_f.weight()), acc);
@@ -156,7 +156,7 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
     if (mamba2) {
       Mamba2Saved<Backend> rebuilt;
       if (rebuild) {  // the mixer's forward again, from its kept input; its output is not needed
-        ProfileRange<Backend> range("recompute");
+        ProfileRange<Backend> range(ctx, "recompute");
         WorkspaceScope<Backend> redo(ws);
         TensorView<float, 3, Backend> mixed(ws.template take<float>(TD), {B, L, D});
         mamba2_forward_train(ctx, model.mamba2_mixer(i), cfg, p.n_[k].cview(), mixed, rebuilt);
@@ -166,7 +166,7 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
     } else {
       MambaSaved<Backend> rebuilt;
       if (rebuild) {
-        ProfileRange<Backend> range("recompute");
+        ProfileRange<Backend> range(ctx, "recompute");
         WorkspaceScope<Backend> redo(ws);
         TensorView<float, 3, Backend> mixed(ws.template take<float>(TD), {B, L, D});
         mamba_forward_train(ctx, model.mamba_mixer(i), cfg, p.n_[k].cview(), mixed, rebuilt);
@@ -174,12 +174,12 @@ void training_backward(Context<Backend>& ctx, LanguageModel<Backend>& model, Tra
       mamba_backward(ctx, model.mamba_mixer(i), cfg, store, p.n_[k].cview(), rebuild ? rebuilt : p.mixers1_[k], dout,
                      du.template reshape<3>({B, L, D}));
     }
-    ProfileRange<Backend> range("norm");
+    ProfileRange<Backend> range(ctx, "norm");
     const RMSNorm<Backend>& norm = model.norm(i);
     rms_norm_backward(ctx, p.h_[k].cview().template reshape<2>({T, D}), norm.weight(), norm.eps(), du, dh,
                       grad_of(store, norm.weight()), acc);
   }
-  ProfileRange<Backend> range("embedding");
+  ProfileRange<Backend> range(ctx, "embedding");
   embedding_backward(ctx, p.ids_.cview(), dh.template reshape<3>({B, L, D}), grad_of(store, model.embedding().weight()),
                      acc);
 }
