@@ -2,9 +2,10 @@
 // fbi_weight, dx = dy W_eff and G = dy^T x by cuBLAS SGEMMs (ops/cuda/linear_backward.cuh), then one column_reduce
 // pass over G (ops/cuda/column_reduce.cuh): dW[i, j] = alpha[j] G[i, j], dalpha[j] = sum_i G[i, j] s(W[i, j]),
 // dbeta[j] = sum_i G[i, j], the sums in double. Scratch: W_eff and G (out x in floats
-// each) from ctx.workspace().
+// each) from ctx.workspace(). Profiler ranges inside the caller's: dx (W_eff and its product), dw_gemm, weight_sums.
 #pragma once
 
+#include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
 #include "column_reduce.cuh"
 #include "fbi_weight.cuh"
@@ -49,13 +50,18 @@ inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float,
   auto& ws = ctx.workspace();
   WorkspaceScope<Cuda> scope(ws);
   if (present(dx)) {
+    ProfileRange<Cuda> range(ctx, "dx");
     TensorView<float, 2, Cuda> w_eff(ws.take<float>(size_t(out * in)), {out, in});  // (out, in)
     fbi_weight_impl(ctx, W, alpha, beta, w_eff);
     linear_dx(ctx, w_eff, dy, dx, mode);
   }
   if ((!present(dW) && !present(dalpha) && !present(dbeta)) || in == 0) return;
   TensorView<float, 2, Cuda> G(ws.take<float>(size_t(out * in)), {out, in});  // (out, in) dL/dW_eff
-  linear_dw(ctx, x, dy, G, GradientMode::Overwrite);
+  {
+    ProfileRange<Cuda> range(ctx, "dw_gemm");
+    linear_dw(ctx, x, dy, G, GradientMode::Overwrite);
+  }
+  ProfileRange<Cuda> range(ctx, "weight_sums");
   column_reduce<2>(ctx, out, in, gpu::FbiGradTerm<float>{G, W, alpha, dW, mode},
                    gpu::FbiGradFinish<float>{dalpha, dbeta, mode});
 }

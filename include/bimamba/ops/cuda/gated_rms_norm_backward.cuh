@@ -1,60 +1,138 @@
 // Cuda gated group-wise RMSNorm backward (see ops/gated_rms_norm_backward.hpp), the host's math in the host's
-// precision (g = y silu(z) in double from float silu):
-//   kernel 1, one block per (row t, group): sum g^2 and sum w dout g in double (tree sums), r = 1/sqrt(.),
-//             dg_j = r w_j dout_j - (r^3 / S) g_j dot, dy_j = dg_j silu(z_j), dz_j = dg_j y_j silu'(z_j);
-//             r stored to scratch (T x groups floats, ctx.workspace())
-//   then dw_j = sum_t dout_tj g_tj r_t,group(j) in double by column_reduce (ops/cuda/column_reduce.cuh).
-// Rows go on the grid's x axis (no 65535 limit), groups on y.
+// precision (g = y silu(z) in double from float silu; sums, dg, dy, dz and dw in double):
+//   kernel 1 (gated_norm_backward_tile_kernel), a block per (tile of rows [t0, t1), group), row after row:
+//             each thread loads its columns of the row (threadIdx.x + k blockDim.x, the first kGateCols of them
+//             kept in registers, any further ones read again), sums g^2 and w dout g in double, then one barrier
+//             gives every thread the block's totals (warp sums added in warp order); r = 1/sqrt(sum / S + eps),
+//             dg_j = r w_j dout_j - (r^3 / S) g_j dot, dy_j = dg_j silu(z_j), dz_j = dg_j y_j silu'(z_j); each
+//             thread adds dout_j g_j r (r rounded to float, as the host's r) of its columns over the tile's rows
+//             and writes the tile's sums to scratch (tiles x E doubles from ctx.workspace(), only when dw is
+//             present).
+//   kernel 2 (gated_norm_weight_kernel), a block per 32 columns: lane y adds tiles y, y + 8, ... in order, then
+//             the 8 sums are added in lane order: dw_j.
+// Every addition's order depends only on the shapes: reruns give the same bits. Tiles have at least
+// kGateTileRows rows and there are at most kGateMaxTiles of them (kernel 2 stays short at any T). y, z, dout, dy
+// and dz are read and written once (dy, dz read too under Accumulate), all through their strides; per element the
+// index arithmetic is 32-bit column offsets times the views' column strides, no division.
 #pragma once
 
 #include "../../core/workspace.hpp"
-#include "column_reduce.cuh"
+#include "launch_backward.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
+inline constexpr int kGateCols = 8;                // columns of a row that a thread keeps in registers
+inline constexpr int kGateMaxThreads = 512;        // launch bound: up to 128 registers a thread
+inline constexpr int64_t kGateTileRows = 8, kGateMaxTiles = 512;
+inline constexpr int kGateWeightLanes = 8;         // kernel 2: tiles summed in parallel per column
+
+// Columns [c0, c0 + S) of row t of a (T, E) view, as a view of S elements.
 template <class T>
-__device__ inline double gate_value(const TensorView<const T, 2, Cuda>& y, const TensorView<const T, 2, Cuda>& z,
-                                    int64_t t, int64_t j) {
-  return double(y(t, j)) * silu(z(t, j));
+__device__ inline TensorView<T, 1, Cuda> group_row(const TensorView<T, 2, Cuda>& v, int64_t t, int64_t c0, int S) {
+  return {v.data() + t * v.stride(0) + c0 * v.stride(1), {S}, {v.stride(1)}};
 }
 
 template <class T>
-__global__ void gated_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> y, TensorView<const T, 2, Cuda> z,
-                                                TensorView<const T, 1, Cuda> w, int64_t S, float eps,
-                                                TensorView<const T, 2, Cuda> dout, TensorView<T, 2, Cuda> dy,
-                                                TensorView<T, 2, Cuda> dz, float* r, GradientMode mode) {
-  __shared__ double scratch[32];
-  const int64_t t = blockIdx.x, g = blockIdx.y, groups = gridDim.y;
-  double sum = 0, dot = 0;
-  for (int64_t j = g * S + threadIdx.x; j < (g + 1) * S; j += blockDim.x) {
-    const double v = gate_value(y, z, t, j);
-    sum += v * v;
-    dot += double(w(j)) * dout(t, j) * v;
+__global__ void __launch_bounds__(kGateMaxThreads)
+    gated_norm_backward_tile_kernel(TensorView<const T, 2, Cuda> y, TensorView<const T, 2, Cuda> z,
+                                    TensorView<const T, 1, Cuda> w, int S, int64_t tile_rows, float eps,
+                                    TensorView<const T, 2, Cuda> dout, TensorView<T, 2, Cuda> dy,
+                                    TensorView<T, 2, Cuda> dz, double* partials, GradientMode mode) {
+  __shared__ double warp_sums[2][kGateMaxThreads / 32][2];  // (row parity, warp, {sum g^2, dot})
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, step = blockDim.x;
+  const int64_t c0 = blockIdx.y * int64_t(S), t0 = blockIdx.x * tile_rows, t1 = min(y.size(0), t0 + tile_rows);
+  const bool has_dy = present(dy), has_dz = present(dz), has_dw = partials != nullptr;
+  const bool accumulate = mode == GradientMode::Accumulate;
+  const TensorView<const T, 1, Cuda> wg(w.data() + c0 * w.stride(0), {S}, {w.stride(0)});
+  double* tile_sums = has_dw ? partials + blockIdx.x * y.size(1) + c0 : nullptr;  // this tile's dw sums of the group
+  double part[kGateCols] = {};                                    // dw sums of the cached columns
+  for (int64_t t = t0; t < t1; ++t) {
+    const auto yr = group_row(y, t, c0, S), zr = group_row(z, t, c0, S), gr = group_row(dout, t, c0, S);
+    const auto dyr = has_dy ? group_row(dy, t, c0, S) : TensorView<T, 1, Cuda>{};
+    const auto dzr = has_dz ? group_row(dz, t, c0, S) : TensorView<T, 1, Cuda>{};
+    // Pass 1: every load of the row at once (the old gradients too, under Accumulate), then the sums.
+    float yv[kGateCols], zv[kGateCols], gv[kGateCols], wv[kGateCols], sv[kGateCols], oy[kGateCols], oz[kGateCols];
+#pragma unroll
+    for (int k = 0; k < kGateCols; ++k) {
+      const int i = threadIdx.x + k * step;
+      if (i >= S) continue;
+      yv[k] = yr(i), zv[k] = zr(i), gv[k] = gr(i), wv[k] = wg(i);
+      oy[k] = accumulate && has_dy ? dyr(i) : 0.0f;
+      oz[k] = accumulate && has_dz ? dzr(i) : 0.0f;
+    }
+    double sum = 0, dot = 0;
+#pragma unroll
+    for (int k = 0; k < kGateCols; ++k) {
+      if (threadIdx.x + k * step >= S) continue;
+      sv[k] = silu(zv[k]);
+      const double v = double(yv[k]) * sv[k];
+      sum += v * v;
+      dot += double(wv[k]) * gv[k] * v;
+    }
+    for (int i = threadIdx.x + kGateCols * step; i < S; i += step) {
+      const double v = double(yr(i)) * silu(zr(i));
+      sum += v * v;
+      dot += double(wg(i)) * gr(i) * v;
+    }
+    // The block's totals, the same bits in every thread. Double-buffered by row parity: a thread writes a
+    // buffer again only two rows later, after every thread has passed the next row's barrier.
+    sum = warp_sum(sum);
+    dot = warp_sum(dot);
+    double(*sums)[2] = warp_sums[(t - t0) & 1];
+    if (lane == 0) sums[warp][0] = sum, sums[warp][1] = dot;
+    __syncthreads();
+    sum = dot = 0;
+    for (int k = 0; k < warps; ++k) sum += sums[k][0], dot += sums[k][1];
+    const double rt = 1.0 / sqrt(sum / double(S) + eps), c = rt * rt * rt * dot / double(S);
+    const double rw = float(rt);  // dw uses r rounded to float, as the host
+    // Pass 2: the outputs and the dw sums.
+#pragma unroll
+    for (int k = 0; k < kGateCols; ++k) {
+      const int i = threadIdx.x + k * step;
+      if (i >= S) continue;
+      const double v = double(yv[k]) * sv[k], dg = rt * wv[k] * gv[k] - c * v;
+      if (has_dy) {
+        put_grad(oy[k], dg * sv[k], mode);
+        dyr(i) = oy[k];
+      }
+      if (has_dz) {
+        put_grad(oz[k], dg * yv[k] * dsilu_grad(zv[k]), mode);
+        dzr(i) = oz[k];
+      }
+      if (has_dw) part[k] += double(gv[k]) * v * rw;
+    }
+    for (int i = threadIdx.x + kGateCols * step; i < S; i += step) {
+      const float yi = yr(i), zi = zr(i), gi = gr(i), si = silu(zi);
+      const double v = double(yi) * si, dg = rt * wg(i) * gi - c * v;
+      if (has_dy) put_grad(dyr(i), dg * si, mode);
+      if (has_dz) put_grad(dzr(i), dg * yi * dsilu_grad(zi), mode);
+      if (has_dw) tile_sums[i] = (t == t0 ? 0.0 : tile_sums[i]) + double(gi) * v * rw;  // only this thread's
+    }
   }
-  sum = block_sum(sum, scratch);
-  dot = block_sum(dot, scratch);
-  const double rt = 1.0 / sqrt(sum / double(S) + eps);
-  if (threadIdx.x == 0) r[t * groups + g] = float(rt);
-  const double c = rt * rt * rt * dot / double(S);
-  const bool has_dy = present(dy), has_dz = present(dz);
-  for (int64_t j = g * S + threadIdx.x; j < (g + 1) * S; j += blockDim.x) {
-    const double dg = rt * w(j) * dout(t, j) - c * gate_value(y, z, t, j);
-    if (has_dy) put_grad(dy(t, j), dg * silu(z(t, j)), mode);
-    if (has_dz) put_grad(dz(t, j), dg * y(t, j) * dsilu_grad(z(t, j)), mode);
-  }
+  if (!has_dw) return;
+#pragma unroll
+  for (int k = 0; k < kGateCols; ++k)
+    if (threadIdx.x + k * step < S) tile_sums[threadIdx.x + k * step] = part[k];
 }
 
-// dw_j's term of row t.
+// dw_j = sum over tiles of partials (tiles, E); a block of (32 columns, kGateWeightLanes lanes).
 template <class T>
-struct GatedNormWeightTerm {
-  TensorView<const T, 2, Cuda> y, z, dout;
-  int64_t S, groups;
-  const float* r;
-  __device__ ColumnTerms<1> operator()(int64_t t, int64_t j) const {
-    return {{double(dout(t, j)) * gate_value(y, z, t, j) * r[t * groups + j / S]}};
-  }
-};
+__global__ void __launch_bounds__(32 * kGateWeightLanes)
+    gated_norm_weight_kernel(const double* partials, int64_t tiles, int64_t E, TensorView<T, 1, Cuda> dw,
+                             GradientMode mode) {
+  __shared__ double lanes[kGateWeightLanes][32];
+  const int64_t j = blockIdx.x * int64_t(32) + threadIdx.x;
+  double s = 0;
+  if (j < E)
+    for (int64_t b = threadIdx.y; b < tiles; b += kGateWeightLanes) s += partials[b * E + j];
+  lanes[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || j >= E) return;
+  s = 0;
+  for (int y = 0; y < kGateWeightLanes; ++y) s += lanes[y][threadIdx.x];
+  put_grad(dw(j), s, mode);
+}
 }  // namespace gpu
 
 inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> y,
@@ -64,18 +142,23 @@ inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const fl
                                          TensorView<float, 1, Cuda> dw, GradientMode mode) {
   const int64_t T = y.size(0), E = y.size(1), S = E / groups;
   if (E == 0) return;
-  BIMAMBA_CHECK(groups <= 65535, "gated_rms_norm_backward (Cuda): at most 65535 groups, got ", groups);
+  BIMAMBA_CHECK(groups <= 65535 && S <= (int64_t(1) << 30), "gated_rms_norm_backward (Cuda): ", groups,
+                " groups of ", S, " channels exceed the kernel's limits (65535 groups, 2^30 channels a group)");
+  const int64_t tile_rows = std::max(gpu::kGateTileRows, (T + gpu::kGateMaxTiles - 1) / gpu::kGateMaxTiles);
+  const int64_t tiles = (T + tile_rows - 1) / tile_rows;
   WorkspaceScope<Cuda> scope(ctx.workspace());
-  float* r = ctx.workspace().take<float>(size_t(T * groups));  // (T, groups) 1 / rms of each group
+  double* partials = present(dw) ? ctx.workspace().take<double>(size_t(tiles * E)) : nullptr;  // (tiles, E)
   if (T > 0) {
-    const int threads = int(std::min<int64_t>(gpu::kThreads, (S + 31) / 32 * 32));
-    gpu::gated_norm_backward_rows_kernel<float><<<dim3(unsigned(T), unsigned(groups)), threads, 0, ctx.stream()>>>(
-        y, z, w, S, eps, dout, dy, dz, r, mode);
+    const int64_t per_thread = (S + gpu::kGateCols - 1) / gpu::kGateCols;
+    const int threads = int(std::min<int64_t>(gpu::kGateMaxThreads, (per_thread + 31) / 32 * 32));
+    gpu::gated_norm_backward_tile_kernel<float><<<dim3(unsigned(tiles), unsigned(groups)), threads, 0, ctx.stream()>>>(
+        y, z, w, int(S), tile_rows, eps, dout, dy, dz, partials, mode);
     gpu::check_launch();
   }
   if (!present(dw)) return;
-  column_reduce<1>(ctx, T, E, gpu::GatedNormWeightTerm<float>{y, z, dout, S, groups, r},
-                   gpu::PutColumnGrad<float>{dw, mode});
+  gpu::gated_norm_weight_kernel<float><<<unsigned((E + 31) / 32), dim3(32, gpu::kGateWeightLanes), 0, ctx.stream()>>>(
+      partials, tiles, E, dw, mode);
+  gpu::check_launch();
 }
 
 }  // namespace bimamba::detail

@@ -8,6 +8,7 @@
 //   4. inter     y_c = C_c S_in[c]                    (Qc x P x N)  batched over (b, c, g, head of g)
 //   5. scale     y_i = exp(cs_i) y_i + D x_i                                             (element-wise)
 //   6. intra     y_c += M_h x_c                       (Qc x P x Qc) batched over (b, c, h)
+// Profiler ranges (core/profile_range.hpp) inside the caller's: states (1), outputs (2 - 6).
 // A sequence whose length is not a multiple of Q ends in a shorter chunk: each batched product runs once over the
 // full chunks and once over that chunk. The products are float (cuBLAS SGEMM) when the context's GemmPrecision
 // is Fp32 (the default; inference), TF32 tensor cores otherwise (training with --precision tf32 | bf16); the
@@ -26,6 +27,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
 #include "../common.hpp"
 #include "gemm.cuh"
@@ -104,7 +106,11 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
   const SsdChunks s = ssd_take_chunks(ctx.workspace(), g);
   float* cb = ctx.workspace().take<float>(size_t(B * g.chunks * G * QQ));
   float* mask = ctx.workspace().take<float>(size_t(B * g.chunks * H * QQ));
-  ssd_chunk_states(ctx, s, x, dt, A, Bm, initial_state, final_state);  // 1.
+  {
+    ProfileRange<Cuda> range(ctx, "states");
+    ssd_chunk_states(ctx, s, x, dt, A, Bm, initial_state, final_state);  // 1.
+  }
+  ProfileRange<Cuda> range(ctx, "outputs");
 
   const float* xp = x.data();
   const float* bp = Bm.data();

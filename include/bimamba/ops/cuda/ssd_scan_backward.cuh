@@ -41,6 +41,8 @@
 //   6. ssd_bwd_token_kernel                  block per token: dx = dt v + D dy, ddt = x . v + A dl
 //   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
+// Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), state_products (3), decay (4),
+// mask_products (5), tokens (6, 7).
 // The products are float (cuBLAS SGEMM) when the context's GemmPrecision is Fp32, TF32 tensor cores otherwise
 // (gemm_batched), as in the forward. Every sum has a fixed order (cuBLAS's, warp trees, heads in head order,
 // chunks in order; no atomics): the same bits on every run. Element arithmetic is float (Wsum too), with the
@@ -73,6 +75,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
 #include "gemm.cuh"
 #include "launch_backward.cuh"
@@ -467,22 +470,34 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     s.dA_part = dA_part + b0 * H * chunks;
     s.dD_part = dD_part + b0 * H * chunks;
     chunk_scratch.geo = geo;
-    // 1., 2.: S_in[c] from zero; F from its own terms C_c^T dyw_c, carried from the last chunk.
-    ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {});
-    if (HP > 0)
-      ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(unsigned(rows * L)), 0, chunk_scratch, slab.dy,
-                     s.dyw);
-    if (N > 0 && HP > 0) {
-      ssd_chunk_products(ctx, geo, slab.Cm, s.dyw, s.dstates);
-      ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * N * HP)), 0, geo, s.dstates,
-                     static_cast<const float*>(chunk_scratch.decays), TensorView<const float, 4, Cuda>{},
-                     TensorView<float, 4, Cuda>{});
+    {  // 1., 2.: S_in[c] from zero; F from its own terms C_c^T dyw_c, carried from the last chunk.
+      ProfileRange<Cuda> range(ctx, "states");
+      ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {});
+      if (HP > 0)
+        ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(unsigned(rows * L)), 0, chunk_scratch,
+                       slab.dy, s.dyw);
+      if (N > 0 && HP > 0) {
+        ssd_chunk_products(ctx, geo, slab.Cm, s.dyw, s.dstates);
+        ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * N * HP)), 0, geo, s.dstates,
+                       static_cast<const float*>(chunk_scratch.decays), TensorView<const float, 4, Cuda>{},
+                       TensorView<float, 4, Cuda>{});
+      }
     }
-    ssd_bwd_state_products(ctx, geo, chunk_scratch, s, slab);  // 3.
-    ssd_bwd_launch(stream, ssd_bwd_decay_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)),  // 4.
-                   kSsdBwdDecaySmem, chunk_scratch, s, dts);
-    ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G)), 0, geo, s);
-    ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
+    {
+      ProfileRange<Cuda> range(ctx, "state_products");
+      ssd_bwd_state_products(ctx, geo, chunk_scratch, s, slab);  // 3.
+    }
+    {
+      ProfileRange<Cuda> range(ctx, "decay");
+      ssd_bwd_launch(stream, ssd_bwd_decay_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)),  // 4.
+                     kSsdBwdDecaySmem, chunk_scratch, s, dts);
+      ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G)), 0, geo, s);
+    }
+    {
+      ProfileRange<Cuda> range(ctx, "mask_products");
+      ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
+    }
+    ProfileRange<Cuda> range(ctx, "tokens");
     ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>, dim3(unsigned(rows * L)), 0, geo,  // 6.
                    static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
                    dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), mode);
