@@ -151,7 +151,8 @@ TEST_F(DeviceOps, DenseGemvOnBf16WeightsMatchesHost) {
 }
 
 TEST_F(DeviceOps, CausalConv1dPrefillStepAndStates) {
-  const int64_t B = 3, L = 11, C = 70, K = 4, width = C + 5;
+  // L = 70: three 32-token tiles, the last of 6; C = 150: two 128-channel blocks.
+  const int64_t B = 3, L = 70, C = 150, K = 4, width = C + 5;
   auto wide = rand_host<3>({B, L, width}, 30);  // x is a strided slice of a wider buffer
   auto w = rand_host<2>({C, K}, 31);
   auto bias = rand_host<1>({C}, 32);
@@ -160,7 +161,7 @@ TEST_F(DeviceOps, CausalConv1dPrefillStepAndStates) {
   auto wd = to<Cuda>(w);
   auto biasd = to<Cuda>(bias);
   auto initd = to<Cuda>(init);
-  for (int64_t len : {int64_t(2), L}) {
+  for (int64_t len : {int64_t(2), int64_t(11), L}) {
     auto x = wide.cview().narrow(2, 3, C).narrow(1, 0, len);
     auto xd = wided.cview().narrow(2, 3, C).narrow(1, 0, len);
     Tensor<float, 3, Host> y({B, len, C}), fin({B, C, K});

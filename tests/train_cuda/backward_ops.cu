@@ -162,10 +162,11 @@ TEST_F(TrainOpsCuda, Norms) {
 }
 
 TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
-  // K = 4 takes the per-channel weight sums of every preset, K = 3 the general per-(c, k) ones.
-  for (int64_t K : {4, 3}) {
-    for (int64_t L : {3, 9, 130}) {  // L = 3 < K; 130 crosses a 128-thread boundary
-      const int64_t B = 2, C = 13, R = C + 7;
+  // K = 4 as every preset, 3, and 20 (its tile needs more than the default 48 KB of shared memory); C = 13 and
+  // 150 (two 128-channel blocks); L = 3 < K, 9, 130 (five 32-token tiles, the last of 2 tokens).
+  for (int64_t K : {4, 3, 20}) {
+    for (auto [L, C] : {std::pair<int64_t, int64_t>{3, 13}, {9, 150}, {130, 13}, {130, 150}}) {
+      const int64_t B = 2, R = C + 7;
       auto wide = rand_host<3>({B, L, R}, 1, -2, 2);  // x is the column range [3, 3 + C) (strided)
       auto w = rand_host<2>({C, K}, 2);
       auto bias = rand_host<1>({C}, 3);
@@ -179,9 +180,9 @@ TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
                                dw.host, db.host, mode);
         causal_conv1d_backward(*dev_, wide_d.cview().narrow(2, 3, C), to<Cuda>(w), to<Cuda>(bias), to<Cuda>(dy),
                                dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, mode);
-        EXPECT_LT(dx.rel_l2(), kTol) << "conv dx K = " << K << " L = " << L << " " << name(mode);
-        EXPECT_LT(dw.rel_l2(), kTol) << "conv dw K = " << K << " L = " << L << " " << name(mode);
-        EXPECT_LT(db.rel_l2(), kTol) << "conv dbias K = " << K << " L = " << L << " " << name(mode);
+        EXPECT_LT(dx.rel_l2(), kTol) << "conv dx K = " << K << " L = " << L << " C = " << C << " " << name(mode);
+        EXPECT_LT(dw.rel_l2(), kTol) << "conv dw K = " << K << " L = " << L << " C = " << C << " " << name(mode);
+        EXPECT_LT(db.rel_l2(), kTol) << "conv dbias K = " << K << " L = " << L << " C = " << C << " " << name(mode);
       }
     }
   }

@@ -1,6 +1,6 @@
 // Cuda causal depthwise conv1d, prefill and step (see ops/causal_conv1d.hpp).
-//   prefill: one thread per output (b, t, c) (every output reads only inputs, so all are independent), then one
-//            thread per (b, c) writes final_state[b, c, k] = input(L - K + k) for k = 0 .. K-1 in increasing k.
+//   prefill: a thread per (b, channel, tile of kConvTokens tokens) (every output reads only inputs, so all are
+//            independent), then one thread per (b, c) writes final_state[b, c, k] = input(L - K + k) for k = 0 .. K-1 in increasing k.
 //            When final_state is initial_state's memory, input(L - K + k) with L - K + k < 0 reads index L + k > k,
 //            which this thread overwrites only later, so the in-place update is exact.
 //   step:    one thread per (b, c): shift its rolling state, append x, dot with the weights.
@@ -20,16 +20,48 @@ __device__ inline float conv_input(TensorView<const T, 3, Cuda> x, TensorView<co
   return present(initial_state) ? initial_state(b, c, K + s) : 0.0f;
 }
 
+// Prefill and training tiles: a block per (kConvChannels channels, kConvTokens tokens of one sequence), a thread
+// per channel. The thread first copies its channel's inputs of the tile (and the K - 1 before it) to shared memory
+// in one run of independent loads (a warp reads 32 consecutive channels of a token: coalesced), then computes from
+// there: many loads in flight per thread instead of one per output. Each thread reads only its own column of
+// shared memory, so there are no block barriers. Index arithmetic per element is multiplications by the views'
+// strides; divisions only per tile.
+inline constexpr int kConvChannels = 128;
+inline constexpr int kConvTokens = 32;
+
+// Raises kernel's dynamic shared memory limit to smem bytes when that is above the 48 KB default; throws, naming
+// d_conv = K, when it is above the device's opt-in limit.
+template <class Kernel>
+void allow_conv_tile_smem(Context<Cuda>& ctx, Kernel* kernel, size_t smem, int64_t K, const char* op) {
+  if (smem <= (48 << 10)) return;
+  int optin = 0;
+  BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
+  BIMAMBA_CHECK(smem <= size_t(optin), op, " (Cuda): d_conv K = ", K, " needs ", smem,
+                " bytes of shared memory per block, above this device's ", optin);
+  BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+}
+
 template <class T>
-__global__ void causal_conv1d_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> weight,
-                                     TensorView<const T, 1, Cuda> bias, TensorView<T, 3, Cuda> y, Activation act,
-                                     TensorView<const T, 3, Cuda> initial_state) {
-  const int64_t L = x.size(1), C = x.size(2), K = weight.size(1), n = x.size(0) * L * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = (i / C) % L, b = i / (C * L);
-    float acc = present(bias) ? bias(c) : 0.0f;
-    for (int64_t k = 0; k < K; ++k) acc += weight(c, k) * conv_input(x, initial_state, K, b, t - (K - 1) + k, c);
-    y(b, t, c) = activate(act, acc);
+__global__ void __launch_bounds__(kConvChannels)
+    causal_conv1d_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> weight,
+                         TensorView<const T, 1, Cuda> bias, TensorView<T, 3, Cuda> y, Activation act,
+                         TensorView<const T, 3, Cuda> initial_state) {
+  extern __shared__ float x_tile[];  // (kConvTokens + K - 1, kConvChannels): input(t0 - K + 1 + r) at row r
+  const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = weight.size(1);
+  const int64_t c = blockIdx.x * int64_t(kConvChannels) + threadIdx.x;
+  if (c >= C) return;
+  float* xs = x_tile + threadIdx.x;
+  const float b0 = present(bias) ? bias(c) : 0.0f;
+  const int64_t tiles = (L + kConvTokens - 1) / kConvTokens;
+  for (int64_t bt = blockIdx.y; bt < B * tiles; bt += gridDim.y) {
+    const int64_t b = bt / tiles, t0 = bt % tiles * kConvTokens, t1 = min(L, t0 + kConvTokens);
+    for (int64_t r = 0; r < t1 - t0 + K - 1; ++r)
+      xs[r * kConvChannels] = conv_input(x, initial_state, K, b, t0 - K + 1 + r, c);
+    for (int64_t t = t0; t < t1; ++t) {
+      float acc = b0;
+      for (int64_t k = 0; k < K; ++k) acc += weight(c, k) * xs[(t - t0 + k) * kConvChannels];
+      y(b, t, c) = activate(act, acc);
+    }
   }
 }
 
@@ -64,8 +96,13 @@ inline void causal_conv1d_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cu
                                TensorView<const float, 1, Cuda> bias, TensorView<float, 3, Cuda> y, Activation act,
                                TensorView<const float, 3, Cuda> initial_state, TensorView<float, 3, Cuda> final_state) {
   if (y.numel() > 0) {
-    gpu::causal_conv1d_kernel<float>
-        <<<gpu::grid_for(y.numel()), gpu::kThreads, 0, ctx.stream()>>>(x, weight, bias, y, act, initial_state);
+    const int64_t rows = x.size(0) * ((x.size(1) + gpu::kConvTokens - 1) / gpu::kConvTokens);
+    const dim3 grid(unsigned((x.size(2) + gpu::kConvChannels - 1) / gpu::kConvChannels),
+                    unsigned(std::min<int64_t>(rows, 65535)));
+    const size_t smem = size_t(gpu::kConvTokens + weight.size(1) - 1) * gpu::kConvChannels * sizeof(float);
+    gpu::allow_conv_tile_smem(ctx, gpu::causal_conv1d_kernel<float>, smem, weight.size(1), "causal_conv1d");
+    gpu::causal_conv1d_kernel<float><<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, weight, bias, y, act,
+                                                                                       initial_state);
     gpu::check_launch();
   }
   const int64_t rows = x.size(0) * x.size(2);

@@ -1,110 +1,96 @@
-// Cuda causal conv1d + SiLU backward (see ops/causal_conv1d_backward.hpp), from a zero initial state:
-//   kernel 1, one thread per (b, t, c): a = bias + sum_k w[c, k] x[t - K + 1 + k] (double), da = dy silu'(a),
-//             stored to scratch (B, L, C doubles, ctx.workspace())
-//   kernel 2, one thread per (b, s, c): dx[s] = sum_k w[c, k] da[s + K - 1 - k]
-//   then dw[c, k] = sum_{b, t} da[t] x[t - K + 1 + k], dbias[c] = sum_{b, t} da[t], in double, by column_reduce
-//             (ops/cuda/column_reduce.cuh): for K = 4 (every preset) one column per channel with K + 1 sums, so
-//             da and the K inputs of a (row, channel) are loaded once; any other K one column per (c, k).
+// Cuda causal conv1d + SiLU backward (see ops/causal_conv1d_backward.hpp), from a zero initial state, in the host's
+// precision (a, da, dx and the weight sums in double).
+//   kernel 1 (conv1d_backward_tile_kernel), a block per (kConvChannels channels, kConvTokens tokens [t0, t1) of one
+//             sequence), a thread per channel (the tiles of ops/cuda/causal_conv1d.cuh): x and dy of the tile
+//             staged in shared memory, then
+//             da[t] = dy[t] silu'(bias + sum_k w[k] x[t - K + 1 + k]) for t in [t0, min(L, t1 + K - 1)), kept in
+//             shared memory (the K - 1 tokens after the tile are recomputed by both tiles that need them);
+//             dx[s] = sum_k w[k] da[s + K - 1 - k] for s in the tile;
+//             the tile's K + 1 weight sums, sum_t da[t] x[t - K + 1 + k] and sum_t da[t], to scratch
+//             (B x tiles, K + 1, C doubles from ctx.workspace())
+//   kernel 2 (conv1d_weight_sums_kernel), a thread per (k, c): dw[c, k] / dbias[c] = the tiles' sums added in tile
+//             order.
+// Every addition's order depends only on the shapes: reruns give the same bits. Index arithmetic per element is
+// multiplications by the views' strides (x and dx are column ranges of in_proj's output); divisions only per tile.
+// Shared memory: 55 KB per block at K = 4 (conv1d_backward_smem), above the 48 KB default (raised to the device's
+// opt-in limit; a K that needs more throws, naming it).
 #pragma once
 
 #include "../../core/workspace.hpp"
-#include "column_reduce.cuh"
+#include "causal_conv1d.cuh"
+#include "launch_backward.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
-template <class T>
-__global__ void conv1d_backward_da_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> w,
-                                          TensorView<const T, 1, Cuda> bias, TensorView<const T, 3, Cuda> dy, double* da) {
-  const int64_t L = x.size(1), C = x.size(2), K = w.size(1), n = x.size(0) * L * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, t = (i / C) % L, b = i / (C * L);
-    double a = present(bias) ? bias(c) : 0.0f;
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t s = t - K + 1 + k;
-      if (s >= 0) a += double(w(c, k)) * x(b, s, c);
-    }
-    da[i] = dy(b, t, c) * dsilu_grad(a);
-  }
+// Shared memory of a tile, per channel column: da (kConvTokens + K - 1 doubles: da[t0 + r] at row r), then x
+// (kConvTokens + 2 (K - 1) floats: x[t0 - K + 1 + r] at row r, zero before 0).
+inline size_t conv1d_backward_smem(int64_t K) {
+  return (size_t(kConvTokens + K - 1) * sizeof(double) + size_t(kConvTokens + 2 * (K - 1)) * sizeof(float)) *
+         kConvChannels;
 }
 
 template <class T>
-__global__ void conv1d_backward_dx_kernel(TensorView<const T, 2, Cuda> w, const double* da, TensorView<T, 3, Cuda> dx,
-                                          GradientMode mode) {
-  const int64_t L = dx.size(1), C = dx.size(2), K = w.size(1), n = dx.size(0) * L * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C, s = (i / C) % L, b = i / (C * L);
-    double g = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t t = s + K - 1 - k;
-      if (t < L) g += double(w(c, k)) * da[(b * L + t) * C + c];
+__global__ void __launch_bounds__(kConvChannels)
+    conv1d_backward_tile_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> w,
+                                TensorView<const T, 1, Cuda> bias, TensorView<const T, 3, Cuda> dy,
+                                TensorView<T, 3, Cuda> dx, GradientMode mode, double* sums) {
+  extern __shared__ double tile_smem[];
+  const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = w.size(1);
+  const int64_t c = blockIdx.x * int64_t(kConvChannels) + threadIdx.x;
+  if (c >= C) return;  // no block barrier below: each thread reads only its own column of shared memory
+  double* da = tile_smem + threadIdx.x;
+  float* xs = reinterpret_cast<float*>(tile_smem + (kConvTokens + K - 1) * kConvChannels) + threadIdx.x;
+  const double b0 = present(bias) ? bias(c) : 0.0f;
+  const int64_t tiles = (L + kConvTokens - 1) / kConvTokens;
+  for (int64_t bt = blockIdx.y; bt < B * tiles; bt += gridDim.y) {
+    const int64_t b = bt / tiles, t0 = bt % tiles * kConvTokens, t1 = min(L, t0 + kConvTokens),
+                  te = min(L, t1 + K - 1);  // da is needed for [t0, te)
+    for (int64_t r = 0; r < te - t0 + K - 1; ++r) {
+      const int64_t s = t0 - K + 1 + r;
+      xs[r * kConvChannels] = s >= 0 ? float(x(b, s, c)) : 0.0f;
     }
-    put_grad(dx(b, s, c), g, mode);
+    for (int64_t t = t0; t < te; ++t) da[(t - t0) * kConvChannels] = dy(b, t, c);
+    for (int64_t r = 0; r < te - t0; ++r) {  // da[t0 + r] from inputs at rows r .. r + K - 1
+      double a = b0;
+      for (int64_t k = 0; k < K; ++k) a += double(w(c, k)) * xs[(r + k) * kConvChannels];
+      da[r * kConvChannels] *= dsilu_grad(a);
+    }
+    if (present(dx))
+      for (int64_t s = t0; s < t1; ++s) {
+        double g = 0;
+        for (int64_t k = max(int64_t(0), s + K - te); k < K; ++k)
+          g += double(w(c, k)) * da[(s + K - 1 - k - t0) * kConvChannels];
+        put_grad(dx(b, s, c), g, mode);
+      }
+    if (!sums) continue;
+    double* out = sums + bt * (K + 1) * C + c;  // the K + 1 sums of this tile, C apart
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0;  // x[t - K + 1 + k] is row t - t0 + k; rows before x[0] hold 0
+      for (int64_t r = 0; r < t1 - t0; ++r) s += da[r * kConvChannels] * xs[(r + k) * kConvChannels];
+      out[k * C] = s;
+    }
+    double s = 0;
+    for (int64_t r = 0; r < t1 - t0; ++r) s += da[r * kConvChannels];
+    out[K * C] = s;
   }
 }
 
-// Row (b, t) = b L + t, column (c, k) = c (K + 1) + k: the term of dw[c, k] (k < K) or of dbias[c] (k = K).
+// Thread i = k C + c: dw[c, k] (k < K) or dbias[c] (k = K), the rows' sums added in row order.
 template <class T>
-struct Conv1dParamTerm {
-  TensorView<const T, 3, Cuda> x;
-  const double* da;
-  int64_t K;
-  __device__ ColumnTerms<1> operator()(int64_t row, int64_t col) const {
-    const int64_t L = x.size(1), C = x.size(2), c = col / (K + 1), k = col % (K + 1), t = row % L;
-    const double d = da[row * C + c];
-    if (k == K) return {{d}};
-    const int64_t src = t - K + 1 + k;
-    return {{src >= 0 ? d * x(row / L, src, c) : 0.0}};
+__global__ void conv1d_weight_sums_kernel(const double* sums, int64_t rows, int64_t K, int64_t C,
+                                          TensorView<T, 2, Cuda> dw, TensorView<T, 1, Cuda> dbias, GradientMode mode) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= (K + 1) * C) return;
+  double s = 0;
+  for (int64_t r = 0; r < rows; ++r) s += sums[r * (K + 1) * C + i];
+  const int64_t k = i / C, c = i % C;
+  if (k < K) {
+    if (present(dw)) put_grad(dw(c, k), s, mode);
+  } else if (present(dbias)) {
+    put_grad(dbias(c), s, mode);
   }
-};
-
-// Row (b, t) = b L + t, column c: the K + 1 terms of channel c, dw[c, 0..K) then dbias[c], for a K known here.
-template <int K, class T>
-struct Conv1dChannelTerms {
-  TensorView<const T, 3, Cuda> x;
-  const double* da;
-  __device__ ColumnTerms<K + 1> operator()(int64_t row, int64_t c) const {
-    const int64_t L = x.size(1), C = x.size(2), t = row % L;
-    const double d = da[row * C + c];
-    ColumnTerms<K + 1> terms;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int64_t src = t - K + 1 + k;
-      terms.v[k] = src >= 0 ? d * x(row / L, src, c) : 0.0;
-    }
-    terms.v[K] = d;
-    return terms;
-  }
-};
-
-template <int K, class T>
-struct Conv1dChannelFinish {
-  TensorView<T, 2, Cuda> dw;
-  TensorView<T, 1, Cuda> dbias;
-  GradientMode mode;
-  __device__ void operator()(int64_t c, const ColumnTerms<K + 1>& s) const {
-    if (present(dw))
-#pragma unroll
-      for (int k = 0; k < K; ++k) put_grad(dw(c, k), s.v[k], mode);
-    if (present(dbias)) put_grad(dbias(c), s.v[K], mode);
-  }
-};
-
-template <class T>
-struct Conv1dParamFinish {
-  TensorView<T, 2, Cuda> dw;
-  TensorView<T, 1, Cuda> dbias;
-  int64_t K;
-  GradientMode mode;
-  __device__ void operator()(int64_t col, const ColumnTerms<1>& s) const {
-    const int64_t c = col / (K + 1), k = col % (K + 1);
-    if (k == K) {
-      if (present(dbias)) put_grad(dbias(c), s.v[0], mode);
-    } else if (present(dw)) {
-      put_grad(dw(c, k), s.v[0], mode);
-    }
-  }
-};
+}
 }  // namespace gpu
 
 inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cuda> x,
@@ -112,27 +98,26 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
                                         TensorView<const float, 3, Cuda> dy, TensorView<float, 3, Cuda> dx,
                                         TensorView<float, 2, Cuda> dw, TensorView<float, 1, Cuda> dbias,
                                         GradientMode mode) {
-  const int64_t C = x.size(2), K = w.size(1), n = x.numel();
+  const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = w.size(1);
   if (C == 0) return;
+  const size_t smem = gpu::conv1d_backward_smem(K);
+  gpu::allow_conv_tile_smem(ctx, gpu::conv1d_backward_tile_kernel<float>, smem, K, "causal_conv1d_backward");
+  const bool weights = present(dw) || present(dbias);
+  const int64_t tiles = (L + gpu::kConvTokens - 1) / gpu::kConvTokens, rows = B * tiles;
   WorkspaceScope<Cuda> scope(ctx.workspace());
-  double* da = ctx.workspace().take<double>(size_t(n));  // (B, L, C)
-  if (n > 0) {
-    gpu::conv1d_backward_da_kernel<float><<<gpu::grid_for(n), gpu::kThreads, 0, ctx.stream()>>>(x, w, bias, dy, da);
+  double* sums = weights ? ctx.workspace().take<double>(size_t(rows * (K + 1) * C)) : nullptr;  // (rows, K + 1, C)
+  if (rows > 0) {
+    const dim3 grid(unsigned((C + gpu::kConvChannels - 1) / gpu::kConvChannels),
+                    unsigned(std::min<int64_t>(rows, 65535)));
+    gpu::conv1d_backward_tile_kernel<float>
+        <<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, w, bias, dy, dx, mode, sums);
     gpu::check_launch();
-    if (present(dx)) {
-      gpu::conv1d_backward_dx_kernel<float><<<gpu::grid_for(n), gpu::kThreads, 0, ctx.stream()>>>(w, da, dx, mode);
-      gpu::check_launch();
-    }
   }
-  if (!present(dw) && !present(dbias)) return;
-  constexpr int kTaps = 4;  // d_conv of every preset
-  const int64_t rows = x.size(0) * x.size(1);
-  if (K == kTaps)
-    column_reduce<kTaps + 1>(ctx, rows, C, gpu::Conv1dChannelTerms<kTaps, float>{x, da},
-                             gpu::Conv1dChannelFinish<kTaps, float>{dw, dbias, mode});
-  else
-    column_reduce<1>(ctx, rows, C * (K + 1), gpu::Conv1dParamTerm<float>{x, da, K},
-                     gpu::Conv1dParamFinish<float>{dw, dbias, K, mode});
+  if (!weights) return;  // with no rows, the sums below are 0: Overwrite writes zeros
+  const int64_t n = (K + 1) * C;
+  gpu::conv1d_weight_sums_kernel<float><<<unsigned((n + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
+                                          ctx.stream()>>>(sums, rows, K, C, dw, dbias, mode);
+  gpu::check_launch();
 }
 
 }  // namespace bimamba::detail
