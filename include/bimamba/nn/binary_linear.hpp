@@ -4,7 +4,8 @@
 // all in the ParamStore (trainable). No bias (Bi-Mamba's projections have none).
 //
 // Two forward paths that agree to rounding:
-//   latent: W_eff is formed in workspace memory (ops/fbi_weight.hpp) and multiplied with a dense GEMM;
+//   latent: fbi_linear (ops/fbi_linear.hpp): W_eff in workspace memory times a dense GEMM, or on Cuda in bf16
+//           one sign GEMM with alpha and beta folded into x;
 //   packed: after pack(), the signs s(W) live in a BitTensor<uint32_t> outside the store and the op
 //           binary_linear computes S (alpha ⊙ x) + (beta · x) 1 from the bits.
 // pack() reads the latent weight as it is now; later changes to it are not seen until pack() again.
@@ -23,8 +24,7 @@
 #include <type_traits>
 
 #include "../ops/binary_linear.hpp"
-#include "../ops/fbi_weight.hpp"
-#include "../ops/linear.hpp"
+#include "../ops/fbi_linear.hpp"
 #include "../tensor/bit_tensor.hpp"
 #include "../tensor/copy.hpp"
 #include "../train/param_store.hpp"
@@ -106,10 +106,7 @@ class BinaryLinear {
       binary_linear(ctx, x, signs_.cview(), alpha_, beta_, y);
       return;
     }
-    WorkspaceScope<Backend> scope(ctx.workspace());
-    TensorView<float, 2, Backend> w_eff(ctx.workspace().template take<float>(size_t(out_ * in_)), {out_, in_});
-    fbi_weight(ctx, weight_, alpha_, beta_, w_eff);
-    linear(ctx, x, w_eff, {}, y);
+    fbi_linear(ctx, x, weight_, alpha_, beta_, y);
   }
 
   int64_t in_features() const { return in_; }

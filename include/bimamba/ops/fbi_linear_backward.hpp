@@ -5,8 +5,9 @@
 //   dalpha[j] = sum_i G[i, j] s(W[i, j])
 //   dbeta[j]  = sum_i G[i, j]
 //   dx = dy W_eff                                (T, in)
-// x, dx (T, in); W, dW (out, in); alpha, beta, dalpha, dbeta (in); dy (T, out). Every output follows `mode`;
-// any may be an empty view. Scratch: W_eff and G (out x in floats each) from ctx.workspace().
+// x, dx (T, in); W, dW (out, in); alpha, beta, dalpha, dbeta (in); dy (T, out). Every output follows its mode;
+// any may be an empty view. Scratch from ctx.workspace(): W_eff and G (out x in floats each), or on Cuda in bf16
+// the sign GEMMs' operands (ops/cuda/fbi_sign_gemm.cuh).
 #pragma once
 
 #include "common.hpp"
@@ -17,11 +18,14 @@
 
 namespace bimamba {
 
+// dx follows dx_mode, dW / dalpha / dbeta follow mode: the layer's backward in one call (a model's dx is
+// Overwritten, its parameter gradients Accumulate), so work both need (the Cuda bf16 path's dy S) is done once.
 template <class Backend>
 void fbi_linear_backward(Context<Backend>& ctx, View<const float, 2, Backend> x, View<const float, 2, Backend> W,
                          View<const float, 1, Backend> alpha, View<const float, 1, Backend> beta,
                          View<const float, 2, Backend> dy, View<float, 2, Backend> dx, View<float, 2, Backend> dW,
-                         View<float, 1, Backend> dalpha, View<float, 1, Backend> dbeta, GradientMode mode) {
+                         View<float, 1, Backend> dalpha, View<float, 1, Backend> dbeta, GradientMode dx_mode,
+                         GradientMode mode) {
   const int64_t T = x.size(0), in = x.size(1), out = W.size(0);
   check_shape(W, {out, in}, "fbi_linear_backward: W");
   check_shape(alpha, {in}, "fbi_linear_backward: alpha");
@@ -31,7 +35,16 @@ void fbi_linear_backward(Context<Backend>& ctx, View<const float, 2, Backend> x,
   if (present(dW)) check_shape(dW, {out, in}, "fbi_linear_backward: dW");
   if (present(dalpha)) check_shape(dalpha, {in}, "fbi_linear_backward: dalpha");
   if (present(dbeta)) check_shape(dbeta, {in}, "fbi_linear_backward: dbeta");
-  detail::fbi_linear_backward_impl(ctx, x, W, alpha, beta, dy, dx, dW, dalpha, dbeta, mode);
+  detail::fbi_linear_backward_impl(ctx, x, W, alpha, beta, dy, dx, dW, dalpha, dbeta, dx_mode, mode);
+}
+
+// Every output under one mode.
+template <class Backend>
+void fbi_linear_backward(Context<Backend>& ctx, View<const float, 2, Backend> x, View<const float, 2, Backend> W,
+                         View<const float, 1, Backend> alpha, View<const float, 1, Backend> beta,
+                         View<const float, 2, Backend> dy, View<float, 2, Backend> dx, View<float, 2, Backend> dW,
+                         View<float, 1, Backend> dalpha, View<float, 1, Backend> dbeta, GradientMode mode) {
+  fbi_linear_backward(ctx, x, W, alpha, beta, dy, dx, dW, dalpha, dbeta, mode, mode);
 }
 
 }  // namespace bimamba

@@ -49,9 +49,9 @@ void projection_backward(Context<Backend>& ctx, const Projection<Backend>& proj,
   BIMAMBA_CHECK(!proj.packed(), "projection_backward: the projection is packed; unpack() to train the latent weights");
   if (proj.binary()) {
     const auto& f = proj.fbi();
-    fbi_linear_backward(ctx, x, f.weight(), f.alpha(), f.beta(), dy, dx, {}, {}, {}, GradientMode::Overwrite);
-    fbi_linear_backward(ctx, x, f.weight(), f.alpha(), f.beta(), dy, {}, grad_of(store, f.weight()),
-                        grad_of(store, f.alpha()), grad_of(store, f.beta()), GradientMode::Accumulate);
+    fbi_linear_backward(ctx, x, f.weight(), f.alpha(), f.beta(), dy, dx, grad_of(store, f.weight()),
+                        grad_of(store, f.alpha()), grad_of(store, f.beta()), GradientMode::Overwrite,
+                        GradientMode::Accumulate);
   } else {
     const auto& l = proj.dense();
     linear_backward(ctx, x, l.weight(), dy, dx, {}, {}, GradientMode::Overwrite);

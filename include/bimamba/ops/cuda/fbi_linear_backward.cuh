@@ -1,4 +1,5 @@
-// Cuda FBI-Linear backward (see ops/fbi_linear_backward.hpp; identity straight-through estimator): W_eff by
+// Cuda FBI-Linear backward (see ops/fbi_linear_backward.hpp; identity straight-through estimator). In bf16
+// (GemmPrecision::Bf16) through sign GEMMs (ops/cuda/fbi_sign_gemm.cuh); in fp32 / TF32: W_eff by
 // fbi_weight, dx = dy W_eff and G = dy^T x by cuBLAS SGEMMs (ops/cuda/linear_backward.cuh), then one column_reduce
 // pass over G (ops/cuda/column_reduce.cuh): dW[i, j] = alpha[j] G[i, j], dalpha[j] = sum_i G[i, j] s(W[i, j]),
 // dbeta[j] = sum_i G[i, j], the sums in double. Scratch: W_eff and G (out x in floats
@@ -8,6 +9,7 @@
 #include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
 #include "column_reduce.cuh"
+#include "fbi_sign_gemm.cuh"
 #include "fbi_weight.cuh"
 #include "launch_backward.cuh"
 #include "linear_backward.cuh"
@@ -45,7 +47,9 @@ inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float,
                                      TensorView<const float, 1, Cuda> beta, TensorView<const float, 2, Cuda> dy,
                                      TensorView<float, 2, Cuda> dx, TensorView<float, 2, Cuda> dW,
                                      TensorView<float, 1, Cuda> dalpha, TensorView<float, 1, Cuda> dbeta,
-                                     GradientMode mode) {
+                                     GradientMode dx_mode, GradientMode mode) {
+  if (ctx.gemm_precision() == GemmPrecision::Bf16)
+    return fbi_sign_backward(ctx, x, W, alpha, beta, dy, dx, dW, dalpha, dbeta, dx_mode, mode);
   const int64_t in = x.size(1), out = W.size(0);
   auto& ws = ctx.workspace();
   WorkspaceScope<Cuda> scope(ws);
@@ -53,7 +57,7 @@ inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float,
     ProfileRange<Cuda> range(ctx, "dx");
     TensorView<float, 2, Cuda> w_eff(ws.take<float>(size_t(out * in)), {out, in});  // (out, in)
     fbi_weight_impl(ctx, W, alpha, beta, w_eff);
-    linear_dx(ctx, w_eff, dy, dx, mode);
+    linear_dx(ctx, w_eff, dy, dx, dx_mode);
   }
   if ((!present(dW) && !present(dalpha) && !present(dbeta)) || in == 0) return;
   TensorView<float, 2, Cuda> G(ws.take<float>(size_t(out * in)), {out, in});  // (out, in) dL/dW_eff

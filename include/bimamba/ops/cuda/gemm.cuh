@@ -79,6 +79,25 @@ inline const __nv_bfloat16* bf16_copy(Context<Cuda>& ctx, const float* src, int6
   return dst;
 }
 
+// C (m, n) = op_a(A) op_b(B) + beta C with A, B already bf16 (column-major, leading dimensions lda, ldb), C
+// fp32; bf16 tensor cores, fp32 accumulation. The Bf16 case of gemm, for callers that build their bf16 operands
+// themselves (the FBI-Linear sign GEMMs, ops/cuda/fbi_sign_gemm.cuh).
+inline void gemm_bf16(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t op_b, int64_t m, int64_t n,
+                      int64_t k, const __nv_bfloat16* A, int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc) {
+  constexpr int64_t kMax = int64_t(1) << 31;
+  BIMAMBA_CHECK(m < kMax && n < kMax && k < kMax && lda < kMax && ldb < kMax && ldc < kMax,
+                "gemm (Cuda): dimensions beyond 2^31 are not supported by cuBLAS, got m ", m, ", n ", n, ", k ", k);
+  if (m == 0 || n == 0) return;
+  const float one = 1.0f;
+  cublasHandle_t handle = ctx.cublas();
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, ctx.stream()));
+  BIMAMBA_CUBLAS_CHECK(cublasGemmEx(handle, op_a, op_b, int(m), int(n), int(k), &one, A, CUDA_R_16BF,
+                                    int(std::max<int64_t>(lda, 1)), B, CUDA_R_16BF, int(std::max<int64_t>(ldb, 1)),
+                                    &beta, C, CUDA_R_32F, int(std::max<int64_t>(ldc, 1)), CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+}
+
 inline void gemm(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t op_b, int64_t m, int64_t n, int64_t k,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr int64_t kMax = int64_t(1) << 31;
@@ -104,10 +123,7 @@ inline void gemm(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t o
       const int64_t a_rows = a_n ? m : k, a_cols = a_n ? k : m, b_rows = b_n ? k : n, b_cols = b_n ? n : k;
       const __nv_bfloat16* a16 = bf16_copy(ctx, A, lda, a_rows, a_cols);
       const __nv_bfloat16* b16 = bf16_copy(ctx, B, ldb, b_rows, b_cols);
-      BIMAMBA_CUBLAS_CHECK(cublasGemmEx(handle, op_a, op_b, int(m), int(n), int(k), &one, a16, CUDA_R_16BF,
-                                        int(std::max<int64_t>(a_rows, 1)), b16, CUDA_R_16BF,
-                                        int(std::max<int64_t>(b_rows, 1)), &beta, C, CUDA_R_32F, int(ldc),
-                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);
       return;
     }
   }

@@ -18,14 +18,14 @@ inline void fbi_linear_backward_impl(Context<Host>& ctx, TensorView<const float,
                                      TensorView<const float, 1, Host> beta, TensorView<const float, 2, Host> dy,
                                      TensorView<float, 2, Host> dx, TensorView<float, 2, Host> dW,
                                      TensorView<float, 1, Host> dalpha, TensorView<float, 1, Host> dbeta,
-                                     GradientMode mode) {
+                                     GradientMode dx_mode, GradientMode mode) {
   const int64_t in = x.size(1), out = W.size(0);
   auto& ws = ctx.workspace();
   WorkspaceScope<Host> scope(ws);
   if (present(dx)) {
     TensorView<float, 2, Host> w_eff(ws.take<float>(size_t(out * in)), {out, in});  // (out, in)
     fbi_weight_impl(ctx, W, alpha, beta, w_eff);
-    put_matrix(as_matrix(dx), as_matrix(dy) * as_matrix(TensorView<const float, 2, Host>(w_eff)), mode);
+    put_matrix(as_matrix(dx), as_matrix(dy) * as_matrix(TensorView<const float, 2, Host>(w_eff)), dx_mode);
   }
   if (!present(dW) && !present(dalpha) && !present(dbeta)) return;
   TensorView<float, 2, Host> G(ws.take<float>(size_t(out * in)), {out, in});  // (out, in) dL/dW_eff
