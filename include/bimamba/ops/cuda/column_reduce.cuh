@@ -75,6 +75,18 @@ struct PutColumnGrad {
   GradientMode mode;
   __device__ void operator()(int64_t j, const ColumnTerms<1>& s) const { put_grad(g(j), s.v[0], mode); }
 };
+
+// Two weight gradients from one pass (FBI-Linear's dalpha and dbeta): g0[j] from s[0], g1[j] from s[1]; either
+// may be an empty view.
+template <class T>
+struct PutColumnGradPair {
+  TensorView<T, 1, Cuda> g0, g1;
+  GradientMode mode;
+  __device__ void operator()(int64_t j, const ColumnTerms<2>& s) const {
+    if (present(g0)) put_grad(g0(j), s.v[0], mode);
+    if (present(g1)) put_grad(g1(j), s.v[1], mode);
+  }
+};
 }  // namespace gpu
 
 template <int K, class Term, class Finish>

@@ -30,16 +30,6 @@ struct FbiGradTerm {
     return {{W(i, j) >= 0.0f ? g : -g, g}};
   }
 };
-
-template <class T>
-struct FbiGradFinish {
-  TensorView<T, 1, Cuda> dalpha, dbeta;
-  GradientMode mode;
-  __device__ void operator()(int64_t j, const ColumnTerms<2>& s) const {
-    if (present(dalpha)) put_grad(dalpha(j), s.v[0], mode);
-    if (present(dbeta)) put_grad(dbeta(j), s.v[1], mode);
-  }
-};
 }  // namespace gpu
 
 inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,
@@ -67,7 +57,7 @@ inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float,
   }
   ProfileRange<Cuda> range(ctx, "weight_sums");
   column_reduce<2>(ctx, out, in, gpu::FbiGradTerm<float>{G, W, alpha, dW, mode},
-                   gpu::FbiGradFinish<float>{dalpha, dbeta, mode});
+                   gpu::PutColumnGradPair<float>{dalpha, dbeta, mode});
 }
 
 }  // namespace bimamba::detail

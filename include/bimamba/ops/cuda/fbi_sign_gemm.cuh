@@ -72,16 +72,6 @@ struct FbiSignGradTerm {
     return {{v * y, v * r}};
   }
 };
-
-template <class T>
-struct FbiSignGradFinish {
-  TensorView<T, 1, Cuda> dalpha, dbeta;
-  GradientMode mode;
-  __device__ void operator()(int64_t j, const ColumnTerms<2>& s) const {
-    if (present(dalpha)) put_grad(dalpha(j), s.v[0], mode);
-    if (present(dbeta)) put_grad(dbeta(j), s.v[1], mode);
-  }
-};
 }  // namespace gpu
 
 // S+ of W in scratch.
@@ -149,7 +139,7 @@ inline void fbi_sign_backward(Context<Cuda>& ctx, TensorView<const float, 2, Cud
   // Y+^T (kp, T) column-major = S+^T (kp, out) dy^T (out, T).
   gemm_bf16(ctx, CUBLAS_OP_N, CUBLAS_OP_N, kp, T, out, S, kp, dy16, out, 0.0f, Y, kp);
   column_reduce<2>(ctx, T, in, gpu::FbiSignGradTerm<float>{x, Y, kp, alpha, beta, dx, dx_mode},
-                   gpu::FbiSignGradFinish<float>{dalpha, dbeta, mode});
+                   gpu::PutColumnGradPair<float>{dalpha, dbeta, mode});
 }
 
 }  // namespace bimamba::detail

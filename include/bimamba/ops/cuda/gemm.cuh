@@ -79,19 +79,26 @@ inline const __nv_bfloat16* bf16_copy(Context<Cuda>& ctx, const float* src, int6
   return dst;
 }
 
+// The cuBLAS handle on ctx's stream for an (m, n, k) product; throws on dimensions cuBLAS's int cannot hold.
+inline cublasHandle_t gemm_handle(Context<Cuda>& ctx, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+                                  int64_t ldc) {
+  constexpr int64_t kMax = int64_t(1) << 31;
+  BIMAMBA_CHECK(m < kMax && n < kMax && k < kMax && lda < kMax && ldb < kMax && ldc < kMax,
+                "gemm (Cuda): dimensions beyond 2^31 are not supported by cuBLAS, got m ", m, ", n ", n, ", k ", k);
+  cublasHandle_t handle = ctx.cublas();
+  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, ctx.stream()));
+  return handle;
+}
+
 // C (m, n) = op_a(A) op_b(B) + beta C with A, B already bf16 (column-major, leading dimensions lda, ldb), C
 // fp32; bf16 tensor cores, fp32 accumulation. The Bf16 case of gemm, for callers that build their bf16 operands
 // themselves (the FBI-Linear sign GEMMs, ops/cuda/fbi_sign_gemm.cuh).
 inline void gemm_bf16(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t op_b, int64_t m, int64_t n,
                       int64_t k, const __nv_bfloat16* A, int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta,
                       float* C, int64_t ldc) {
-  constexpr int64_t kMax = int64_t(1) << 31;
-  BIMAMBA_CHECK(m < kMax && n < kMax && k < kMax && lda < kMax && ldb < kMax && ldc < kMax,
-                "gemm (Cuda): dimensions beyond 2^31 are not supported by cuBLAS, got m ", m, ", n ", n, ", k ", k);
+  cublasHandle_t handle = gemm_handle(ctx, m, n, k, lda, ldb, ldc);
   if (m == 0 || n == 0) return;
   const float one = 1.0f;
-  cublasHandle_t handle = ctx.cublas();
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, ctx.stream()));
   BIMAMBA_CUBLAS_CHECK(cublasGemmEx(handle, op_a, op_b, int(m), int(n), int(k), &one, A, CUDA_R_16BF,
                                     int(std::max<int64_t>(lda, 1)), B, CUDA_R_16BF, int(std::max<int64_t>(ldb, 1)),
                                     &beta, C, CUDA_R_32F, int(std::max<int64_t>(ldc, 1)), CUBLAS_COMPUTE_32F,
@@ -100,13 +107,9 @@ inline void gemm_bf16(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperatio
 
 inline void gemm(Context<Cuda>& ctx, cublasOperation_t op_a, cublasOperation_t op_b, int64_t m, int64_t n, int64_t k,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  constexpr int64_t kMax = int64_t(1) << 31;
-  BIMAMBA_CHECK(m < kMax && n < kMax && k < kMax && lda < kMax && ldb < kMax && ldc < kMax,
-                "gemm (Cuda): dimensions beyond 2^31 are not supported by cuBLAS, got m ", m, ", n ", n, ", k ", k);
+  cublasHandle_t handle = gemm_handle(ctx, m, n, k, lda, ldb, ldc);
   if (m == 0 || n == 0) return;
   const float one = 1.0f;
-  cublasHandle_t handle = ctx.cublas();
-  BIMAMBA_CUBLAS_CHECK(cublasSetStream(handle, ctx.stream()));
   switch (ctx.gemm_precision()) {
     case GemmPrecision::Fp32:
       BIMAMBA_CUBLAS_CHECK(cublasSgemm(handle, op_a, op_b, int(m), int(n), int(k), &one, A, int(lda), B, int(ldb), &beta,
