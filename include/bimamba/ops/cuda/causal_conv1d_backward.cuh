@@ -8,8 +8,7 @@
 //             dx[s] = sum_k w[k] da[s + K - 1 - k] for s in the tile;
 //             the tile's K + 1 weight sums, sum_t da[t] x[t - K + 1 + k] and sum_t da[t], to scratch
 //             (B x tiles, K + 1, C doubles from ctx.workspace())
-//   kernel 2 (conv1d_weight_sums_kernel), a thread per (k, c): dw[c, k] / dbias[c] = the tiles' sums added in tile
-//             order.
+//   then column_reduce (ops/cuda/column_reduce.cuh) over the tiles' sums: dw[c, k] / dbias[c].
 // Every addition's order depends only on the shapes: reruns give the same bits. Index arithmetic per element is
 // multiplications by the views' strides (x and dx are column ranges of in_proj's output); divisions only per tile.
 // Shared memory: 55 KB per block at K = 4 (conv1d_backward_smem), above the 48 KB default (raised to the device's
@@ -18,6 +17,7 @@
 
 #include "../../core/workspace.hpp"
 #include "causal_conv1d.cuh"
+#include "column_reduce.cuh"
 #include "launch_backward.cuh"
 
 namespace bimamba::detail {
@@ -76,21 +76,22 @@ __global__ void __launch_bounds__(kConvChannels)
   }
 }
 
-// Thread i = k C + c: dw[c, k] (k < K) or dbias[c] (k = K), the rows' sums added in row order.
+// Column i = k C + c of the tiles' sums: dw[c, k] (k < K) or dbias[c] (k = K).
 template <class T>
-__global__ void conv1d_weight_sums_kernel(const double* sums, int64_t rows, int64_t K, int64_t C,
-                                          TensorView<T, 2, Cuda> dw, TensorView<T, 1, Cuda> dbias, GradientMode mode) {
-  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i >= (K + 1) * C) return;
-  double s = 0;
-  for (int64_t r = 0; r < rows; ++r) s += sums[r * (K + 1) * C + i];
-  const int64_t k = i / C, c = i % C;
-  if (k < K) {
-    if (present(dw)) put_grad(dw(c, k), s, mode);
-  } else if (present(dbias)) {
-    put_grad(dbias(c), s, mode);
+struct Conv1dWeightFinish {
+  TensorView<T, 2, Cuda> dw;
+  TensorView<T, 1, Cuda> dbias;
+  int64_t K, C;
+  GradientMode mode;
+  __device__ void operator()(int64_t i, const ColumnTerms<1>& s) const {
+    const int64_t k = i / C, c = i % C;
+    if (k < K) {
+      if (present(dw)) put_grad(dw(c, k), s.v[0], mode);
+    } else if (present(dbias)) {
+      put_grad(dbias(c), s.v[0], mode);
+    }
   }
-}
+};
 }  // namespace gpu
 
 inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cuda> x,
@@ -113,11 +114,9 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
         <<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, w, bias, dy, dx, mode, sums);
     gpu::check_launch();
   }
-  if (!weights) return;  // with no rows, the sums below are 0: Overwrite writes zeros
+  if (!weights) return;  // with no rows, column_reduce's sums are 0: Overwrite writes zeros
   const int64_t n = (K + 1) * C;
-  gpu::conv1d_weight_sums_kernel<float><<<unsigned((n + gpu::kThreads - 1) / gpu::kThreads), gpu::kThreads, 0,
-                                          ctx.stream()>>>(sums, rows, K, C, dw, dbias, mode);
-  gpu::check_launch();
+  column_reduce<1>(ctx, rows, n, gpu::MatrixTerm{sums, n}, gpu::Conv1dWeightFinish<float>{dw, dbias, K, C, mode});
 }
 
 }  // namespace bimamba::detail

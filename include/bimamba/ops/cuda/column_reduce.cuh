@@ -76,6 +76,14 @@ struct PutColumnGrad {
   __device__ void operator()(int64_t j, const ColumnTerms<1>& s) const { put_grad(g(j), s.v[0], mode); }
 };
 
+// The terms of a dense (rows, cols) double matrix at p, rows ld apart: the per-tile partial sums of kernels that
+// reduce their own tiles first (conv1d, gated norm backward).
+struct MatrixTerm {
+  const double* p;
+  int64_t ld;
+  __device__ ColumnTerms<1> operator()(int64_t i, int64_t j) const { return {{p[i * ld + j]}}; }
+};
+
 // Two weight gradients from one pass (FBI-Linear's dalpha and dbeta): g0[j] from s[0], g1[j] from s[1]; either
 // may be an empty view.
 template <class T>

@@ -10,16 +10,15 @@
 //             host's). While it works on a row, the block prefetches the next row (and under Accumulate the
 //             row's old dy, dz) into L2. At the end the tile's dw sums go to scratch: tiles x E doubles from
 //             ctx.workspace(), taken only when dw is present.
-//   kernel 2 (gated_norm_weight_kernel), a block per 32 columns: lane y adds tiles y, y + 8, ... in order and the
-//             8 lane sums are added in lane order: dw_j. (One thread per column would be a tiles-long chain of
-//             dependent loads on E / 256 blocks.)
+//   then column_reduce (ops/cuda/column_reduce.cuh) over the tiles' sums: dw_j.
 // Every addition's order depends only on the shapes: reruns give the same bits. Tiles have kGateTileRows rows, more
-// when T > kGateMaxTiles x kGateTileRows (kernel 2's work stays bounded). y, z, dout are read from memory once and
+// when T > kGateMaxTiles x kGateTileRows (the tiles' sums stay bounded). y, z, dout are read from memory once and
 // dy, dz written once (and read once under Accumulate), all through their strides; index arithmetic per element
 // is a 32-bit column times the view's column stride, no division.
 #pragma once
 
 #include "../../core/workspace.hpp"
+#include "column_reduce.cuh"
 #include "launch_backward.cuh"
 
 namespace bimamba::detail {
@@ -27,7 +26,6 @@ namespace bimamba::detail {
 namespace gpu {
 inline constexpr int kGateCols = 8;          // columns of a row that a thread keeps in registers
 inline constexpr int kGateMaxThreads = 512;  // launch bound (up to 128 registers a thread)
-inline constexpr int kGateWeightLanes = 8;   // kernel 2: tiles summed in parallel for one column
 inline constexpr int64_t kGateTileRows = 16, kGateMaxTiles = 512;
 
 // Columns [c0, c0 + S) of one row of a (T, E) view: element i at p[i * s].
@@ -147,23 +145,6 @@ __global__ void __launch_bounds__(kGateMaxThreads)
     if (threadIdx.x + k * step < S) tile_sums[threadIdx.x + k * step] = part[k];
 }
 
-// dw_j from the tiles' sums (tiles, E); a block of (32 columns, kGateWeightLanes lanes).
-template <class T>
-__global__ void __launch_bounds__(32 * kGateWeightLanes)
-    gated_norm_weight_kernel(const double* partials, int64_t tiles, int64_t E, TensorView<T, 1, Cuda> dw,
-                             GradientMode mode) {
-  __shared__ double lanes[kGateWeightLanes][32];
-  const int64_t j = blockIdx.x * int64_t(32) + threadIdx.x;
-  double s = 0;
-  if (j < E)
-    for (int64_t b = threadIdx.y; b < tiles; b += kGateWeightLanes) s += partials[b * E + j];
-  lanes[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y != 0 || j >= E) return;
-  s = 0;
-  for (int l = 0; l < kGateWeightLanes; ++l) s += lanes[l][threadIdx.x];
-  put_grad(dw(j), s, mode);
-}
 }  // namespace gpu
 
 inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> y,
@@ -190,9 +171,7 @@ inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const fl
     gpu::check_launch();
   }
   if (!present(dw)) return;
-  gpu::gated_norm_weight_kernel<float><<<unsigned((E + 31) / 32), dim3(32, gpu::kGateWeightLanes), 0, ctx.stream()>>>(
-      partials, tiles, E, dw, mode);
-  gpu::check_launch();
+  column_reduce<1>(ctx, tiles, E, gpu::MatrixTerm{partials, E}, gpu::PutColumnGrad<float>{dw, mode});
 }
 
 }  // namespace bimamba::detail
