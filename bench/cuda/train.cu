@@ -16,6 +16,12 @@
 //   BM_cuda_train_ranges/...   the same step with a RangeTimer on the context (core/range_timer.hpp): a counter
 //   "<path>_ms" per range ("backward/ssd_scan_ms"), device time per step summed over the layers; the events
 //   between the ops make its step time a little longer than BM_cuda_train_step's.
+//   BM_cuda_ssd_scan/<direction>/L<l>/B<b>   one layer's chunked SSD scan alone, forward (ssd_scan, chunk 64 as
+//   the model's) or backward (ssd_scan_backward), at the 780M layer shape (H 48, P 64, G 1, N 128) on random
+//   inputs of the model's ranges (dt in [1e-3, 0.1], A in [-16, -1]); x, B, C separate contiguous tensors (the model
+//   passes column ranges of one). A RangeTimer gives the op's sub-ranges ("states_ms", "decay_ms", ...: device
+//   time per call); gflops counts the backward's ~11 GFLOP per (layer, sequence) of the op's top comment. The
+//   outputs are checked finite and nonzero before timing.
 #include <benchmark/benchmark.h>
 
 #include <bimamba/bench/cuda_timing.hpp>
@@ -130,6 +136,73 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
   cudaStreamDestroy(stream);
 }
 
+// Uniform floats in [lo, hi) on the device, shaped `shape`.
+template <int R>
+Tensor<float, R, Cuda> uniform_device(std::mt19937& rng, const Extents<R>& shape, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> host(size_t(product<R>(shape)));
+  for (float& v : host) v = u(rng);
+  return to<Cuda>(tensor_from<float, R>(host, shape));
+}
+
+// Sum of |v| over a device tensor, on the host (the benchmark's check that an output was written).
+template <int R>
+double abs_sum(const Tensor<float, R, Cuda>& t) {
+  const auto host = to<Host>(t);
+  double sum = 0;
+  for (int64_t i = 0; i < host.numel(); ++i) sum += std::fabs(double(host.data()[i]));
+  return sum;
+}
+
+void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B) {
+  constexpr int64_t H = 48, P = 64, G = 1, N = 128, kChunk = 64;
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    Context<Cuda> ctx(stream);
+    std::mt19937 rng(11);
+    const auto x = uniform_device<4>(rng, {B, L, H, P}, -1.0f, 1.0f);
+    const auto dt = uniform_device<3>(rng, {B, L, H}, 1e-3f, 0.1f);
+    const auto A = uniform_device<1>(rng, {H}, -16.0f, -1.0f);
+    const auto Bm = uniform_device<4>(rng, {B, L, G, N}, -1.0f, 1.0f);
+    const auto Cm = uniform_device<4>(rng, {B, L, G, N}, -1.0f, 1.0f);
+    const auto D = uniform_device<1>(rng, {H}, 0.5f, 1.5f);
+    const auto dy = uniform_device<4>(rng, {B, L, H, P}, -1.0f, 1.0f);
+    Tensor<float, 4, Cuda> y({B, L, H, P}), dx({B, L, H, P}), dB({B, L, G, N}), dC({B, L, G, N});
+    Tensor<float, 3, Cuda> ddt({B, L, H});
+    Tensor<float, 1, Cuda> dA({H}), dD({H});
+    auto call = [&] {
+      if (backward)
+        ssd_scan_backward(ctx, x.cview(), dt.cview(), A.cview(), Bm.cview(), Cm.cview(), D.cview(), dy.cview(),
+                          dx.view(), ddt.view(), dA.view(), dB.view(), dC.view(), dD.view(), GradientMode::Overwrite);
+      else
+        ssd_scan(ctx, x.cview(), dt.cview(), A.cview(), Bm.cview(), Cm.cview(), D.cview(), kChunk, y.view());
+    };
+    call();  // warm-up (workspace, cuBLAS) and the check
+    const double written = backward ? abs_sum(dx) + abs_sum(dB) + abs_sum(dC) + abs_sum(ddt) : abs_sum(y);
+    if (!std::isfinite(written) || written == 0) {
+      st.SkipWithError("the op's outputs are not finite, or all zero");
+      cudaStreamDestroy(stream);
+      return;
+    }
+    RangeTimer ranges;
+    ctx.set_range_timer(&ranges);
+    EventTimer timer(stream);
+    for (auto _ : st) {
+      timer.start();
+      call();
+      st.SetIterationTime(timer.stop_ms() * 1e-3);
+    }
+    ctx.set_range_timer(nullptr);
+    const double calls = double(st.iterations());
+    for (const RangeTime& r : ranges.summary()) st.counters[r.path + "_ms"] = r.ms / calls;
+    if (backward)
+      st.counters["gflops"] = benchmark::Counter(11e9 * double(B) * double(L) / 2048.0 * calls,
+                                                 benchmark::Counter::kIsRate);
+  }
+  cudaStreamDestroy(stream);
+}
+
 int register_all() {
   struct Shape {
     int64_t L, B;
@@ -147,6 +220,13 @@ int register_all() {
   };
   for (const Shape& s : shapes) add("BM_cuda_train_step", s, false);
   for (const Shape& s : {shapes[3], shapes[5]}) add("BM_cuda_train_ranges", s, true);
+  for (const bool backward : {false, true})
+    for (const int64_t B : {1, 4})
+      benchmark::RegisterBenchmark((std::string("BM_cuda_ssd_scan/") + (backward ? "backward" : "forward") +
+                                    "/L2048/B" + std::to_string(B))
+                                       .c_str(),
+                                   BM_cuda_ssd_scan, backward, int64_t(2048), B)
+          ->UseManualTime()->Iterations(10)->Unit(benchmark::kMillisecond);
   return 0;
 }
 [[maybe_unused]] const int registered = register_all();
