@@ -16,10 +16,10 @@
 //   BM_cuda_train_ranges/...   the same step with a RangeTimer on the context (core/range_timer.hpp): a counter
 //   "<path>_ms" per range ("backward/ssd_scan_ms"), device time per step summed over the layers; the events
 //   between the ops make its step time a little longer than BM_cuda_train_step's.
-//   BM_cuda_ssd_scan/<direction>/L<l>/B<b>   one layer's chunked SSD scan alone, forward (ssd_scan, chunk 64 as
-//   the model's) or backward (ssd_scan_backward), at the 780M layer shape (H 48, P 64, G 1, N 128) on random
-//   inputs of the model's ranges (dt in [1e-3, 0.1], A in [-16, -1]); x, B, C separate contiguous tensors (the model
-//   passes column ranges of one). A RangeTimer gives the op's sub-ranges ("states_ms", "decay_ms", ...: device
+//   BM_cuda_ssd_scan/<direction>/L<l>/B<b>   one layer's chunked SSD scan alone, forward (ssd_scan with the
+//   presets' chunk_size) or backward (ssd_scan_backward), at the 780M layer shape (H 48, P 64, G 1, N 128) on random
+//   inputs of the model's ranges (dt in [1e-3, 0.1], A in [-16, -1]); x, B, C are column ranges of one xBC tensor, as
+//   the mixer passes them. A RangeTimer gives the op's sub-ranges ("states_ms", "decay_ms", ...: device
 //   time per call); gflops counts the backward's ~11 GFLOP per (layer, sequence) of the op's top comment. The
 //   outputs are checked finite and nonzero before timing.
 #include <benchmark/benchmark.h>
@@ -155,17 +155,20 @@ double abs_sum(const Tensor<float, R, Cuda>& t) {
 }
 
 void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B) {
-  constexpr int64_t H = 48, P = 64, G = 1, N = 128, kChunk = 64;
+  constexpr int64_t H = 48, P = 64, G = 1, N = 128, E = H * P, C = E + 2 * G * N;
+  constexpr int64_t kChunkSize = 256;  // the presets' chunk_size (the Cuda forward caps its chunk at 128)
   cudaStream_t stream;
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
     Context<Cuda> ctx(stream);
     std::mt19937 rng(11);
-    const auto x = uniform_device<4>(rng, {B, L, H, P}, -1.0f, 1.0f);
+    // x, B, C as the mixer passes them: column ranges of the conv output xBC (B, L, E + 2 G N).
+    const auto xbc = uniform_device<3>(rng, {B, L, C}, -1.0f, 1.0f);
+    const TensorView<const float, 4, Cuda> x(xbc.data(), {B, L, H, P}, {L * C, C, P, 1});
+    const TensorView<const float, 4, Cuda> Bm(xbc.data() + E, {B, L, G, N}, {L * C, C, N, 1});
+    const TensorView<const float, 4, Cuda> Cm(xbc.data() + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
     const auto dt = uniform_device<3>(rng, {B, L, H}, 1e-3f, 0.1f);
     const auto A = uniform_device<1>(rng, {H}, -16.0f, -1.0f);
-    const auto Bm = uniform_device<4>(rng, {B, L, G, N}, -1.0f, 1.0f);
-    const auto Cm = uniform_device<4>(rng, {B, L, G, N}, -1.0f, 1.0f);
     const auto D = uniform_device<1>(rng, {H}, 0.5f, 1.5f);
     const auto dy = uniform_device<4>(rng, {B, L, H, P}, -1.0f, 1.0f);
     Tensor<float, 4, Cuda> y({B, L, H, P}), dx({B, L, H, P}), dB({B, L, G, N}), dC({B, L, G, N});
@@ -173,10 +176,10 @@ void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B)
     Tensor<float, 1, Cuda> dA({H}), dD({H});
     auto call = [&] {
       if (backward)
-        ssd_scan_backward(ctx, x.cview(), dt.cview(), A.cview(), Bm.cview(), Cm.cview(), D.cview(), dy.cview(),
+        ssd_scan_backward(ctx, x, dt.cview(), A.cview(), Bm, Cm, D.cview(), dy.cview(),
                           dx.view(), ddt.view(), dA.view(), dB.view(), dC.view(), dD.view(), GradientMode::Overwrite);
       else
-        ssd_scan(ctx, x.cview(), dt.cview(), A.cview(), Bm.cview(), Cm.cview(), D.cview(), kChunk, y.view());
+        ssd_scan(ctx, x, dt.cview(), A.cview(), Bm, Cm, D.cview(), kChunkSize, y.view());
     };
     call();  // warm-up (workspace, cuBLAS) and the check
     const double written = backward ? abs_sum(dx) + abs_sum(dB) + abs_sum(dC) + abs_sum(ddt) : abs_sum(y);
