@@ -16,12 +16,13 @@
 //   BM_cuda_train_ranges/...   the same step with a RangeTimer on the context (core/range_timer.hpp): a counter
 //   "<path>_ms" per range ("backward/ssd_scan_ms"), device time per step summed over the layers; the events
 //   between the ops make its step time a little longer than BM_cuda_train_step's.
-//   BM_cuda_ssd_scan/<direction>/L<l>/B<b>   one layer's chunked SSD scan alone, forward (ssd_scan with the
-//   presets' chunk_size) or backward (ssd_scan_backward), at the 780M layer shape (H 48, P 64, G 1, N 128) on random
-//   inputs of the model's ranges (dt in [1e-3, 0.1], A in [-16, -1]); x, B, C are column ranges of one xBC tensor, as
-//   the mixer passes them. A RangeTimer gives the op's sub-ranges ("states_ms", "decay_ms", ...: device
-//   time per call); gflops counts the backward's ~11 GFLOP per (layer, sequence) of the op's top comment. The
-//   outputs are checked finite and nonzero before timing.
+//   BM_cuda_ssd_scan/<direction>/L<l>/B<b>/bf16   one layer's chunked SSD scan alone: forward (ssd_scan with the
+//   presets' chunk_size) or backward (ssd_scan_backward), under GemmPrecision::Bf16 (the scan's products in TF32, as
+//   in the bf16 training steps), at the 780M layer shape (H 48, P 64, G 1, N 128), on random inputs in the model's
+//   ranges (dt in [1e-3, 0.1], A in [-16, -1]); x, B, C are column ranges of one xBC tensor, as the mixer passes
+//   them. A RangeTimer gives the op's sub-ranges ("states_ms", "decay_ms", ...: device time per call); gflops
+//   counts the backward's ~11 GFLOP per (layer, sequence) of the op's top comment. The outputs are checked finite
+//   and nonzero before timing.
 #include <benchmark/benchmark.h>
 
 #include <bimamba/bench/cuda_timing.hpp>
@@ -161,6 +162,7 @@ void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B)
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
     Context<Cuda> ctx(stream);
+    ctx.set_gemm_precision(GemmPrecision::Bf16);  // the training benchmark's: the scan's products in TF32
     std::mt19937 rng(11);
     // x, B, C as the mixer passes them: column ranges of the conv output xBC (B, L, E + 2 G N).
     const auto xbc = uniform_device<3>(rng, {B, L, C}, -1.0f, 1.0f);
@@ -183,25 +185,24 @@ void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B)
     };
     call();  // warm-up (workspace, cuBLAS) and the check
     const double written = backward ? abs_sum(dx) + abs_sum(dB) + abs_sum(dC) + abs_sum(ddt) : abs_sum(y);
-    if (!std::isfinite(written) || written == 0) {
+    if (std::isfinite(written) && written > 0) {
+      RangeTimer ranges;
+      ctx.set_range_timer(&ranges);
+      EventTimer timer(stream);
+      for (auto _ : st) {
+        timer.start();
+        call();
+        st.SetIterationTime(timer.stop_ms() * 1e-3);
+      }
+      ctx.set_range_timer(nullptr);
+      const double calls = double(st.iterations());
+      for (const RangeTime& r : ranges.summary()) st.counters[r.path + "_ms"] = r.ms / calls;
+      if (backward)
+        st.counters["gflops"] = benchmark::Counter(11e9 * double(B) * double(L) / 2048.0 * calls,
+                                                   benchmark::Counter::kIsRate);
+    } else {
       st.SkipWithError("the op's outputs are not finite, or all zero");
-      cudaStreamDestroy(stream);
-      return;
     }
-    RangeTimer ranges;
-    ctx.set_range_timer(&ranges);
-    EventTimer timer(stream);
-    for (auto _ : st) {
-      timer.start();
-      call();
-      st.SetIterationTime(timer.stop_ms() * 1e-3);
-    }
-    ctx.set_range_timer(nullptr);
-    const double calls = double(st.iterations());
-    for (const RangeTime& r : ranges.summary()) st.counters[r.path + "_ms"] = r.ms / calls;
-    if (backward)
-      st.counters["gflops"] = benchmark::Counter(11e9 * double(B) * double(L) / 2048.0 * calls,
-                                                 benchmark::Counter::kIsRate);
   }
   cudaStreamDestroy(stream);
 }
@@ -226,7 +227,7 @@ int register_all() {
   for (const bool backward : {false, true})
     for (const int64_t B : {1, 4})
       benchmark::RegisterBenchmark((std::string("BM_cuda_ssd_scan/") + (backward ? "backward" : "forward") +
-                                    "/L2048/B" + std::to_string(B))
+                                    "/L2048/B" + std::to_string(B) + "/bf16")
                                        .c_str(),
                                    BM_cuda_ssd_scan, backward, int64_t(2048), B)
           ->UseManualTime()->Iterations(10)->Unit(benchmark::kMillisecond);
