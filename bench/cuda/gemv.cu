@@ -52,14 +52,6 @@ std::vector<Shape> shapes() {
 
 int64_t copies_for(int64_t bytes) { return std::max<int64_t>(2, (kRotateBytes + bytes - 1) / bytes); }
 
-std::vector<float> uniform(size_t n, uint64_t seed, float lo, float hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -137,13 +137,10 @@ void BM_cuda_train_step(benchmark::State& st, std::string preset, int64_t L, int
   cudaStreamDestroy(stream);
 }
 
-// Uniform floats in [lo, hi) on the device, shaped `shape`.
+// Uniform floats in [lo, hi) on the device, shaped `shape` (seeded with `seed`).
 template <int R>
-Tensor<float, R, Cuda> uniform_device(std::mt19937& rng, const Extents<R>& shape, float lo, float hi) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> host(size_t(product<R>(shape)));
-  for (float& v : host) v = u(rng);
-  return to<Cuda>(tensor_from<float, R>(host, shape));
+Tensor<float, R, Cuda> uniform_device(const Extents<R>& shape, uint64_t seed, float lo, float hi) {
+  return to<Cuda>(tensor_from<float, R>(uniform(size_t(product<R>(shape)), seed, lo, hi), shape));
 }
 
 // Sum of |v| over a device tensor, on the host (the benchmark's check that an output was written).
@@ -163,16 +160,15 @@ void BM_cuda_ssd_scan(benchmark::State& st, bool backward, int64_t L, int64_t B)
   {
     Context<Cuda> ctx(stream);
     ctx.set_gemm_precision(GemmPrecision::Bf16);  // the training benchmark's: the scan's products in TF32
-    std::mt19937 rng(11);
     // x, B, C as the mixer passes them: column ranges of the conv output xBC (B, L, E + 2 G N).
-    const auto xbc = uniform_device<3>(rng, {B, L, C}, -1.0f, 1.0f);
+    const auto xbc = uniform_device<3>({B, L, C}, 11, -1.0f, 1.0f);
     const TensorView<const float, 4, Cuda> x(xbc.data(), {B, L, H, P}, {L * C, C, P, 1});
     const TensorView<const float, 4, Cuda> Bm(xbc.data() + E, {B, L, G, N}, {L * C, C, N, 1});
     const TensorView<const float, 4, Cuda> Cm(xbc.data() + E + G * N, {B, L, G, N}, {L * C, C, N, 1});
-    const auto dt = uniform_device<3>(rng, {B, L, H}, 1e-3f, 0.1f);
-    const auto A = uniform_device<1>(rng, {H}, -16.0f, -1.0f);
-    const auto D = uniform_device<1>(rng, {H}, 0.5f, 1.5f);
-    const auto dy = uniform_device<4>(rng, {B, L, H, P}, -1.0f, 1.0f);
+    const auto dt = uniform_device<3>({B, L, H}, 12, 1e-3f, 0.1f);
+    const auto A = uniform_device<1>({H}, 13, -16.0f, -1.0f);
+    const auto D = uniform_device<1>({H}, 14, 0.5f, 1.5f);
+    const auto dy = uniform_device<4>({B, L, H, P}, 15, -1.0f, 1.0f);
     Tensor<float, 4, Cuda> y({B, L, H, P}), dx({B, L, H, P}), dB({B, L, G, N}), dC({B, L, G, N});
     Tensor<float, 3, Cuda> ddt({B, L, H});
     Tensor<float, 1, Cuda> dA({H}), dD({H});
