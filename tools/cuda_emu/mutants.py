@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Checks that the CUDA CPU emulator catches bugs (tools/cuda_emu/README.md): each mutant below is a typical kernel
+bug, put into a temporary copy of include/bimamba (never into the checkout); run.sh then builds the emulator's tests
+against that copy, and the tests named with the mutant must fail. A mutant whose source text is no longer in the
+headers (the library changed) is reported as skipped. Usage: python3 tools/cuda_emu/mutants.py [name...]
+Each mutant rebuilds the test program (about 40 s on 2 cores)."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# name: (header, text, replacement, gtest filter, what the emulator should show)
+MUTANTS = {
+    "missing_syncthreads": (
+        "ops/cuda/launch.cuh",
+        "  if (lane == 0) scratch[warp] = v;\n  __syncthreads();\n",
+        "  if (lane == 0) scratch[warp] = v;\n",
+        "EmuOps.RmsNorm*:EmuOps.GatedRmsNorm*",
+        "block_sum reads the warps' partial sums before they are written: NaN from the shared-memory poison"),
+    "missing_syncthreads_in_scan": (
+        "ops/cuda/ssd_chunks.cuh",
+        "    const double v = threadIdx.x < Qc && threadIdx.x >= offset ? cs[threadIdx.x - offset] : 0.0;\n"
+        "    __syncthreads();\n",
+        "    const double v = threadIdx.x < Qc && threadIdx.x >= offset ? cs[threadIdx.x - offset] : 0.0;\n",
+        "EmuOps.SsdScanForward",
+        "the Hillis-Steele cumulative sum reads a neighbour's value of the same round: wrong sums"),
+    "off_by_one_tile_edge": (
+        "ops/cuda/causal_conv1d_backward.cuh",
+        "for (int64_t r = 0; r < te - t0 + K - 1; ++r) {",
+        "for (int64_t r = 0; r < te - t0 + K - 2; ++r) {",
+        "EmuOps.CausalConv1dBackward",
+        "the last input row of a tile is not staged: its shared memory is read unwritten (NaN)"),
+    "return_before_barrier": (
+        "ops/cuda/column_reduce.cuh",
+        "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",
+        "  if (threadIdx.y != 0 || j >= cols) return;\n  __syncthreads();\n",
+        "EmuOps.RmsNormForwardAndBackward",
+        "threads leave before the barrier the others wait at: reported as a divergent barrier"),
+    "chunk_kernel_triangle": (
+        "ops/cuda/ssd_scan_backward.cuh",
+        "      const bool in = j <= i && i < Qc;\n      const float decay",
+        "      const bool in = j < i && i < Qc;\n      const float decay",
+        "EmuOps.SsdScanBackward",
+        "the masks of the SSD backward's chunk kernel drop their diagonal: wrong dx, dB, dC"),
+    "chunk_kernel_slab_edge": (
+        "ops/cuda/ssd_scan_backward.cuh",
+        "    const int width = int(P - p0 < Q ? P - p0 : Q);",
+        "    const int width = int(P - p0 < Q ? P - p0 : Q) - 1;",
+        "EmuOps.SsdScanBackward",
+        "Gm misses the last column of each slab of P: wrong dB, dC, ddt"),
+    "wrong_leading_dimension": (
+        "ops/cuda/gemm.cuh",
+        "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",
+        "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_cols, b16, b_rows, beta, C, ldc);",
+        "EmuOps.LinearAndFbiLinearInTf32AndBf16",
+        "cublasGemmEx gets lda below the rows of A: CUBLAS_STATUS_INVALID_VALUE"),
+}
+
+
+def main(names):
+    names = names or list(MUTANTS)
+    build = os.path.join(tempfile.gettempdir(), "bimamba_emu_mutants")
+    failed = False
+    for name in names:
+        header, old, new, tests, expect = MUTANTS[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "bimamba")
+            shutil.copytree(os.path.join(ROOT, "include", "bimamba"), src)
+            path = os.path.join(src, header)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if text.count(old) != 1:
+                print(f"{name}: SKIPPED (the text to mutate is not in {header} once)")
+                continue
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text.replace(old, new))
+            env = dict(os.environ, BIMAMBA_EMU_SOURCE=src, BIMAMBA_EMU_BUILD=build)
+            run = subprocess.run(["bash", os.path.join(HERE, "run.sh"), f"--gtest_filter={tests}", "--gtest_brief=1"],
+                                 env=env, capture_output=True, text=True)
+        log = run.stdout + run.stderr
+        caught = run.returncode != 0 and "FAILED" in log
+        failed |= not caught
+        verdict = "caught" if caught else "NOT CAUGHT" if run.returncode == 0 else "ERROR (no test failed: build error?)"
+        print(f"{name}: {verdict} ({header}: {expect})")
+        if not caught and run.returncode != 0:
+            print("    " + "\n    ".join(log.splitlines()[-5:]))
+        lines = log.splitlines()
+        for i, line in enumerate(lines):
+            if "Failure" in line:  # the first failure and its message
+                for shown in lines[i:i + 4]:
+                    print("    " + shown.strip()[:300])
+                break
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
