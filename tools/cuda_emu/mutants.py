@@ -40,18 +40,18 @@ MUTANTS = {
         "  if (threadIdx.y != 0 || j >= cols) return;\n  __syncthreads();\n",
         "EmuOps.RmsNormForwardAndBackward",
         "threads leave before the barrier the others wait at: reported as a divergent barrier"),
-    "chunk_kernel_triangle": (
+    "wsum_skips_a_head": (
         "ops/cuda/ssd_scan_backward.cuh",
-        "      const bool in = j <= i && i < Qc;\n      const float decay",
-        "      const bool in = j < i && i < Qc;\n      const float decay",
+        "  for (int64_t h = 0; h < Hg; ++h) sum += wd[h * QQ];",
+        "  for (int64_t h = 1; h < Hg; ++h) sum += wd[h * QQ];",
         "EmuOps.SsdScanBackward",
-        "the masks of the SSD backward's chunk kernel drop their diagonal: wrong dx, dB, dC"),
-    "chunk_kernel_slab_edge": (
+        "the SSD backward's sum of Wd over a group's heads leaves out the first head: wrong dB, dC"),
+    "decay_mask_triangle": (
         "ops/cuda/ssd_scan_backward.cuh",
-        "    const int width = int(P - p0 < Q ? P - p0 : Q);",
-        "    const int width = int(P - p0 < Q ? P - p0 : Q) - 1;",
+        "    const bool in = j <= i && i < Qc;",
+        "    const bool in = j < i && i < Qc;",
         "EmuOps.SsdScanBackward",
-        "Gm misses the last column of each slab of P: wrong dB, dC, ddt"),
+        "the SSD backward's masks drop their diagonal: wrong dx, dB, dC"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

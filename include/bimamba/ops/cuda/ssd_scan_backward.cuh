@@ -36,7 +36,7 @@
 //   4. ssd_bwd_decay_kernel                 grid (chunks, rows x H): Gm -> Wd and M (masks and decays), Z's
 //      rectangle sums (warp scans), s0 = dyw . Y0 and E = Xw . U (row dots), <F, S0>, U -> el U; writes dl, the
 //      chunk's dA / dD terms
-//      ssd_bwd_wsum_kernel                  block per (b, c, g): Wsum = sum of Wd over the group's heads, in order
+//      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
 //   6. ssd_bwd_token_kernel                  block per token: dx = dt v + D dy, ddt = x . v + A dl
 //   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
@@ -90,6 +90,7 @@ inline constexpr int kSsdBwdPitch = kSsdBwdChunk + 1;  // row pitch of Q x Q til
                                                        // read hits 32 banks
 inline constexpr size_t kSsdBwdSlabBytes = size_t(1) << 30;  // scratch per slab of batch rows (at least one row)
 static_assert(kSsdBwdChunk == 64, "the warp scans hold two of the 64 tokens per lane");
+static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "ssd_bwd_wsum_kernel: whole blocks per tile");
 
 // Shared memory of ssd_bwd_decay_kernel: 3 Q + 32 doubles, 4 Q floats, one Q x (Q + 1) float tile.
 inline constexpr size_t kSsdBwdDecaySmem = (3 * kSsdBwdChunk + 32) * sizeof(double) +
@@ -232,11 +233,9 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   // exp(cs_last) <F, S0> over the block (its barriers also publish dlz).
   const float* S0 = chunks.states + (b * geo.chunks + c) * NHP + h * P;  // (N, P), rows HP apart
   const float* F = s.dstates + (b * geo.chunks + c) * NHP + h * P;
-  double fs = 0.0;
-  for (int64_t e = tid; e < N * P; e += kSsdBwdThreads) {
-    const int64_t o = (e / P) * HP + e % P;
-    fs += double(F[o]) * double(S0[o]);
-  }
+  double fs = 0.0;  // warps over rows n, lanes over p: no 64-bit division per element
+  for (int64_t n = warp; n < N; n += kWarps)
+    for (int64_t p = lane; p < P; p += 32) fs += double(F[n * HP + p]) * double(S0[n * HP + p]);
   fs = block_sum(fs, red) * exp(last);
 
   // dl_t = dlz_t + sum_{i >= t} s0_i + sum_{j < t} E_j + exp(cs_last) <F, S0>; the chunk's dA and dD terms.
@@ -295,17 +294,17 @@ __global__ void ssd_bwd_token_kernel(SsdGeometry geo, const float* v, const doub
 }
 
 // wsum[b, c, g] = the sum of Wd over the heads of group g, in head order (Q x Q tiles, zeros outside Qc x Qc);
-// block per (b, c, g). (A template, as every kernel of a header: no duplicate host stubs across translation units.)
+// grid (b * c * g, Q * Q / kSsdBwdThreads), a thread per tile element: a warp's loads of each head are coalesced
+// and ~10^5 threads keep HBM busy (a block per tile, 32 blocks at B = 1, took 150 us for 25 MB on an H100).
+// (A template, as every kernel of a header: no duplicate host stubs across translation units.)
 template <class T>
 __global__ void ssd_bwd_wsum_kernel(SsdGeometry geo, SsdBwdScratch s) {
   const int64_t QQ = geo.Q * geo.Q, Hg = geo.H / geo.G, bc = blockIdx.x / geo.G, g = blockIdx.x % geo.G;
-  const float* wd = s.wd + (bc * geo.H + g * Hg) * QQ;
-  float* out = s.wsum + blockIdx.x * QQ;
-  for (int64_t e = threadIdx.x; e < QQ; e += blockDim.x) {
-    T sum = 0;
-    for (int64_t h = 0; h < Hg; ++h) sum += wd[h * QQ + e];
-    out[e] = sum;
-  }
+  const int64_t e = blockIdx.y * int64_t(blockDim.x) + threadIdx.x;
+  const float* wd = s.wd + (bc * geo.H + g * Hg) * QQ + e;
+  T sum = 0;
+  for (int64_t h = 0; h < Hg; ++h) sum += wd[h * QQ];
+  s.wsum[blockIdx.x * QQ + e] = sum;
 }
 
 // dB, dC of the slab's rows from their contiguous (rows, L, G, N) products, under the gradient mode.
@@ -491,7 +490,8 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       ProfileRange<Cuda> range(ctx, "decay");
       ssd_bwd_launch(stream, ssd_bwd_decay_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)),  // 4.
                      kSsdBwdDecaySmem, chunk_scratch, s, dts);
-      ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G)), 0, geo, s);
+      ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G), QQ / kSsdBwdThreads), 0,
+                     geo, s);
     }
     {
       ProfileRange<Cuda> range(ctx, "mask_products");
