@@ -14,6 +14,7 @@
 #include <bimamba/ops/causal_conv1d_backward.hpp>
 #include <bimamba/ops/dt_softplus_backward.hpp>
 #include <bimamba/ops/embedding_backward.hpp>
+#include <bimamba/ops/fbi_linear.hpp>
 #include <bimamba/ops/fbi_linear_backward.hpp>
 #include <bimamba/ops/gated_rms_norm_backward.hpp>
 #include <bimamba/ops/linear.hpp>
@@ -47,7 +48,7 @@ using TrainOpsCuda = DeviceVsHost;
 
 // Random inputs of a projection's forward and backward at an odd shape, on both backends.
 struct ProjectionInputs {
-  static constexpr int64_t T = 37, in = 45, out = 29;
+  int64_t T = 37, in = 45, out = 29;
   Tensor<float, 2, Host> x = rand_host<2>({T, in}, 1), W = rand_host<2>({out, in}, 2), dy = rand_host<2>({T, out}, 3);
   Tensor<float, 1, Host> alpha = rand_host<1>({in}, 4, 0.01f, 1.0f), beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
   Tensor<float, 2, Cuda> xd = to<Cuda>(x), Wd = to<Cuda>(W), dyd = to<Cuda>(dy);
@@ -94,33 +95,44 @@ TEST_F(TrainOpsCuda, LinearAndFbiLinear) {
 // rounded operands is off by up to twice that, and sums of random-sign terms keep the relative error near it:
 // relative L2 < 2e-3 (TF32) and < 1e-2 (bf16, issue 6's bf16 bound). A transposed operand or a wrong leading
 // dimension gives O(1). That bf16 really ran: its dW is further from the host than fp32 rounding (1e-6).
-TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
-  ProjectionInputs p;
+// At one shape: linear and the FBI layer (forward and backward) in TF32 and bf16 against the host's fp32.
+void check_reduced_precision_projections(Context<Host>& host, Context<Cuda>& dev, const ProjectionInputs& p) {
   const int64_t T = p.T, in = p.in, out = p.out;
+  const std::string shape = " at (T, in, out) = (" + std::to_string(T) + ", " + std::to_string(in) + ", " +
+                            std::to_string(out) + ")";
   for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
-    dev_->set_gemm_precision(precision);
-    const char* name = to_string(precision);
+    dev.set_gemm_precision(precision);
+    const std::string name = to_string(precision) + shape;
     Tensor<float, 2, Host> y({T, out});
     Tensor<float, 2, Cuda> yd({T, out});
-    linear(host_, p.x, p.W, {}, y);
-    linear(*dev_, p.xd, p.Wd, {}, yd);
+    linear(host, p.x, p.W, {}, y);
+    linear(dev, p.xd, p.Wd, {}, yd);
     EXPECT_LT(rel(yd, y), tol) << "linear y " << name;
+    fbi_linear(host, p.x, p.W, p.alpha, p.beta, y);
+    fbi_linear(dev, p.xd, p.Wd, p.ad, p.bd, yd);
+    EXPECT_LT(rel(yd, y), tol) << "fbi_linear y " << name;
     GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
-    linear_backward(host_, p.x, p.W, p.dy, dx.host, dW.host, {}, GradientMode::Overwrite);
-    linear_backward(*dev_, p.xd, p.Wd, p.dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
+    linear_backward(host, p.x, p.W, p.dy, dx.host, dW.host, {}, GradientMode::Overwrite);
+    linear_backward(dev, p.xd, p.Wd, p.dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
     EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << name;
     EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << name;
-    if (precision == GemmPrecision::Bf16) EXPECT_GT(dW.rel_l2(), 1e-5) << "the bf16 path was not taken";
+    if (precision == GemmPrecision::Bf16) EXPECT_GT(dW.rel_l2(), 1e-5) << "the bf16 path was not taken " << name;
     GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
     GradPair<1> fa({in}, 22), fb({in}, 23);
-    fbi_linear_backward(host_, p.x, p.W, p.alpha, p.beta, p.dy, fx.host, fW.host, fa.host, fb.host, GradientMode::Accumulate);
-    fbi_linear_backward(*dev_, p.xd, p.Wd, p.ad, p.bd, p.dyd, fx.dev, fW.dev, fa.dev, fb.dev, GradientMode::Accumulate);
+    fbi_linear_backward(host, p.x, p.W, p.alpha, p.beta, p.dy, fx.host, fW.host, fa.host, fb.host, GradientMode::Accumulate);
+    fbi_linear_backward(dev, p.xd, p.Wd, p.ad, p.bd, p.dyd, fx.dev, fW.dev, fa.dev, fb.dev, GradientMode::Accumulate);
     EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << name;
     EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << name;
     EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << name;
     EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << name;
   }
-  dev_->set_gemm_precision(GemmPrecision::Fp32);
+  dev.set_gemm_precision(GemmPrecision::Fp32);
+}
+
+// Two shapes: T <= 2 out takes the FBI layer's bf16 sign GEMMs, T > 2 out W_eff in bf16 (fbi_sign_gemm_pays).
+TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
+  check_reduced_precision_projections(host_, *dev_, ProjectionInputs{37, 45, 29});
+  check_reduced_precision_projections(host_, *dev_, ProjectionInputs{70, 45, 13});
 }
 
 TEST_F(TrainOpsCuda, Norms) {

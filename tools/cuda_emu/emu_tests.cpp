@@ -356,7 +356,7 @@ TEST_F(EmuOps, SsdScanBackwardInTf32) {
 
 // Random inputs of a projection at an odd shape on both backends (backward_ops.cu).
 struct ProjectionInputs {
-  static constexpr int64_t T = 37, in = 45, out = 29;
+  int64_t T = 37, in = 45, out = 29;
   Tensor<float, 2, Host> x = rand_host<2>({T, in}, 1), W = rand_host<2>({out, in}, 2), dy = rand_host<2>({T, out}, 3);
   Tensor<float, 1, Host> alpha = rand_host<1>({in}, 4, 0.01f, 1.0f), beta = rand_host<1>({in}, 5, -0.2f, 0.2f);
   Tensor<float, 1, Host> bias = rand_host<1>({out}, 6);
@@ -401,36 +401,38 @@ TEST_F(EmuOps, LinearAndFbiLinear) {
   EXPECT_LT(dW.rel_l2(), kTol);
 }
 
-// The GEMMs in TF32 and bf16 (the bf16 FBI path runs the sign GEMMs of fbi_sign_gemm.cuh), backward_ops.cu's bounds.
+// The GEMMs in TF32 and bf16, backward_ops.cu's bounds; in bf16 the FBI layer takes the sign GEMMs of
+// fbi_sign_gemm.cuh at the first shape (T <= 2 out) and W_eff at the second (fbi_sign_gemm_pays).
 TEST_F(EmuOps, LinearAndFbiLinearInTf32AndBf16) {
-  ProjectionInputs p;
-  const int64_t T = p.T, in = p.in, out = p.out;
-  for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
-    dev_->set_gemm_precision(precision);
-    const char* pname = to_string(precision);
-    Tensor<float, 2, Host> y({T, out});
-    Tensor<float, 2, Cuda> yd({T, out});
-    linear(host_, p.x, p.W, {}, y);
-    linear(*dev_, p.xd, p.Wd, {}, yd);
-    EXPECT_LT(rel(yd, y), tol) << "linear y " << pname;
-    EXPECT_GT(rel(yd, y), 1e-6) << "linear y " << pname << ": the reduced precision was not applied";
-    fbi_linear(host_, p.x, p.W, p.alpha, p.beta, y);
-    fbi_linear(*dev_, p.xd, p.Wd, p.ad, p.bd, yd);
-    EXPECT_LT(rel(yd, y), tol) << "fbi_linear y " << pname;
-    GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
-    linear_backward(host_, p.x, p.W, p.dy, dx.host, dW.host, {}, GradientMode::Overwrite);
-    linear_backward(*dev_, p.xd, p.Wd, p.dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
-    EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << pname;
-    EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << pname;
-    for (GradientMode mode : kModes) {
-      GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
-      GradPair<1> fa({in}, 22), fb({in}, 23);
-      fbi_linear_backward(host_, p.x, p.W, p.alpha, p.beta, p.dy, fx.host, fW.host, fa.host, fb.host, mode);
-      fbi_linear_backward(*dev_, p.xd, p.Wd, p.ad, p.bd, p.dyd, fx.dev, fW.dev, fa.dev, fb.dev, mode);
-      EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << pname << " " << name(mode);
-      EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << pname << " " << name(mode);
-      EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << pname << " " << name(mode);
-      EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << pname << " " << name(mode);
+  for (const ProjectionInputs& p : {ProjectionInputs{37, 45, 29}, ProjectionInputs{70, 45, 13}}) {
+    const int64_t T = p.T, in = p.in, out = p.out;
+    for (const auto& [precision, tol] : {std::pair{GemmPrecision::Tf32, 2e-3}, std::pair{GemmPrecision::Bf16, 1e-2}}) {
+      dev_->set_gemm_precision(precision);
+      const char* pname = to_string(precision);
+      Tensor<float, 2, Host> y({T, out});
+      Tensor<float, 2, Cuda> yd({T, out});
+      linear(host_, p.x, p.W, {}, y);
+      linear(*dev_, p.xd, p.Wd, {}, yd);
+      EXPECT_LT(rel(yd, y), tol) << "linear y " << pname;
+      EXPECT_GT(rel(yd, y), 1e-6) << "linear y " << pname << ": the reduced precision was not applied";
+      fbi_linear(host_, p.x, p.W, p.alpha, p.beta, y);
+      fbi_linear(*dev_, p.xd, p.Wd, p.ad, p.bd, yd);
+      EXPECT_LT(rel(yd, y), tol) << "fbi_linear y " << pname;
+      GradPair<2> dx({T, in}, 10), dW({out, in}, 11);
+      linear_backward(host_, p.x, p.W, p.dy, dx.host, dW.host, {}, GradientMode::Overwrite);
+      linear_backward(*dev_, p.xd, p.Wd, p.dyd, dx.dev, dW.dev, {}, GradientMode::Overwrite);
+      EXPECT_LT(dx.rel_l2(), tol) << "linear dx " << pname;
+      EXPECT_LT(dW.rel_l2(), tol) << "linear dW " << pname;
+      for (GradientMode mode : kModes) {
+        GradPair<2> fx({T, in}, 20), fW({out, in}, 21);
+        GradPair<1> fa({in}, 22), fb({in}, 23);
+        fbi_linear_backward(host_, p.x, p.W, p.alpha, p.beta, p.dy, fx.host, fW.host, fa.host, fb.host, mode);
+        fbi_linear_backward(*dev_, p.xd, p.Wd, p.ad, p.bd, p.dyd, fx.dev, fW.dev, fa.dev, fb.dev, mode);
+        EXPECT_LT(fx.rel_l2(), tol) << "fbi dx " << pname << " " << name(mode);
+        EXPECT_LT(fW.rel_l2(), tol) << "fbi dW " << pname << " " << name(mode);
+        EXPECT_LT(fa.rel_l2(), tol) << "fbi dalpha " << pname << " " << name(mode);
+        EXPECT_LT(fb.rel_l2(), tol) << "fbi dbeta " << pname << " " << name(mode);
+      }
     }
   }
   dev_->set_gemm_precision(GemmPrecision::Fp32);

@@ -1,9 +1,10 @@
 // Cuda FBI-Linear backward (see ops/fbi_linear_backward.hpp; identity straight-through estimator). In bf16
-// (GemmPrecision::Bf16) through sign GEMMs (ops/cuda/fbi_sign_gemm.cuh); in fp32 / TF32: W_eff by
-// fbi_weight, dx = dy W_eff and G = dy^T x by cuBLAS SGEMMs (ops/cuda/linear_backward.cuh), then one column_reduce
-// pass over G (ops/cuda/column_reduce.cuh): dW[i, j] = alpha[j] G[i, j], dalpha[j] = sum_i G[i, j] s(W[i, j]),
-// dbeta[j] = sum_i G[i, j], the sums in double. Scratch: W_eff and G (out x in floats
-// each) from ctx.workspace(). Profiler ranges inside the caller's: dx (W_eff and its product), dw_gemm, weight_sums.
+// (GemmPrecision::Bf16) through sign GEMMs (ops/cuda/fbi_sign_gemm.cuh) where they pay (fbi_sign_gemm_pays, the
+// forward's rule); otherwise, and in fp32 / TF32: W_eff by fbi_weight, dx = dy W_eff and G = dy^T x by cuBLAS
+// GEMMs in the context's precision (ops/cuda/linear_backward.cuh), then one column_reduce pass over G
+// (ops/cuda/column_reduce.cuh): dW[i, j] = alpha[j] G[i, j], dalpha[j] = sum_i G[i, j] s(W[i, j]),
+// dbeta[j] = sum_i G[i, j], the sums in double. Scratch: W_eff and G (out x in floats each) from ctx.workspace().
+// Profiler ranges inside the caller's: dx (W_eff and its product), dw_gemm, weight_sums.
 #pragma once
 
 #include "../../core/profile_range.hpp"
@@ -38,7 +39,7 @@ inline void fbi_linear_backward_impl(Context<Cuda>& ctx, TensorView<const float,
                                      TensorView<float, 2, Cuda> dx, TensorView<float, 2, Cuda> dW,
                                      TensorView<float, 1, Cuda> dalpha, TensorView<float, 1, Cuda> dbeta,
                                      GradientMode dx_mode, GradientMode mode) {
-  if (ctx.gemm_precision() == GemmPrecision::Bf16)
+  if (ctx.gemm_precision() == GemmPrecision::Bf16 && fbi_sign_gemm_pays(x.size(0), W.size(0)))
     return fbi_sign_backward(ctx, x, W, alpha, beta, dy, dx, dW, dalpha, dbeta, dx_mode, mode);
   const int64_t in = x.size(1), out = W.size(0);
   auto& ws = ctx.workspace();

@@ -28,6 +28,13 @@ namespace bimamba::detail {
 // The padded inner dimension of the sign GEMMs.
 inline int64_t fbi_sign_inner(int64_t in) { return (in + 1 + 7) / 8 * 8; }
 
+// Whether the sign GEMMs beat W_eff for T rows into `out` outputs. Their extra passes are activation-sized (X+ and
+// Y+: T x kp), W_eff's are weight-sized (W_eff, its bf16 copy, G: out x in), so the sign GEMMs pay while T is at
+// most about twice `out`. Measured at the 780M shape in bf16 on an H100 (bench/RESULTS_CUDA.md, session 17):
+// in_proj (out 6448) is faster through the sign GEMMs at T = 2048 and 8192 (backward 21.2 -> 13.5 ms and 49.6 ->
+// 42.5 ms a step), out_proj (out 1536) at T = 2048 (10.6 -> 9.8 ms) but not at T = 8192 (24.1 -> 29.5 ms).
+inline bool fbi_sign_gemm_pays(int64_t T, int64_t out) { return T <= 2 * out; }
+
 namespace gpu {
 // S+ (out, kp) row-major: columns on x (coalesced), rows on y (grid-stride past 65535).
 template <class T>
