@@ -75,9 +75,11 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
   const double last = cs[Qc - 1];
   if (threadIdx.x < Qc) s.cs[(pair * g.chunks + c) * g.Q + threadIdx.x] = cs[threadIdx.x];
   if (threadIdx.x == 0) s.decays[pair * g.chunks + c] = expf(float(last));
-  for (int64_t k = threadIdx.x; k < Qc * g.P; k += blockDim.x) {
-    const int64_t j = k / g.P, p = k % g.P;
-    s.xw[((b * g.L + c0 + j) * g.H + h) * g.P + p] = float(x(b, c0 + j, h, p)) * expf(float(last - cs[j])) * dts[j];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
+  for (int j = warp; j < Qc; j += warps) {  // a warp per token, lanes along p: no 64-bit division per element
+    const float w = expf(float(last - cs[j])) * dts[j];
+    float* row = s.xw + ((b * g.L + c0 + j) * g.H + h) * g.P;
+    for (int64_t p = lane; p < g.P; p += 32) row[p] = float(x(b, c0 + j, h, p)) * w;
   }
 }
 
