@@ -1208,25 +1208,24 @@ cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
   h->stream = s;
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasGetStream(cublasHandle_t h, cudaStream_t* s) {
+// The handle accessors: NOT_INITIALIZED for a handle that cublasCreate did not give (or that was destroyed).
+template <class F>
+static cublasStatus_t on_handle(cublasHandle_t h, F&& f) {
   if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
-  *s = h->stream;
+  f();
   return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGetStream(cublasHandle_t h, cudaStream_t* s) {
+  return on_handle(h, [&] { *s = h->stream; });
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
-  if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
-  h->math = mode;
-  return CUBLAS_STATUS_SUCCESS;
+  return on_handle(h, [&] { h->math = mode; });
 }
 cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t* mode) {
-  if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
-  *mode = h->math;
-  return CUBLAS_STATUS_SUCCESS;
+  return on_handle(h, [&] { *mode = h->math; });
 }
 cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t mode) {
-  if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
-  h->pointer_mode = mode;
-  return CUBLAS_STATUS_SUCCESS;
+  return on_handle(h, [&] { h->pointer_mode = mode; });
 }
 cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes) {
   if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;

@@ -19,44 +19,44 @@ MUTANTS = {
         "ops/cuda/launch.cuh",
         "  if (lane == 0) scratch[warp] = v;\n  __syncthreads();\n",
         "  if (lane == 0) scratch[warp] = v;\n",
-        "EmuOps.RmsNorm*:EmuOps.GatedRmsNorm*",
+        "DeviceOps.ElementwiseAndNorms:TrainOpsCuda.Norms",
         "block_sum reads the warps' partial sums before they are written: NaN from the shared-memory poison"),
     "missing_syncthreads_in_scan": (
         "ops/cuda/ssd_chunks.cuh",
         "    const double v = threadIdx.x < Qc && threadIdx.x >= offset ? cs[threadIdx.x - offset] : 0.0;\n"
         "    __syncthreads();\n",
         "    const double v = threadIdx.x < Qc && threadIdx.x >= offset ? cs[threadIdx.x - offset] : 0.0;\n",
-        "EmuOps.SsdScanForward",
+        "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
         "the Hillis-Steele cumulative sum reads a neighbour's value of the same round: wrong sums"),
     "off_by_one_tile_edge": (
         "ops/cuda/causal_conv1d_backward.cuh",
         "for (int64_t r = 0; r < te - t0 + K - 1; ++r) {",
         "for (int64_t r = 0; r < te - t0 + K - 2; ++r) {",
-        "EmuOps.CausalConv1dBackward",
+        "TrainOpsCuda.Conv1dDtAndNegExp",
         "the last input row of a tile is not staged: its shared memory is read unwritten (NaN)"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",
         "  if (threadIdx.y != 0 || j >= cols) return;\n  __syncthreads();\n",
-        "EmuOps.RmsNormForwardAndBackward",
+        "TrainOpsCuda.Norms",
         "threads leave before the barrier the others wait at: reported as a divergent barrier"),
     "wsum_skips_a_head": (
         "ops/cuda/ssd_scan_backward.cuh",
         "  for (int64_t h = 0; h < Hg; ++h) sum += wd[h * QQ];",
         "  for (int64_t h = 1; h < Hg; ++h) sum += wd[h * QQ];",
-        "EmuOps.SsdScanBackward",
+        "TrainOpsCuda.SsdScan",
         "the SSD backward's sum of Wd over a group's heads leaves out the first head: wrong dB, dC"),
     "decay_mask_triangle": (
         "ops/cuda/ssd_scan_backward.cuh",
         "    const bool in = j <= i && i < Qc;",
         "    const bool in = j < i && i < Qc;",
-        "EmuOps.SsdScanBackward",
+        "TrainOpsCuda.SsdScan",
         "the SSD backward's masks drop their diagonal: wrong dx, dB, dC"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_cols, b16, b_rows, beta, C, ldc);",
-        "EmuOps.LinearAndFbiLinearInTf32AndBf16",
+        "TrainOpsCuda.LinearInTf32AndBf16",
         "cublasGemmEx gets lda below the rows of A: CUBLAS_STATUS_INVALID_VALUE"),
 }
 
