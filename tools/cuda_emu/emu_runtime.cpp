@@ -969,15 +969,24 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+// Events and cuBLAS handles are objects of their own, registered so that a stale or foreign handle is refused.
+template <class T>
+static void register_handle(std::set<const void*>& live, T** out) {
+  *out = new T;
+  live.insert(*out);
+}
+template <class T>
+static bool unregister_handle(std::set<const void*>& live, T* h) {
+  if (!live.erase(h)) return false;
+  delete h;
+  return true;
+}
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
-  *e = new CUevent_st;
-  events.insert(*e);
+  register_handle(events, e);
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  if (!events.erase(e)) return cudaErrorInvalidResourceHandle;
-  delete e;
-  return cudaSuccess;
+  return unregister_handle(events, e) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (!events.count(e) || !valid_stream(s)) return cudaErrorInvalidResourceHandle;
@@ -1193,14 +1202,11 @@ const char* cublasGetStatusName(cublasStatus_t s) {
 }
 const char* cublasGetStatusString(cublasStatus_t s) { return cublasGetStatusName(s); }
 cublasStatus_t cublasCreate(cublasHandle_t* h) {
-  *h = new cublasContext;
-  handles.insert(*h);
+  register_handle(handles, h);
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
-  if (!handles.erase(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
-  delete h;
-  return CUBLAS_STATUS_SUCCESS;
+  return unregister_handle(handles, h) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
   if (!handles.count(h)) return CUBLAS_STATUS_NOT_INITIALIZED;

@@ -3,7 +3,7 @@
 bug, put into a temporary copy of include/bimamba (never into the checkout); run.sh then builds the emulator's tests
 against that copy, and the tests named with the mutant must fail. A mutant whose source text is no longer in the
 headers (the library changed) is reported as skipped. Usage: python3 tools/cuda_emu/mutants.py [name...]
-Each mutant rebuilds the test program (about 40 s on 2 cores)."""
+Each mutant rebuilds the test program, the device tests included (a few minutes on 2 cores)."""
 import os
 import shutil
 import subprocess
