@@ -151,30 +151,36 @@ TEST_F(DeviceOps, DenseGemvOnBf16WeightsMatchesHost) {
 }
 
 TEST_F(DeviceOps, CausalConv1dPrefillStepAndStates) {
-  // L = 70: three 32-token tiles, the last of 6; C = 150: two 128-channel blocks.
-  const int64_t B = 3, L = 70, C = 150, K = 4, width = C + 5;
+  // L = 70: three 32-token tiles, the last of 6; C = 150: two 128-channel blocks. K = 4 (every preset) and 3 take the
+  // register kernel (K = 3 with its taps padded), K = 6 the shared-memory one.
+  const int64_t B = 3, L = 70, C = 150, width = C + 5;
   auto wide = rand_host<3>({B, L, width}, 30);  // x is a strided slice of a wider buffer
-  auto w = rand_host<2>({C, K}, 31);
   auto bias = rand_host<1>({C}, 32);
-  auto init = rand_host<3>({B, C, K}, 33);
   auto wided = to<Cuda>(wide);
-  auto wd = to<Cuda>(w);
   auto biasd = to<Cuda>(bias);
-  auto initd = to<Cuda>(init);
-  for (int64_t len : {int64_t(2), int64_t(11), L}) {
-    auto x = wide.cview().narrow(2, 3, C).narrow(1, 0, len);
-    auto xd = wided.cview().narrow(2, 3, C).narrow(1, 0, len);
-    Tensor<float, 3, Host> y({B, len, C}), fin({B, C, K});
-    Tensor<float, 3, Cuda> yd({B, len, C}), find({B, C, K});
-    causal_conv1d(host_, x, w, bias, y, Activation::Silu, init, fin);
-    causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, initd, find);
-    EXPECT_LT(rel(yd, y), kTol) << "L=" << len;
-    EXPECT_EQ(rel(find, fin), 0.0) << "L=" << len;  // copies of inputs
-    // The state continued in place (final_state is initial_state's memory).
-    auto inplace = to<Cuda>(init);
-    causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, inplace, inplace);
-    EXPECT_EQ(rel(inplace, fin), 0.0) << "L=" << len;
+  for (int64_t K : {4, 3, 6}) {
+    auto w = rand_host<2>({C, K}, 31);
+    auto init = rand_host<3>({B, C, K}, 33);
+    auto wd = to<Cuda>(w);
+    auto initd = to<Cuda>(init);
+    for (int64_t len : {int64_t(2), int64_t(11), L}) {
+      auto x = wide.cview().narrow(2, 3, C).narrow(1, 0, len);
+      auto xd = wided.cview().narrow(2, 3, C).narrow(1, 0, len);
+      Tensor<float, 3, Host> y({B, len, C}), fin({B, C, K});
+      Tensor<float, 3, Cuda> yd({B, len, C}), find({B, C, K});
+      causal_conv1d(host_, x, w, bias, y, Activation::Silu, init, fin);
+      causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, initd, find);
+      EXPECT_LT(rel(yd, y), kTol) << "K=" << K << " L=" << len;
+      EXPECT_EQ(rel(find, fin), 0.0) << "K=" << K << " L=" << len;  // copies of inputs
+      // The state continued in place (final_state is initial_state's memory).
+      auto inplace = to<Cuda>(init);
+      causal_conv1d(*dev_, xd, wd, biasd, yd, Activation::Silu, inplace, inplace);
+      EXPECT_EQ(rel(inplace, fin), 0.0) << "K=" << K << " L=" << len;
+    }
   }
+  const int64_t K = 4;
+  auto w = rand_host<2>({C, K}, 31);
+  auto wd = to<Cuda>(w);
   auto xs = rand_host<2>({B, C}, 34);
   auto state = rand_host<3>({B, C, K}, 35);
   auto stated = to<Cuda>(state);

@@ -34,6 +34,18 @@ MUTANTS = {
         "for (int64_t r = 0; r < te - t0 + K - 2; ++r) {",
         "TrainOpsCuda.Conv1dDtAndNegExp",
         "the last input row of a tile is not staged: its shared memory is read unwritten (NaN)"),
+    "conv_taps_unpadded": (
+        "ops/cuda/causal_conv1d.cuh",
+        "  const int64_t pad = kConvRegisterTaps - w.size(1);",
+        "  const int64_t pad = 0;",
+        "DeviceOps.CausalConv1dPrefillStepAndStates:TrainOpsCuda.Conv1dDtAndNegExp",
+        "the register kernels' weights of K < 4 are not shifted to the last taps: wrong outputs at K = 3"),
+    "conv_dx_taps_flipped": (
+        "ops/cuda/causal_conv1d_backward.cuh",
+        "        for (int k = 0; k < KR; ++k) g += taps[k] * da[q + KR - 1 - k];",
+        "        for (int k = 0; k < KR; ++k) g += taps[KR - 1 - k] * da[q + KR - 1 - k];",
+        "TrainOpsCuda.Conv1dDtAndNegExp",
+        "dx correlates da with the taps in the forward's order instead of the reversed one: wrong dx"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",

@@ -1,8 +1,12 @@
 // Cuda causal depthwise conv1d, prefill and step (see ops/causal_conv1d.hpp).
-//   prefill: a thread per (b, channel, tile of kConvTokens tokens) (every output reads only inputs, so all are
-//            independent), then one thread per (b, c) writes final_state[b, c, k] = input(L - K + k) for k = 0 .. K-1 in increasing k.
-//            When final_state is initial_state's memory, input(L - K + k) with L - K + k < 0 reads index L + k > k,
-//            which this thread overwrites only later, so the in-place update is exact.
+//   prefill: a block per (kConvChannels channels, kConvTokens tokens of one sequence), a thread per channel (every
+//            output reads only inputs, so all are independent). For K <= kConvRegisterTaps (every Mamba preset)
+//            causal_conv1d_registers_kernel loads the tile's inputs (and the K - 1 before it) into registers, every
+//            load issued before the first output: a warp reads 32 consecutive channels of a token (coalesced) and
+//            a thread has ~35 loads in flight. Larger K goes through shared memory (causal_conv1d_kernel).
+//            Then one thread per (b, c) writes final_state[b, c, k] = input(L - K + k) for k = 0 .. K-1 in
+//            increasing k. When final_state is initial_state's memory, input(L - K + k) with L - K + k < 0 reads
+//            index L + k > k, which this thread overwrites only later, so the in-place update is exact.
 //   step:    one thread per (b, c): shift its rolling state, append x, dot with the weights.
 #pragma once
 
@@ -20,14 +24,20 @@ __device__ inline float conv_input(TensorView<const T, 3, Cuda> x, TensorView<co
   return present(initial_state) ? initial_state(b, c, K + s) : 0.0f;
 }
 
-// Prefill and training tiles: a block per (kConvChannels channels, kConvTokens tokens of one sequence), a thread
-// per channel. The thread first copies its channel's inputs of the tile (and the K - 1 before it) to shared memory
-// in one run of independent loads (a warp reads 32 consecutive channels of a token: coalesced), then computes from
-// there: many loads in flight per thread instead of one per output. Each thread reads only its own column of
-// shared memory, so there are no block barriers. Index arithmetic per element is multiplications by the views'
-// strides; divisions only per tile.
+// Prefill and training tiles (the backward's too, ops/cuda/causal_conv1d_backward.cuh). Index arithmetic per
+// element is multiplications by the views' strides; divisions only per tile.
 inline constexpr int kConvChannels = 128;
 inline constexpr int kConvTokens = 32;
+inline constexpr int kConvRegisterTaps = 4;  // the largest K of the register kernels
+
+// Weights of channel c padded at the front to kConvRegisterTaps taps (zeros, then w[c, 0 .. K-1]): with them, tap k
+// of token t reads input(t - kConvRegisterTaps + 1 + k) for every K <= kConvRegisterTaps.
+template <class T>
+__device__ inline void padded_conv_taps(TensorView<const T, 2, Cuda> w, int64_t c, float (&taps)[kConvRegisterTaps]) {
+  const int64_t pad = kConvRegisterTaps - w.size(1);
+#pragma unroll
+  for (int k = 0; k < kConvRegisterTaps; ++k) taps[k] = k >= pad ? float(w(c, k - pad)) : 0.0f;
+}
 
 // Raises kernel's dynamic shared memory limit to smem bytes when that is above the 48 KB default; throws, naming
 // d_conv = K, when it is above the device's opt-in limit.
@@ -41,6 +51,43 @@ void allow_conv_tile_smem(Context<Cuda>& ctx, Kernel* kernel, size_t smem, int64
   BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
 }
 
+template <class T>
+__global__ void __launch_bounds__(kConvChannels)
+    causal_conv1d_registers_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> weight,
+                                   TensorView<const T, 1, Cuda> bias, TensorView<T, 3, Cuda> y, Activation act,
+                                   TensorView<const T, 3, Cuda> initial_state) {
+  constexpr int KR = kConvRegisterTaps, Q = kConvTokens;
+  const int64_t L = x.size(1), C = x.size(2), K = weight.size(1);
+  const int64_t c = blockIdx.x * int64_t(kConvChannels) + threadIdx.x;
+  if (c >= C) return;
+  float taps[KR];
+  padded_conv_taps(weight, c, taps);
+  const float b0 = present(bias) ? float(bias(c)) : 0.0f;
+  const int64_t tiles = (L + Q - 1) / Q, sx = x.stride(1), sy = y.stride(1);
+  for (int64_t bt = blockIdx.y; bt < x.size(0) * tiles; bt += gridDim.y) {
+    const int64_t b = bt / tiles, t0 = bt % tiles * Q;
+    const int n = int(min(int64_t(Q), L - t0));  // tokens of the tile
+    const T* xp = &x(b, 0, c);
+    float xs[Q + KR - 1];  // input(t0 - KR + 1 + r); taps before the state (s <= -K) have weight 0
+#pragma unroll
+    for (int r = 0; r < Q + KR - 1; ++r) {
+      const int64_t s = t0 - (KR - 1) + r;
+      xs[r] = s >= 0 ? (s < L ? float(xp[s * sx]) : 0.0f)
+                     : (s > -K && present(initial_state) ? float(initial_state(b, c, K + s)) : 0.0f);
+    }
+    T* yp = &y(b, 0, c);
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+      if (q >= n) break;
+      float acc = b0;
+#pragma unroll
+      for (int k = 0; k < KR; ++k) acc += taps[k] * xs[q + k];
+      yp[(t0 + q) * sy] = activate(act, acc);
+    }
+  }
+}
+
+// K > kConvRegisterTaps: each thread copies its channel's inputs of the tile to shared memory first.
 template <class T>
 __global__ void __launch_bounds__(kConvChannels)
     causal_conv1d_kernel(TensorView<const T, 3, Cuda> x, TensorView<const T, 2, Cuda> weight,
@@ -99,10 +146,15 @@ inline void causal_conv1d_impl(Context<Cuda>& ctx, TensorView<const float, 3, Cu
     const int64_t rows = x.size(0) * ((x.size(1) + gpu::kConvTokens - 1) / gpu::kConvTokens);
     const dim3 grid(unsigned((x.size(2) + gpu::kConvChannels - 1) / gpu::kConvChannels),
                     unsigned(std::min<int64_t>(rows, 65535)));
-    const size_t smem = size_t(gpu::kConvTokens + weight.size(1) - 1) * gpu::kConvChannels * sizeof(float);
-    gpu::allow_conv_tile_smem(ctx, gpu::causal_conv1d_kernel<float>, smem, weight.size(1), "causal_conv1d");
-    gpu::causal_conv1d_kernel<float><<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, weight, bias, y, act,
-                                                                                       initial_state);
+    if (weight.size(1) <= gpu::kConvRegisterTaps) {
+      gpu::causal_conv1d_registers_kernel<float>
+          <<<grid, gpu::kConvChannels, 0, ctx.stream()>>>(x, weight, bias, y, act, initial_state);
+    } else {
+      const size_t smem = size_t(gpu::kConvTokens + weight.size(1) - 1) * gpu::kConvChannels * sizeof(float);
+      gpu::allow_conv_tile_smem(ctx, gpu::causal_conv1d_kernel<float>, smem, weight.size(1), "causal_conv1d");
+      gpu::causal_conv1d_kernel<float><<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, weight, bias, y, act,
+                                                                                         initial_state);
+    }
     gpu::check_launch();
   }
   const int64_t rows = x.size(0) * x.size(2);

@@ -2,6 +2,8 @@
 // ops/host/backward_common.hpp:
 //   put_grad(g, v, mode)     g = v (Overwrite) or g += v (Accumulate), v a double rounded once to float
 //   dsigmoid / dsilu_grad    sigmoid(x) and silu'(x) = s (1 + x (1 - s)) in double, as the host's
+//   silu_grad_float          the same silu' in float (kernels bound by memory, whose double exp would cost more
+//                            than their loads: ~1e-7 relative against the double form)
 //   zero_grad(ctx, g)        g = 0 under Overwrite (scatter-style backward passes then only add)
 //   gather_to_host(ctx, v)   the elements of a device view of any strides, row-major, on the host (packed by a
 //                            kernel into workspace scratch first: copy() needs contiguous views across backends,
@@ -28,6 +30,10 @@ __device__ inline double dsigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 __device__ inline double dsilu_grad(double x) {
   const double s = dsigmoid(x);
   return s * (1.0 + x * (1.0 - s));
+}
+__device__ inline float silu_grad_float(float x) {
+  const float s = 1.0f / (1.0f + expf(-x));
+  return s * (1.0f + x * (1.0f - s));
 }
 
 // Threads per block for n items of a block that strides over them: a multiple of 32 in [32, kThreads]. At most

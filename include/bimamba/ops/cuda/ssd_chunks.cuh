@@ -75,12 +75,25 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
   const double last = cs[Qc - 1];
   if (threadIdx.x < Qc) s.cs[(pair * g.chunks + c) * g.Q + threadIdx.x] = cs[threadIdx.x];
   if (threadIdx.x == 0) s.decays[pair * g.chunks + c] = expf(float(last));
+  // A warp per token, lanes along p (no 64-bit division per element); each warp takes kPrepTokens tokens
+  // j0 + k warps at once and issues all their loads of x before its stores (a loop per token waited a memory
+  // round trip per value: the compiler cannot move a load of x above a store to Xw).
+  constexpr int kPrepTokens = 8;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
-  for (int j = warp; j < Qc; j += warps) {  // a warp per token, lanes along p: no 64-bit division per element
-    const float w = expf(float(last - cs[j])) * dts[j];
-    float* row = s.xw + ((b * g.L + c0 + j) * g.H + h) * g.P;
-    for (int64_t p = lane; p < g.P; p += 32) row[p] = float(x(b, c0 + j, h, p)) * w;
-  }
+  for (int j0 = warp; j0 < Qc; j0 += kPrepTokens * warps)
+    for (int64_t p = lane; p < g.P; p += 32) {
+      float v[kPrepTokens];
+#pragma unroll
+      for (int k = 0; k < kPrepTokens; ++k) {
+        const int j = j0 + k * warps;
+        v[k] = j < Qc ? float(x(b, c0 + j, h, p)) : 0.0f;
+      }
+#pragma unroll
+      for (int k = 0; k < kPrepTokens; ++k) {
+        const int j = j0 + k * warps;
+        if (j < Qc) s.xw[((b * g.L + c0 + j) * g.H + h) * g.P + p] = v[k] * expf(float(last - cs[j])) * dts[j];
+      }
+    }
 }
 
 // The carry of one state element through the chunks, in order (or from the last chunk with kReverse):

@@ -56,24 +56,38 @@ __global__ void ssd_mask_kernel(SsdChunks s, TensorView<const T, 3, Cuda> dt, co
   __syncthreads();
   const float* cbm = cb + (bc * g.G + h / (g.H / g.G)) * g.Q * g.Q;
   float* m = mask + (bc * g.H + h) * g.Q * g.Q;
-  for (int i = int(threadIdx.y); i < Qc; i += int(blockDim.y))
-    for (int j = int(threadIdx.x); j < Qc; j += int(blockDim.x))
-      m[i * Q + j] = j <= i ? cbm[i * Q + j] * expf(float(cs[i] - cs[j])) * dts[j] : 0.0f;
+  // kMaskLoads elements per thread and round, all loads before the stores (the compiler cannot move a load of cb
+  // above a store to the mask: a loop over single elements waited a memory round trip per element).
+  constexpr int kMaskLoads = 16;
+  const int threads = int(blockDim.x * blockDim.y);
+  for (int e0 = tid; e0 < Q * Q; e0 += kMaskLoads * threads) {
+    float v[kMaskLoads];
+#pragma unroll
+    for (int u = 0; u < kMaskLoads; ++u) {
+      const int e = e0 + u * threads, i = e / Q, j = e - i * Q;
+      v[u] = e < Q * Q && j <= i && i < Qc ? cbm[e] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kMaskLoads; ++u) {
+      const int e = e0 + u * threads, i = e / Q, j = e - i * Q;
+      if (e < Q * Q && i < Qc && j < Qc) m[e] = j <= i ? v[u] * expf(float(cs[i] - cs[j])) * dts[j] : 0.0f;
+    }
+  }
 }
 
-// Block per token (b, t): y[b, t, h, p] = exp(cs_i) y + D_h x over the token's H P values.
+// Grid (tokens, H P / blockDim), a thread per element: y[b, t, h, p] = exp(cs_i) y + D_h x. (A loop over the
+// token's H P values waited a memory round trip per value: its load of y could not move above the store before.)
 template <class T>
 __global__ void ssd_output_scale_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 1, Cuda> D,
                                         TensorView<T, 4, Cuda> y) {
   const SsdGeometry& g = s.geo;
+  const int P = int(g.P), HP = int(g.H * g.P), k = int(blockIdx.y * blockDim.x + threadIdx.x);
+  if (k >= HP) return;
   const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;
-  const int P = int(g.P), HP = int(g.H * g.P);
-  for (int k = int(threadIdx.x); k < HP; k += int(blockDim.x)) {
-    const int h = k / P, p = k - h * P;
-    const float decay = expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
-    const float skip = present(D) ? float(D(h)) * float(x(b, t, h, p)) : 0.0f;
-    y(b, t, h, p) = T(decay * float(y(b, t, h, p)) + skip);
-  }
+  const int h = k / P, p = k - h * P;
+  const float decay = expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
+  const float skip = present(D) ? float(D(h)) * float(x(b, t, h, p)) : 0.0f;
+  y(b, t, h, p) = T(decay * float(y(b, t, h, p)) + skip);
 }
 }  // namespace gpu
 
@@ -135,7 +149,8 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
                  {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}}, ld_c, 0.0f,
                  {yp + first * Q * ys1, {ys0, Q * ys1, Hg * ys2, ys2}}, ld_y);
   });
-  ssd_output_scale_kernel<float><<<unsigned(B * L), kThreads, 0, stream>>>(s, x, D, y);  // 5.
+  ssd_output_scale_kernel<float>
+      <<<dim3(unsigned(B * L), unsigned((HP + kThreads - 1) / kThreads)), kThreads, 0, stream>>>(s, x, D, y);  // 5.
   check_launch();
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 6. y_c += M_h x_c:
     // column-major (P, Qc) += x_c^T M_h^T

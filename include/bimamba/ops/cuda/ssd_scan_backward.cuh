@@ -38,7 +38,7 @@
 //      chunk's dA / dD terms
 //      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
-//   6. ssd_bwd_token_kernel                  block per token: dx = dt v + D dy, ddt = x . v + A dl
+//   6. ssd_bwd_token_kernel                  warp per (b, t, h): dx = dt v + D dy, ddt = x . v + A dl
 //   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), state_products (3), decay (4),
@@ -90,7 +90,8 @@ inline constexpr int kSsdBwdPitch = kSsdBwdChunk + 1;  // row pitch of Q x Q til
                                                        // read hits 32 banks
 inline constexpr size_t kSsdBwdSlabBytes = size_t(1) << 30;  // scratch per slab of batch rows (at least one row)
 static_assert(kSsdBwdChunk == 64, "the warp scans hold two of the 64 tokens per lane");
-static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "ssd_bwd_wsum_kernel: whole blocks per tile");
+static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "whole blocks per tile (wsum), whole loads per thread");
+static_assert(kSsdBwdChunk % (kSsdBwdThreads / 32) == 0, "ssd_bwd_decay_kernel: the same tokens in every warp");
 
 // Shared memory of ssd_bwd_decay_kernel: 3 Q + 32 doubles, 4 Q floats, one Q x (Q + 1) float tile.
 inline constexpr size_t kSsdBwdDecaySmem = (3 * kSsdBwdChunk + 32) * sizeof(double) +
@@ -131,17 +132,16 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
 }
 
 // dyw = exp(cs_i) dy_i over (b, t, h, p), contiguous (B, L, H, P): the weights of F's own terms
-// sum_i exp(cs_i) dy_i C_i^T and of dC's S0 term.
+// sum_i exp(cs_i) dy_i C_i^T and of dC's S0 term. Grid (tokens, HP / blockDim): a thread per element, so no
+// thread waits on a load behind its own store (a loop over the token's HP values did, once per value).
 template <class T>
 __global__ void ssd_bwd_weighted_dy_kernel(SsdChunks s, TensorView<const T, 4, Cuda> dy, float* dyw) {
   const SsdGeometry& g = s.geo;
-  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;  // block per token
-  const int P = int(g.P), HP = int(g.H * g.P);
-  for (int k = int(threadIdx.x); k < HP; k += int(blockDim.x)) {
-    const int h = k / P, p = k - h * P;
-    dyw[blockIdx.x * int64_t(HP) + k] =
-        float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
-  }
+  const int P = int(g.P), HP = int(g.H * g.P), k = int(blockIdx.y * blockDim.x + threadIdx.x);
+  if (k >= HP) return;
+  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;
+  const int h = k / P, p = k - h * P;
+  dyw[blockIdx.x * int64_t(HP) + k] = float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
 }
 
 // One (b, h, chunk) per block (top comment, step 4): the masks and decays of the chunk's Q x Q products, the
@@ -182,17 +182,26 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
 
   // Gm -> Wd, M; Z = CB Wd (j < i); the diagonal of Gm (dD). Entries of the tiles outside Qc x Qc were not written
   // by the products: only those inside are read, and Wd, M are written as zeros there for the next products.
-  for (int e = tid; e < Q * Q; e += kSsdBwdThreads) {
-    const int i = e / Q, j = e % Q;
+  // A thread's kTileLoads elements: every load before the first store (a store to wd may alias a later load as
+  // far as the compiler knows, so a loop would wait a memory round trip per element).
+  constexpr int kTileLoads = Q * Q / kSsdBwdThreads;
+  float gm[kTileLoads], cbv[kTileLoads];
+#pragma unroll
+  for (int u = 0; u < kTileLoads; ++u) {
+    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
+    gm[u] = i < Qc && j < Qc ? wd[e] : 0.0f;
+    cbv[u] = j <= i && i < Qc ? cb[e] : 0.0f;
+  }
+#pragma unroll
+  for (int u = 0; u < kTileLoads; ++u) {
+    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
     const bool in = j <= i && i < Qc;
-    const float gm = i < Qc && j < Qc ? wd[e] : 0.0f;
     const float decay = in ? expf(float(cs[i] - cs[j])) : 0.0f;
-    const float cbv = in ? cb[e] : 0.0f;
-    const float w = decay * (in ? dts[j] : 0.0f) * gm;
+    const float w = decay * (in ? dts[j] : 0.0f) * gm[u];
     wd[e] = w;
-    m[e] = cbv * decay;
-    Z[i * QP + j] = j < i ? cbv * w : 0.0f;
-    if (i == j) diag[i] = gm;
+    m[e] = cbv[u] * decay;
+    Z[i * QP + j] = j < i ? cbv[u] * w : 0.0f;
+    if (i == j) diag[i] = gm[u];
   }
   __syncthreads();
 
@@ -207,20 +216,37 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   }
   // s0_i = dyw_i . (C_i S0) and E_j = Xw_j . (B_j F) (step 3's products), one warp per token; U -> el U on the
   // way (E reads U before the scaling).
-  for (int i = warp; i < Qc; i += kWarps) {
-    const int64_t row = (b * geo.L + c0 + i) * HP + h * P;
-    double sc = 0.0, sb = 0.0;
-    for (int64_t p = lane; p < P; p += 32) {
-      const float u = s.v[row + p];
-      sc += double(s.dyw[row + p]) * s.y0[row + p];
-      sb += double(chunks.xw[row + p]) * u;
-      s.v[row + p] = u * el[i];
+  // The warp's kWarpTokens tokens i = warp + k kWarps at once: all their loads of a round of 32 p first.
+  constexpr int kWarpTokens = Q / kWarps;
+  double sc[kWarpTokens] = {}, sb[kWarpTokens] = {};
+  const int64_t row0 = (b * geo.L + c0 + warp) * HP + h * P;  // token i's row is row0 + k kWarps HP
+  for (int64_t p = lane; p < P; p += 32) {
+    float u[kWarpTokens], dw[kWarpTokens], y0[kWarpTokens], xw[kWarpTokens];
+#pragma unroll
+    for (int k = 0; k < kWarpTokens; ++k) {
+      const int64_t at = row0 + k * kWarps * HP + p;
+      const bool in = warp + k * kWarps < Qc;
+      u[k] = in ? s.v[at] : 0.0f;
+      dw[k] = in ? s.dyw[at] : 0.0f;
+      y0[k] = in ? s.y0[at] : 0.0f;
+      xw[k] = in ? chunks.xw[at] : 0.0f;
     }
-    sc = warp_sum(sc);
-    sb = warp_sum(sb);
-    if (lane == 0) {
-      s0[i] = sc;
-      ej[i] = sb;
+#pragma unroll
+    for (int k = 0; k < kWarpTokens; ++k) {
+      const int i = warp + k * kWarps;
+      if (i >= Qc) continue;
+      sc[k] += double(dw[k]) * y0[k];
+      sb[k] += double(xw[k]) * u[k];
+      s.v[row0 + k * kWarps * HP + p] = u[k] * el[i];
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kWarpTokens; ++k) {
+    const double vc = warp_sum(sc[k]), vb = warp_sum(sb[k]);
+    const int i = warp + k * kWarps;
+    if (lane == 0 && i < Qc) {
+      s0[i] = vc;
+      ej[i] = vb;
     }
   }
   __syncthreads();
@@ -270,27 +296,44 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   }
 }
 
-// Block per token (b, t), one warp per head at a time (step 6): dx = dt v + D dy, ddt = x . v + A dl.
+// A warp per (b, t, h) (step 6): dx = dt v + D dy, ddt = x . v + A dl. Each lane loads all its values of a round
+// of 64 p (v, x, dy, and dx under Accumulate) before its first store: one memory round trip per round. (A block per
+// token with a warp per head at a time waited H / 8 round trips per warp.)
 template <class T>
 __global__ void ssd_bwd_token_kernel(SsdGeometry geo, const float* v, const double* dl, TensorView<const T, 4, Cuda> x,
                                      TensorView<const T, 3, Cuda> dt, TensorView<const T, 1, Cuda> A,
                                      TensorView<const T, 1, Cuda> D, TensorView<const T, 4, Cuda> dy,
                                      TensorView<T, 4, Cuda> dx, TensorView<T, 3, Cuda> ddt, GradientMode mode) {
-  const int64_t b = blockIdx.x / geo.L, t = blockIdx.x % geo.L, c = t / geo.Q, i = t % geo.Q;
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
-  for (int64_t h = warp; h < geo.H; h += warps) {
-    const float dth = float(dt(b, t, h)), Dh = present(D) ? float(D(h)) : 0.0f;
-    const float* vh = v + (blockIdx.x * geo.H + h) * geo.P;
-    double xv = 0.0;
-    for (int64_t p = lane; p < geo.P; p += 32) {
-      const float vv = vh[p];
-      put_grad(dx(b, t, h, p), double(dth) * vv + double(Dh) * double(dy(b, t, h, p)), mode);
-      xv += double(x(b, t, h, p)) * vv;
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t item = blockIdx.x * int64_t(blockDim.x >> 5) + (threadIdx.x >> 5);  // (b, t, h), h fastest
+  if (item >= geo.B * geo.L * geo.H) return;  // whole warps
+  const int64_t bt = item / geo.H, h = item % geo.H, b = bt / geo.L, t = bt % geo.L, c = t / geo.Q, i = t % geo.Q;
+  const float dth = float(dt(b, t, h)), Dh = present(D) ? float(D(h)) : 0.0f;
+  const bool accumulate = mode == GradientMode::Accumulate;
+  const float* vh = v + item * geo.P;
+  double xv = 0.0;
+  for (int64_t p0 = 0; p0 < geo.P; p0 += 64) {
+    float vv[2], xx[2], dd[2], old[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int64_t p = p0 + lane + 32 * u;
+      const bool in = p < geo.P;
+      vv[u] = in ? vh[p] : 0.0f;
+      xx[u] = in ? float(x(b, t, h, p)) : 0.0f;
+      dd[u] = in ? float(dy(b, t, h, p)) : 0.0f;
+      old[u] = in && accumulate ? float(dx(b, t, h, p)) : 0.0f;
     }
-    xv = warp_sum(xv);
-    if (lane == 0)
-      put_grad(ddt(b, t, h), xv + double(A(h)) * dl[((b * geo.H + h) * geo.chunks + c) * geo.Q + i], mode);
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int64_t p = p0 + lane + 32 * u;
+      if (p >= geo.P) continue;
+      xv += double(xx[u]) * vv[u];
+      put_grad(old[u], double(dth) * vv[u] + double(Dh) * double(dd[u]), mode);
+      dx(b, t, h, p) = old[u];
+    }
   }
+  xv = warp_sum(xv);
+  if (lane == 0) put_grad(ddt(b, t, h), xv + double(A(h)) * dl[((b * geo.H + h) * geo.chunks + c) * geo.Q + i], mode);
 }
 
 // wsum[b, c, g] = the sum of Wd over the heads of group g, in head order (Q x Q tiles, zeros outside Qc x Qc);
@@ -426,8 +469,9 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   const int64_t Q = kSsdBwdChunk, chunks = (L + Q - 1) / Q, QQ = Q * Q, HP = H * P;
   BIMAMBA_CHECK(chunks < 65536, "ssd_scan_backward (Cuda): L = ", L, " needs ", chunks, " chunks of ", Q,
                 " tokens, above the Cuda grid limit of 65535");
-  BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
-                " tokens exceed the Cuda grid limits (65535, 2^31 - 1)");
+  BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31) && B * L * H / (kSsdBwdThreads / 32) < (int64_t(1) << 31),
+                "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
+                " tokens exceed the Cuda grid limits (65535 heads, 2^31 - 1 tokens, 2^34 (token, head) pairs)");
   BIMAMBA_CHECK(x.stride(3) == 1 && Bm.stride(3) == 1 && Cm.stride(3) == 1 && dy.stride(3) == 1,
                 "ssd_scan_backward (Cuda): x, B, C and dy need unit stride along their last dimension (cuBLAS rows)");
   const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(x.stride(1), P, L, "x"),
@@ -473,8 +517,9 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       ProfileRange<Cuda> range(ctx, "states");
       ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {});
       if (HP > 0)
-        ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>, dim3(unsigned(rows * L)), 0, chunk_scratch,
-                       slab.dy, s.dyw);
+        ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>,
+                       dim3(unsigned(rows * L), unsigned((HP + kSsdBwdThreads - 1) / kSsdBwdThreads)), 0,
+                       chunk_scratch, slab.dy, s.dyw);
       if (N > 0 && HP > 0) {
         ssd_chunk_products(ctx, geo, slab.Cm, s.dyw, s.dstates);
         ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * N * HP)), 0, geo, s.dstates,
@@ -498,7 +543,8 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
     }
     ProfileRange<Cuda> range(ctx, "tokens");
-    ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>, dim3(unsigned(rows * L)), 0, geo,  // 6.
+    ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>,  // 6.
+                   dim3(unsigned((rows * L * H + kSsdBwdThreads / 32 - 1) / (kSsdBwdThreads / 32))), 0, geo,
                    static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
                    dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), mode);
     if (N > 0)
