@@ -444,5 +444,27 @@ TEST_F(DeviceOps, BinaryLinearChainReplayedFromAGraphEqualsEagerCalls) {
   cudaStreamDestroy(stream);
 }
 
+TEST_F(DeviceOps, RmsNormOfRowsWiderThanTheRegisterElements) {
+  // D = 4500: row_threads caps at 1024 threads, so each thread keeps 4 elements in registers (4096 of the row) and
+  // reads the other 404 in the loop after them; the rows of ElementwiseAndNorms (D = 1031) fit the registers.
+  // In place too (y is x's memory).
+  const int64_t T = 5, D = 4500;
+  auto x = rand_host<2>({T, D}, 40, -3, 3);
+  auto res = rand_host<2>({T, D}, 41);
+  auto w = rand_host<1>({D}, 42, 0.5f, 1.5f);
+  auto xd = to<Cuda>(x);
+  auto resd = to<Cuda>(res);
+  auto wd = to<Cuda>(w);
+  Tensor<float, 2, Host> y({T, D});
+  Tensor<float, 2, Cuda> yd({T, D});
+  add_rms_norm(host_, res, x, w, 1e-5f, y);
+  add_rms_norm(*dev_, resd, xd, wd, 1e-5f, yd);
+  EXPECT_LT(rel(resd, res), kTol);
+  EXPECT_LT(rel(yd, y), kTol);
+  rms_norm(host_, x, w, 1e-5f, y);
+  rms_norm(*dev_, xd, wd, 1e-5f, xd);
+  EXPECT_LT(rel(xd, y), kTol);
+}
+
 }  // namespace
 }  // namespace bimamba::test

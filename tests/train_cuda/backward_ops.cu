@@ -416,5 +416,22 @@ TEST_F(TrainOpsCuda, SelectiveScan) {
   check_selective(host_, *dev_, 2, 23, 13, 5, false);
 }
 
+TEST_F(TrainOpsCuda, RmsNormOfRowsWiderThanTheRegisterElements) {
+  // D = 4500: 1024 threads keep 4 elements each in registers (4096 of the row), the other 404 go through the loop
+  // after them; Norms (D = 1031) covers rows that fit the registers.
+  const int64_t T = 5, D = 4500;
+  auto x = rand_host<2>({T, D}, 50, -3, 3);
+  auto w = rand_host<1>({D}, 51, 0.5f, 1.5f);
+  auto dy = rand_host<2>({T, D}, 52);
+  for (GradientMode mode : kModes) {
+    GradPair<2> dx({T, D}, 53);
+    GradPair<1> dw({D}, 54);
+    rms_norm_backward(host_, x, w, 1e-5f, dy, dx.host, dw.host, mode);
+    rms_norm_backward(*dev_, to<Cuda>(x), to<Cuda>(w), 1e-5f, to<Cuda>(dy), dx.dev, dw.dev, mode);
+    EXPECT_LT(dx.rel_l2(), kTol) << "rms_norm dx " << name(mode);
+    EXPECT_LT(dw.rel_l2(), kTol) << "rms_norm dweight " << name(mode);
+  }
+}
+
 }  // namespace
 }  // namespace bimamba::test
