@@ -67,6 +67,16 @@ TEST_F(DeviceOps, ElementwiseAndNorms) {
   gated_rms_norm(host_, gy, gz, gw, G, 1e-5f, gout);
   gated_rms_norm(*dev_, to<Cuda>(gy), to<Cuda>(gz), to<Cuda>(gw), G, 1e-5f, goutd);
   EXPECT_LT(rel(goutd, gout), kTol);
+  // In place (out = y, as the mixer calls it), 8200 channels in one group: the kernel (ops/cuda/gated_rms_norm.cuh)
+  // keeps 8 columns a thread in registers, 1024 threads at most, so 8 columns are read from memory twice.
+  const int64_t wide = 8200;
+  auto wy = rand_host<2>({3, wide}, 13, -2, 2);
+  auto wz = rand_host<2>({3, wide}, 14, -3, 3);
+  auto ww = rand_host<1>({wide}, 15);
+  auto wyd = to<Cuda>(wy);
+  gated_rms_norm(host_, wy, wz, ww, 1, 1e-5f, wy);
+  gated_rms_norm(*dev_, wyd, to<Cuda>(wz), to<Cuda>(ww), 1, 1e-5f, wyd);
+  EXPECT_LT(rel(wyd, wy), kTol);
 
   auto dt = rand_host<2>({T, H}, 7, -6, 25);
   auto bias = rand_host<1>({H}, 8);

@@ -135,15 +135,31 @@ TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
   check_reduced_precision_projections(host_, *dev_, ProjectionInputs{70, 45, 13});
 }
 
+// The gated norm backward at (T, E, groups), both modes, every output requested.
+void check_gated_norm_backward(Context<Host>& host, Context<Cuda>& dev, int64_t T, int64_t E, int64_t G) {
+  auto y = rand_host<2>({T, E}, 4, -2, 2);
+  auto z = rand_host<2>({T, E}, 5, -3, 3);
+  auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
+  auto dout = rand_host<2>({T, E}, 7);
+  const std::string shape = " at (T, E, groups) = (" + std::to_string(T) + ", " + std::to_string(E) + ", " +
+                            std::to_string(G) + ")";
+  for (GradientMode mode : kModes) {
+    GradPair<2> gdy({T, E}, 20), gdz({T, E}, 21);
+    GradPair<1> gdw({E}, 22);
+    gated_rms_norm_backward(host, y, z, gw, G, 1e-5f, dout, gdy.host, gdz.host, gdw.host, mode);
+    gated_rms_norm_backward(dev, to<Cuda>(y), to<Cuda>(z), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), gdy.dev, gdz.dev,
+                            gdw.dev, mode);
+    EXPECT_LT(gdy.rel_l2(), kTol) << "gated dy " << name(mode) << shape;
+    EXPECT_LT(gdz.rel_l2(), kTol) << "gated dz " << name(mode) << shape;
+    EXPECT_LT(gdw.rel_l2(), kTol) << "gated dweight " << name(mode) << shape;
+  }
+}
+
 TEST_F(TrainOpsCuda, Norms) {
   const int64_t T = 37, D = 1031, E = 771, G = 3;
   auto x = rand_host<2>({T, D}, 1, -3, 3);
   auto w = rand_host<1>({D}, 2, 0.5f, 1.5f);
   auto dy = rand_host<2>({T, D}, 3);
-  auto y = rand_host<2>({T, E}, 4, -2, 2);
-  auto z = rand_host<2>({T, E}, 5, -3, 3);
-  auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
-  auto dout = rand_host<2>({T, E}, 7);
   for (GradientMode mode : kModes) {
     GradPair<2> dx({T, D}, 10);
     GradPair<1> dw({D}, 11);
@@ -151,16 +167,16 @@ TEST_F(TrainOpsCuda, Norms) {
     rms_norm_backward(*dev_, to<Cuda>(x), to<Cuda>(w), 1e-5f, to<Cuda>(dy), dx.dev, dw.dev, mode);
     EXPECT_LT(dx.rel_l2(), kTol) << "rms_norm dx " << name(mode);
     EXPECT_LT(dw.rel_l2(), kTol) << "rms_norm dweight " << name(mode);
-
-    GradPair<2> gdy({T, E}, 20), gdz({T, E}, 21);
-    GradPair<1> gdw({E}, 22);
-    gated_rms_norm_backward(host_, y, z, gw, G, 1e-5f, dout, gdy.host, gdz.host, gdw.host, mode);
-    gated_rms_norm_backward(*dev_, to<Cuda>(y), to<Cuda>(z), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), gdy.dev, gdz.dev,
-                            gdw.dev, mode);
-    EXPECT_LT(gdy.rel_l2(), kTol) << "gated dy " << name(mode);
-    EXPECT_LT(gdz.rel_l2(), kTol) << "gated dz " << name(mode);
-    EXPECT_LT(gdw.rel_l2(), kTol) << "gated dweight " << name(mode);
   }
+  // The gated norm's kernel (ops/cuda/gated_rms_norm_backward.cuh) keeps 12 columns a thread, up to 512 threads
+  // a block, and walks tiles of 16 rows. 257 channels a group: one warp, part of it with a 9th column; tiles of
+  // 16, 16 and 5 rows. 6163 channels in 2 groups: 16 warps, 19 columns beyond the register ones (read from memory
+  // twice), and a last tile of one row (no next row in flight).
+  check_gated_norm_backward(host_, *dev_, T, E, G);
+  check_gated_norm_backward(host_, *dev_, 17, 2 * 6163, 2);
+  auto y = rand_host<2>({T, E}, 4, -2, 2);
+  auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
+  auto dout = rand_host<2>({T, E}, 7);
   // A strided z (the model's z is a column range of in_proj's output), only dz requested.
   const int64_t R = E + 5;
   auto wide = rand_host<2>({T, R}, 30, -3, 3);
@@ -171,6 +187,21 @@ TEST_F(TrainOpsCuda, Norms) {
   gated_rms_norm_backward(*dev_, to<Cuda>(y), wide_d.cview().narrow(1, 2, E), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), {},
                           wide_dz.dev.view().narrow(1, 2, E), {}, GradientMode::Accumulate);
   EXPECT_LT(wide_dz.rel_l2(), kTol);
+  // z and dz with a column stride (every other column of a (T, 2E) tensor), dz and dweight requested.
+  const Extents<2> odd_shape{T, E}, odd_strides{2 * E, 2};
+  auto pairs = rand_host<2>({T, 2 * E}, 32, -3, 3);
+  auto pairs_d = to<Cuda>(pairs);
+  GradPair<2> pairs_dz({T, 2 * E}, 33);
+  GradPair<1> pairs_dw({E}, 34);
+  const TensorView<const float, 2, Host> odd_z(pairs.data() + 1, odd_shape, odd_strides);
+  const TensorView<float, 2, Host> odd_dz(pairs_dz.host.data() + 1, odd_shape, odd_strides);
+  const TensorView<const float, 2, Cuda> odd_z_d(pairs_d.data() + 1, odd_shape, odd_strides);
+  const TensorView<float, 2, Cuda> odd_dz_d(pairs_dz.dev.data() + 1, odd_shape, odd_strides);
+  gated_rms_norm_backward(host_, y, odd_z, gw, G, 1e-5f, dout, {}, odd_dz, pairs_dw.host, GradientMode::Accumulate);
+  gated_rms_norm_backward(*dev_, to<Cuda>(y), odd_z_d, to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), {}, odd_dz_d,
+                          pairs_dw.dev, GradientMode::Accumulate);
+  EXPECT_LT(pairs_dz.rel_l2(), kTol);
+  EXPECT_LT(pairs_dw.rel_l2(), kTol);
 }
 
 TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
