@@ -200,8 +200,13 @@ inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const fl
     const int threads = int(std::min<int64_t>(gpu::kGateMaxThreads, (S + per_warp - 1) / per_warp * 32));
     const int smem = gpu::GateShared::bytes(int(std::min<int64_t>(S, threads * gpu::kGateCols)));
     auto* kernel = gpu::gated_norm_backward_tile_kernel<float>;
-    if (smem > (48 << 10))
+    if (smem > (48 << 10)) {  // 86 KB at S = 3072; 172 KB at most (S >= 6144), above sm_80's 163 KB opt-in
+      int optin = 0;
+      BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
+      BIMAMBA_CHECK(smem <= optin, "gated_rms_norm_backward (Cuda): groups of ", S, " channels need ", smem,
+                    " bytes of shared memory per block, above this device's ", optin);
       BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    }
     kernel<<<dim3(unsigned(tiles), unsigned(groups)), threads, smem, ctx.stream()>>>(y, z, w, int(S), tile_rows, eps,
                                                                                      dout, dy, dz, partials, mode);
     gpu::check_launch();

@@ -76,8 +76,7 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
   if (threadIdx.x < Qc) s.cs[(pair * g.chunks + c) * g.Q + threadIdx.x] = cs[threadIdx.x];
   if (threadIdx.x == 0) s.decays[pair * g.chunks + c] = expf(float(last));
   // A warp per token, lanes along p (no 64-bit division per element); each warp takes kPrepTokens tokens
-  // j0 + k warps at once and issues all their loads of x before its stores (a loop per token waited a memory
-  // round trip per value: the compiler cannot move a load of x above a store to Xw).
+  // j0 + k warps at once and issues all their loads of x before its stores to Xw.
   constexpr int kPrepTokens = 8;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
   for (int j0 = warp; j0 < Qc; j0 += kPrepTokens * warps)

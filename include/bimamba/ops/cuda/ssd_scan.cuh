@@ -56,8 +56,7 @@ __global__ void ssd_mask_kernel(SsdChunks s, TensorView<const T, 3, Cuda> dt, co
   __syncthreads();
   const float* cbm = cb + (bc * g.G + h / (g.H / g.G)) * g.Q * g.Q;
   float* m = mask + (bc * g.H + h) * g.Q * g.Q;
-  // kMaskLoads elements per thread and round, all loads before the stores (the compiler cannot move a load of cb
-  // above a store to the mask: a loop over single elements waited a memory round trip per element).
+  // kMaskLoads elements per thread and round, all loads before the stores to the mask.
   constexpr int kMaskLoads = 16;
   const int threads = int(blockDim.x * blockDim.y);
   for (int e0 = tid; e0 < Q * Q; e0 += kMaskLoads * threads) {
@@ -75,8 +74,7 @@ __global__ void ssd_mask_kernel(SsdChunks s, TensorView<const T, 3, Cuda> dt, co
   }
 }
 
-// Grid (tokens, H P / blockDim), a thread per element: y[b, t, h, p] = exp(cs_i) y + D_h x. (A loop over the
-// token's H P values waited a memory round trip per value: its load of y could not move above the store before.)
+// Grid (tokens, H P / blockDim), a thread per element: y[b, t, h, p] = exp(cs_i) y + D_h x.
 template <class T>
 __global__ void ssd_output_scale_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 1, Cuda> D,
                                         TensorView<T, 4, Cuda> y) {
