@@ -46,6 +46,18 @@ MUTANTS = {
         "        for (int k = 0; k < KR; ++k) g += taps[KR - 1 - k] * da[q + KR - 1 - k];",
         "TrainOpsCuda.Conv1dDtAndNegExp",
         "dx correlates da with the taps in the forward's order instead of the reversed one: wrong dx"),
+    "gate_next_row_not_loaded": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "    if (more) load_row(t + 1);  // lands while this row is summed and written\n",
+        "",
+        "TrainOpsCuda.Norms",
+        "the gated-norm backward's pipeline stages the current row again instead of the next: wrong dy, dz, dw"),
+    "gate_old_outputs_of_this_row": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "    load_old(t + 1);  // lands while the next row is summed\n",
+        "    load_old(t);\n",
+        "TrainOpsCuda.Norms",
+        "under Accumulate the next row adds to this row's old dy, dz: wrong dy, dz"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",
