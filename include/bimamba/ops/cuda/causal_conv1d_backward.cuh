@@ -10,10 +10,11 @@
 //   K <= kConvRegisterTaps (every Mamba preset: K = 4): conv1d_backward_registers_kernel keeps the tile in
 //     registers, float arithmetic (silu' by silu_grad_float), the tile sums in float. All of a thread's loads (x,
 //     dy, and dx under Accumulate) are independent and issued before any arithmetic: ~100 loads in flight per
-//     thread. Its first form (a thread's loads one after another through shared memory, a, da, dx and the sums in
-//     double, as the host) waited a memory round trip per token: 36 ms per 780M training step at batch 4 on an
-//     H100, 0.75 ms a layer for ~0.4 GB.
-//   larger K: conv1d_backward_tile_kernel, the same math through shared memory (55 KB at K = 4) in double.
+//     thread. Through shared memory (a thread's loads one after another, each behind the store before it; a, da,
+//     dx and the sums in double) the op took 35.8 ms of a 780M training step at batch 4 on an H100, 0.75 ms a
+//     layer for ~0.44 GB; in registers 9.6 ms (bench/RESULTS_CUDA.md, session 18).
+//   larger K: conv1d_backward_tile_kernel, the same math through shared memory in double (above 48 KB the limit is
+//     raised to the device's opt-in; a K that needs more throws, naming it).
 // Every addition's order depends only on the shapes: reruns give the same bits. Index arithmetic per element is
 // multiplications by the views' strides (x and dx are column ranges of in_proj's output); divisions only per tile.
 // Against the host's double arithmetic the float form differs by ~1e-7 relative.
