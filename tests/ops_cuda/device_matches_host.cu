@@ -230,8 +230,10 @@ struct Ssd {
 };
 
 TEST_F(DeviceOps, SsdScanMatchesHostAtOddAndRealShapes) {
-  // (B, L, H, P, G, N): odd; one chunk shorter than a tile; the Bi-Mamba head shape over several chunks.
-  const Ssd cases[] = {Ssd(2, 45, 6, 5, 3, 7, 40), Ssd(1, 3, 2, 3, 1, 2, 50), Ssd(2, 300, 4, 64, 1, 128, 60)};
+  // (B, L, H, P, G, N): odd; one chunk shorter than a tile; the Bi-Mamba head shape over several chunks; P and N
+  // past the chunk kernel's 64-column output slab and 32-wide k slab (a second, partial slab of each).
+  const Ssd cases[] = {Ssd(2, 45, 6, 5, 3, 7, 40), Ssd(1, 3, 2, 3, 1, 2, 50), Ssd(2, 300, 4, 64, 1, 128, 60),
+                       Ssd(1, 130, 2, 70, 1, 40, 90)};
   for (const Ssd& c : cases) {
     auto xd = to<Cuda>(c.x);
     auto dtd = to<Cuda>(c.dt);

@@ -1,14 +1,21 @@
 // The CUDA CPU emulator's own tests (tools/cuda_emu/README.md), run by tools/cuda_emu/run.sh next to the real
 // device tests (tests/*_cuda/*.cu, transformed and linked in by run.sh: they check the Cuda ops against the Host ops).
 //   EmuSelfCheck.* the emulator itself: it must catch divergent barriers, mismatched warp collectives, reads of
-//                  unwritten shared memory, writes outside an allocation, bad launches and bad cuBLAS arguments
+//                  unwritten shared memory, writes outside an allocation, bad launches and bad cuBLAS arguments;
+//                  and the WMMA stand-in (shim/mma.h): TF32 tiles, __float_to_tf32, alignment checks, 3xTF32
 // This file is CUDA C++ (kernels, <<< >>>, __shared__): run.sh passes it through transform.py like the headers.
 #include <gtest/gtest.h>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -158,6 +165,255 @@ TEST(EmuSelfCheck, CublasChecksItsArguments) {
             CUBLAS_STATUS_NOT_INITIALIZED);
   cudaFree(a);
   cudaFree(c);
+}
+
+// ---- WMMA (shim/mma.h): the TF32 m16n16k8 shape ----------------------------------------------------------------
+// In the emulator every lane holds, loads, multiplies and stores the whole tile (shim/mma.h): the kernels below are
+// written as for the GPU, one warp per tile.
+namespace wmma = nvcuda::wmma;
+
+// D = A B + 1 for one tile, A (16 x 8) and B (8 x 16) in memory as LA and LB say, D stored in `out`'s layout; the
+// accumulator is both c and d of mma_sync.
+template <class LA, class LB>
+__global__ void wmma_tf32_tile(const float* a, unsigned lda, const float* b, unsigned ldb, float* d, unsigned ldd,
+                               wmma::layout_t out) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::load_matrix_sync(fa, a, lda);
+  wmma::load_matrix_sync(fb, b, ldb);
+  wmma::fill_fragment(acc, 1.0f);
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(d, acc, ldd, out);
+}
+
+__global__ void float_to_tf32(const float* in, float* out, int n) {
+  const int i = int(threadIdx.x);
+  if (i < n) out[i] = wmma::__float_to_tf32(in[i]);
+}
+
+__global__ void wmma_load_a(const float* p, unsigned ldm, float* out) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> f;
+  wmma::load_matrix_sync(f, p, ldm);
+  out[threadIdx.x] = f.x[0];
+}
+
+__global__ void wmma_store(float* p, unsigned ldm) {
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::store_matrix_sync(p, acc, ldm, wmma::mem_row_major);
+}
+
+// A (16 x 8, row-major) times B (8 x 16, row-major), twice: d1 by one mma_sync of the raw fp32 values (the tensor
+// core ignores their low 13 mantissa bits), d3 by 3xTF32: x = hi + lo with hi = tf32(x), lo = tf32(x - hi), and
+// a b ~ a_lo b_hi + a_hi b_lo + a_hi b_hi (the small terms first; a_lo b_lo is dropped).
+__global__ void wmma_3xtf32(const float* a, const float* b, float* d1, float* d3) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_hi, a_lo;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_hi, b_lo;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::load_matrix_sync(a_hi, a, 8);
+  wmma::load_matrix_sync(b_hi, b, 16);
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::mma_sync(acc, a_hi, b_hi, acc);
+  wmma::store_matrix_sync(d1, acc, 16, wmma::mem_row_major);
+  for (int i = 0; i < a_hi.num_elements; ++i) {
+    const float v = a_hi.x[i];
+    a_hi.x[i] = wmma::__float_to_tf32(v);
+    a_lo.x[i] = wmma::__float_to_tf32(v - a_hi.x[i]);
+  }
+  for (int i = 0; i < b_hi.num_elements; ++i) {
+    const float v = b_hi.x[i];
+    b_hi.x[i] = wmma::__float_to_tf32(v);
+    b_lo.x[i] = wmma::__float_to_tf32(v - b_hi.x[i]);
+  }
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::mma_sync(acc, a_lo, b_hi, acc);
+  wmma::mma_sync(acc, a_hi, b_lo, acc);
+  wmma::mma_sync(acc, a_hi, b_hi, acc);
+  wmma::store_matrix_sync(d3, acc, 16, wmma::mem_row_major);
+}
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+float tf32_truncated(float v) { return float_of(bits_of(v) & 0xffffe000u); }     // what the tensor core reads
+float tf32_rounded(float v) { return float_of((bits_of(v) + 0x1000u) & 0xffffe000u); }  // finite v only
+
+std::vector<float> random_floats(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(gen);
+  return v;
+}
+
+// Runs wmma_tf32_tile<LA, LB> with the given leading dimensions; the padding of A and B (columns or rows past the
+// tile) holds NaN, so a load that does not keep to ldm gives NaN, and D's padding must still be unwritten.
+template <class LA, class LB>
+void check_wmma_tile(unsigned lda, unsigned ldb, unsigned ldd, wmma::layout_t out) {
+  constexpr bool a_rows = std::is_same<LA, wmma::row_major>::value, b_rows = std::is_same<LB, wmma::row_major>::value;
+  const bool d_rows = out == wmma::mem_row_major;
+  const std::vector<float> A = random_floats(16 * 8, 11), B = random_floats(8 * 16, 12);  // logical, row by row
+  std::vector<float> a_mem((a_rows ? 16 : 8) * lda, NAN), b_mem((b_rows ? 8 : 16) * ldb, NAN);
+  for (int r = 0; r < 16; ++r)
+    for (int k = 0; k < 8; ++k) a_mem[a_rows ? r * lda + k : k * lda + r] = A[r * 8 + k];
+  for (int k = 0; k < 8; ++k)
+    for (int n = 0; n < 16; ++n) b_mem[b_rows ? k * ldb + n : n * ldb + k] = B[k * 16 + n];
+  float* a = device_floats(a_mem.size());
+  float* b = device_floats(b_mem.size());
+  float* d = device_floats(16 * ldd);  // unwritten: 0xFF bytes, NaN
+  ASSERT_EQ(cudaMemcpy(a, a_mem.data(), a_mem.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(b, b_mem.data(), b_mem.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  wmma_tf32_tile<LA, LB><<<1, 32>>>(a, lda, b, ldb, d, ldd, out);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<float> h(16 * ldd);
+  ASSERT_EQ(cudaMemcpy(h.data(), d, h.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (size_t i = 0; i < h.size(); ++i)
+    if (i % ldd >= 16) EXPECT_TRUE(std::isnan(h[i])) << "store_matrix_sync wrote the padding at " << i;
+  double worst_vs_rounded = 0;
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 16; ++n) {
+      // The reference: 1 + the sum of the products of the TF32-truncated operands, in double. Those products are
+      // exact in float (11-bit significands), so the only difference is the float accumulation of 8 products onto
+      // 1, each addition off by at most 2^-24 of a partial sum <= scale: |error| <= 8 * 2^-24 * scale < 1e-6 scale.
+      double ref = 1, ref_rounded = 1, scale = 1;
+      for (int k = 0; k < 8; ++k) {
+        const double p = double(tf32_truncated(A[r * 8 + k])) * tf32_truncated(B[k * 16 + n]);
+        ref += p;
+        scale += std::fabs(p);
+        ref_rounded += double(tf32_rounded(A[r * 8 + k])) * tf32_rounded(B[k * 16 + n]);
+      }
+      const float got = h[d_rows ? r * ldd + n : n * ldd + r];
+      EXPECT_NEAR(got, ref, 1e-6 * scale) << "D(" << r << ", " << n << ")";
+      worst_vs_rounded = std::max(worst_vs_rounded, std::fabs(got - ref_rounded) / scale);
+    }
+  // Operands rounded to nearest instead of truncated would give another answer, far outside that tolerance.
+  EXPECT_GT(worst_vs_rounded, 1e-5) << "the emulated mma_sync does not truncate its operands to TF32";
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(d);
+}
+
+TEST(EmuSelfCheck, WmmaTf32TileMatchesTheTruncatedReference) {
+  {
+    SCOPED_TRACE("A row-major ldm 16, B col-major ldm 12, D row-major ldm 16");
+    check_wmma_tile<wmma::row_major, wmma::col_major>(16, 12, 16, wmma::mem_row_major);
+  }
+  {
+    SCOPED_TRACE("A col-major ldm 20, B row-major ldm 16, D col-major ldm 24");
+    check_wmma_tile<wmma::col_major, wmma::row_major>(20, 16, 24, wmma::mem_col_major);
+  }
+  {
+    SCOPED_TRACE("A row-major ldm 8, B row-major ldm 20, D col-major ldm 16");
+    check_wmma_tile<wmma::row_major, wmma::row_major>(8, 20, 16, wmma::mem_col_major);
+  }
+  {
+    SCOPED_TRACE("A col-major ldm 16, B col-major ldm 8, D row-major ldm 20");
+    check_wmma_tile<wmma::col_major, wmma::col_major>(16, 8, 20, wmma::mem_row_major);
+  }
+}
+
+TEST(EmuSelfCheck, FloatToTf32RoundsTiesAwayFromZeroAndKeepsNanAndInf) {
+  const uint32_t cases[][2] = {
+      {0x3f801000u, 0x3f802000u},  // 1 + 2^-11, a tie between 1 and 1 + 2^-10: away from zero (even would give 1)
+      {0xbf801000u, 0xbf802000u},  // the same tie, negative: away from zero
+      {0x3f803000u, 0x3f804000u},  // a tie above an odd last bit
+      {0x3f800fffu, 0x3f800000u},  // just below a tie: down
+      {0x3f801001u, 0x3f802000u},  // just above a tie: up
+      {0xbf800fffu, 0xbf800000u},  // negative, just below a tie: toward zero
+      {0x3fffffffu, 0x40000000u},  // the carry goes into the exponent
+      {0x40490fdbu, 0x40490000u},  // pi
+      {0x00001000u, 0x00002000u},  // a subnormal tie
+      {0x00000000u, 0x00000000u},
+      {0x80000000u, 0x80000000u},
+      {0x7f800000u, 0x7f800000u},  // Inf
+      {0xff800000u, 0xff800000u},  // -Inf
+      {0x7fc00000u, 0x7fc00000u},  // a quiet NaN
+      {0x7f800001u, 0x7f800001u},  // a NaN whose payload is only in the low 13 bits: not Inf
+      {0xffffffffu, 0xffffffffu},  // the emulator's poison
+  };
+  const int n = int(sizeof cases / sizeof cases[0]);
+  std::vector<float> in(n);
+  for (int i = 0; i < n; ++i) in[i] = float_of(cases[i][0]);
+  float* d_in = device_floats(n);
+  float* d_out = device_floats(n);
+  ASSERT_EQ(cudaMemcpy(d_in, in.data(), n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  float_to_tf32<<<1, 32>>>(d_in, d_out, n);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<float> out(n);
+  ASSERT_EQ(cudaMemcpy(out.data(), d_out, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int i = 0; i < n; ++i)
+    EXPECT_EQ(bits_of(out[i]), cases[i][1]) << std::hex << "__float_to_tf32(0x" << cases[i][0] << ")";
+  cudaFree(d_in);
+  cudaFree(d_out);
+}
+
+TEST(EmuSelfCheck, WmmaLoadAndStoreCheckAlignmentAndLdm) {
+  float* p = device_floats(16 * 16 + 8);  // cudaMalloc's pointers are 256-byte aligned
+  float* out = device_floats(32);
+  std::vector<float> h(16 * 16 + 8, 1.0f);
+  ASSERT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  wmma_load_a<<<1, 32>>>(p, 8, out);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  wmma_load_a<<<1, 32>>>(p + 8, 12, out);  // 32 bytes in, and ldm 12: only the start must be aligned
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  const auto expect_error = [](const std::function<void()>& launch, const char* text) {
+    try {
+      launch();
+      ADD_FAILURE() << "not reported: " << text;
+    } catch (const bimamba_emu::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { wmma_load_a<<<1, 32>>>(p + 4, 8, out); }, "is not 256-bit (32-byte) aligned");  // 16 bytes in
+  expect_error([&] { wmma_load_a<<<1, 32>>>(p, 6, out); }, "ldm 6 is not a multiple of 4");
+  expect_error([&] { wmma_store<<<1, 32>>>(p + 1, 16); }, "store_matrix_sync: the pointer");
+  expect_error([&] { wmma_store<<<1, 32>>>(p, 18); }, "ldm 18 is not a multiple of 4");
+  cudaFree(p);
+  cudaFree(out);
+}
+
+TEST(EmuSelfCheck, Wmma3xTf32GivesTheFp32Product) {
+  const std::vector<float> A = random_floats(16 * 8, 21), B = random_floats(8 * 16, 22);
+  float* a = device_floats(A.size());
+  float* b = device_floats(B.size());
+  float* d1 = device_floats(256);
+  float* d3 = device_floats(256);
+  ASSERT_EQ(cudaMemcpy(a, A.data(), A.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(b, B.data(), B.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  wmma_3xtf32<<<1, 32>>>(a, b, d1, d3);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<float> h1(256), h3(256);
+  ASSERT_EQ(cudaMemcpy(h1.data(), d1, 256 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(h3.data(), d3, 256 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  // Errors relative to sum_k |a(r, k) b(k, n)|, not to |D(r, n)|: the signs are random, so a sum may cancel.
+  // 3xTF32 misses a by at most 2^-22 |a| (hi and lo are each rounded to nearest), drops a_lo b_lo (<= 2^-22 |a b|)
+  // and rounds the float sums; with every rounding at its worst that is about 1.3e-6, but random entries stay well
+  // below 1e-6 (these: 7.9e-8). One mma of the raw values drops up to 2^-10 of each operand (these: 9.8e-4).
+  double worst3 = 0, worst1 = 0;
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 16; ++n) {
+      double ref = 0, scale = 0;
+      for (int k = 0; k < 8; ++k) {
+        ref += double(A[r * 8 + k]) * B[k * 16 + n];
+        scale += std::fabs(double(A[r * 8 + k]) * B[k * 16 + n]);
+      }
+      worst3 = std::max(worst3, std::fabs(h3[r * 16 + n] - ref) / scale);
+      worst1 = std::max(worst1, std::fabs(h1[r * 16 + n] - ref) / scale);
+    }
+  EXPECT_LT(worst3, 1e-6) << "3xTF32 is not the fp32 product";
+  EXPECT_GT(worst1, 1e-5) << "one mma_sync of raw fp32 values is as exact as 3xTF32: no TF32 truncation";
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(d1);
+  cudaFree(d3);
 }
 
 }  // namespace emu_selfcheck

@@ -1,27 +1,30 @@
-// Cuda chunked SSD scan (see ops/ssd_scan.hpp for the math) with its products on cuBLAS: per (batch, chunk) of
-// Qc <= Q = min(chunk_size, 128) tokens, group g and head h (heads of g: Hg = H / G), with a_t = dt_t A_h and the
-// within-chunk cumulative sums cs_i = a_0 + ... + a_i in double (seg(i, j) = cs_i - cs_j loses nothing):
+// Cuda chunked SSD scan (see ops/ssd_scan.hpp for the math): per (batch, chunk) of Qc <= Q = min(chunk_size, 128)
+// tokens, group g and head h (heads of g: Hg = H / G), with a_t = dt_t A_h and the within-chunk cumulative sums
+// cs_i = a_0 + ... + a_i in double (seg(i, j) = cs_i - cs_j loses nothing):
 //   1. states    cs, decays, Xw_j = exp(cs_last - cs_j) dt_j x_j; Z_c = B_c^T Xw_c (N x Hg P) batched over
-//                (b, c, g); the carry over the chunks gives S_in[c] and the final state (ops/cuda/ssd_chunks.cuh)
-//   2. CB        CB[i, j] = C_i . B_j                                  (Qc x Qc x N)  batched over (b, c, g)
-//   3. mask      M_h[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j  for j <= i, else 0        (element-wise)
-//   4. inter     y_c = C_c S_in[c]                    (Qc x P x N)  batched over (b, c, g, head of g)
-//   5. scale     y_i = exp(cs_i) y_i + D x_i                                             (element-wise)
-//   6. intra     y_c += M_h x_c                       (Qc x P x Qc) batched over (b, c, h)
+//                (b, c, g) on cuBLAS; the carry over the chunks gives S_in[c] and the final state
+//                (ops/cuda/ssd_chunks.cuh)
+//   2. CB        CB[i, j] = C_i . B_j                     (Qc x Qc x N)  batched over (b, c, g) on cuBLAS
+//   3. - 6.      ssd_chunk_scan_kernel, per (b, c, h):
+//                y_c = (exp(cs) ⊙ C_c) S_in[c] + M' x_c,  M'[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j (j <= i) + D_h [i = j]
+//                on tensor cores in 3xTF32, the mask built while staged: M and y's partial sums stay on chip
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1), outputs (2 - 6).
 // A sequence whose length is not a multiple of Q ends in a shorter chunk: each batched product runs once over the
-// full chunks and once over that chunk. The products are float (cuBLAS SGEMM) when the context's GemmPrecision
-// is Fp32 (the default; inference), TF32 tensor cores otherwise (training with --precision tf32 | bf16); the
-// state, the decays and the element-wise steps are float, cs double.
+// full chunks and once over that chunk. The cuBLAS products are float (SGEMM) when the context's GemmPrecision is
+// Fp32 (the default; inference), TF32 tensor cores otherwise (training with --precision tf32 | bf16); the chunk
+// kernel's are 3xTF32 (~fp32) under every precision; the state, the decays and the element-wise steps are float,
+// cs double.
 //
-// Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1, Q = 128): ~5 GFLOP per layer in
-// products of thousands of rows; the earlier form (three SIMT kernels, 16 x 16 score tiles in shared memory)
-// ran them at ~5 TFLOP/s, 1.5-2 ms per layer on an H100 (bench/RESULTS_CUDA.md, session 11).
+// Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1, Q = 128): ~5 GFLOP per layer. Until
+// session 19 steps 3 - 6 were a mask kernel, two batched cuBLAS products and a scaling kernel, with the mask
+// (B, chunks, H, Q, Q) and y going through HBM between them (~1.1 GB a layer at batch 4, 0.77 ms on an H100);
+// session 11's form (three SIMT kernels, 16 x 16 score tiles in shared memory) ran at ~5 TFLOP/s, 1.5-2 ms per
+// layer (bench/RESULTS_CUDA.md).
 //
 // Contracts as ops/ssd_scan.hpp; on Cuda also the stride along L of x, y (B, C) is at least P (N) when L > 1
 // (rows do not overlap: cuBLAS's leading dimension). Scratch (ctx.workspace()): cs (B, H, chunks, Q) doubles,
-// decays (B, H, chunks), CB (B, chunks, G, Q, Q), M (B, chunks, H, Q, Q), Xw (B, L, H, P), states (B, chunks, N,
-// H, P) floats: at the 780M shape and L = 2048, 4 + 50 + 25 + 25 MB.
+// decays (B, H, chunks), CB (B, chunks, G, Q, Q), Xw (B, L, H, P), states (B, chunks, N, H, P) floats: at the
+// 780M shape and L = 2048, 4 + 1 + 25 + 25 MB. The chunk kernel: 36 KB of shared memory per block.
 #pragma once
 
 #include <algorithm>
@@ -33,59 +36,140 @@
 #include "gemm.cuh"
 #include "launch.cuh"
 #include "ssd_chunks.cuh"
+#include "tf32x3_mma.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
 inline constexpr int kSsdGemmChunk = 128;  // Q: tokens per chunk of the forward
 
-// Block (x: b * chunks + c, y: head h), 32 x 8 threads: M_h[i, j] for i, j < Qc, j along x (coalesced rows);
-// cb (B, chunks, G, Q, Q), mask (B, chunks, H, Q, Q). The chunk's cs and dt are staged in shared memory.
+// The chunk kernel's shape: 8 warps, warp w owns the 16 rows 16 w .. 16 w + 15 of the chunk's output and the 64
+// columns of a slab of P (four 16 x 16 accumulators); the products run over k in slabs of kSsdScanK staged in
+// shared memory (pitches: wmma's ldm a multiple of 4 floats, fragment rows 32 B aligned, rows of a column read
+// four banks apart).
+inline constexpr int kSsdScanThreads = 256;
+inline constexpr int kSsdScanK = 32;                          // k per staged slab (of N, then of the chunk's tokens)
+inline constexpr int kSsdScanCols = 64;                       // columns of P per pass
+inline constexpr int kSsdScanPitchA = kSsdScanK + 4;          // (Q, k) slabs: exp(cs_i) C, then M
+inline constexpr int kSsdScanPitchB = kSsdScanCols + 4;       // (k, 64) slabs: S_in, then x; the output tile
+inline constexpr size_t kSsdScanHead = kSsdGemmChunk * (sizeof(double) + 2 * sizeof(float));  // cs, dt, exp(cs)
+inline constexpr size_t kSsdScanSmem =
+    kSsdScanHead + std::max(size_t(kSsdGemmChunk) * kSsdScanPitchA + size_t(kSsdScanK) * kSsdScanPitchB,
+                            size_t(kSsdGemmChunk) * kSsdScanPitchB) * sizeof(float);
+static_assert(kSsdGemmChunk == 16 * (kSsdScanThreads / 32), "a warp per 16 rows of a full chunk");
+static_assert(kSsdScanHead % 128 == 0 && kSsdScanSmem % 128 == 0, "the tiles 32 B aligned (wmma)");
+static_assert(kSsdScanSmem <= (48 << 10), "no shared-memory opt-in");
+
+// Steps 3 - 6 of the top comment in one kernel per (b, chunk, head): block (x: b * chunks + c, y: head h),
+// kSsdScanThreads threads, kSsdScanSmem bytes of shared memory. Per slab of 64 columns of P:
+//   y_c = (exp(cs) ⊙ C_c) S_in[c]      k over N: C's rows scaled while staged, S_in[c] (N, P) of the chunk states
+//       + M' x_c                        k over the chunk's tokens j <= i: M'[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j,
+//                                       plus D_h on the diagonal (the skip term), built while staged; a warp skips
+//                                       the steps above its rows
+// on tensor cores in 3xTF32 (ops/cuda/tf32x3_mma.cuh: fp32-level products under every GemmPrecision), then
+// through shared memory to y. Every staging round issues all its loads before its stores.
 template <class T>
-__global__ void ssd_mask_kernel(SsdChunks s, TensorView<const T, 3, Cuda> dt, const float* cb, float* mask) {
-  __shared__ double cs[kSsdMaxChunk];
-  __shared__ float dts[kSsdMaxChunk];
+__global__ void __launch_bounds__(kSsdScanThreads, 2)
+    ssd_chunk_scan_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
+                          TensorView<const T, 4, Cuda> Cm, TensorView<const T, 1, Cuda> D, const float* cb,
+                          TensorView<T, 4, Cuda> y) {
+  constexpr int Qm = kSsdGemmChunk, K = kSsdScanK, PA = kSsdScanPitchA, PB = kSsdScanPitchB, W = kSsdScanCols;
+  constexpr int kALoads = Qm * K / kSsdScanThreads, kBLoads = K * W / kSsdScanThreads;
+  extern __shared__ __align__(128) double scan_smem[];
+  double* cs = scan_smem;                                  // (Q) cumulative sums of dt A within the chunk
+  float* dts = reinterpret_cast<float*>(cs + Qm);          // (Q) dt_i
+  float* row_decay = dts + Qm;                             // (Q) exp(cs_i)
+  float* ta = row_decay + Qm;                              // (Q, PA) a slab of exp(cs) C, then of M'
+  float* tb = ta + Qm * PA;                                // (K, PB) a slab of S_in[c], then of x
+  float* out = ta;                                         // (Q, PB) the output slab, after the products
+
   const SsdGeometry& g = s.geo;
-  const int64_t bc = blockIdx.x, h = blockIdx.y, c = bc % g.chunks, b = bc / g.chunks;
-  const int Q = int(g.Q), Qc = int(g.tokens_in(c)), tid = int(threadIdx.y * blockDim.x + threadIdx.x);
-  const double* cs_row = s.cs + ((b * g.H + h) * g.chunks + c) * g.Q;
-  for (int k = tid; k < Qc; k += int(blockDim.x * blockDim.y)) {
-    cs[k] = cs_row[k];
-    dts[k] = float(dt(b, c * g.Q + k, h));
+  const int tid = int(threadIdx.x), row0 = 16 * (tid >> 5);
+  const int64_t bc = blockIdx.x, h = blockIdx.y, c = bc % g.chunks, b = bc / g.chunks, c0 = c * g.Q;
+  const int64_t grp = h / (g.H / g.G), HP = g.H * g.P;
+  const int Q = int(g.Q), Qc = int(g.tokens_in(c));
+  if (tid < Qc) {
+    cs[tid] = s.cs[((b * g.H + h) * g.chunks + c) * g.Q + tid];
+    dts[tid] = float(dt(b, c0 + tid, h));
+    row_decay[tid] = expf(float(cs[tid]));
   }
   __syncthreads();
-  const float* cbm = cb + (bc * g.G + h / (g.H / g.G)) * g.Q * g.Q;
-  float* m = mask + (bc * g.H + h) * g.Q * g.Q;
-  // kMaskLoads elements per thread and round, all loads before the stores to the mask.
-  constexpr int kMaskLoads = 16;
-  const int threads = int(blockDim.x * blockDim.y);
-  for (int e0 = tid; e0 < Q * Q; e0 += kMaskLoads * threads) {
-    float v[kMaskLoads];
-#pragma unroll
-    for (int u = 0; u < kMaskLoads; ++u) {
-      const int e = e0 + u * threads, i = e / Q, j = e - i * Q;
-      v[u] = e < Q * Q && j <= i && i < Qc ? cbm[e] : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kMaskLoads; ++u) {
-      const int e = e0 + u * threads, i = e / Q, j = e - i * Q;
-      if (e < Q * Q && i < Qc && j < Qc) m[e] = j <= i ? v[u] * expf(float(cs[i] - cs[j])) * dts[j] : 0.0f;
-    }
-  }
-}
+  const float Dh = present(D) ? float(D(h)) : 0.0f;
+  const float* cbm = cb + (bc * g.G + grp) * g.Q * g.Q;
+  const float* S = s.states + bc * g.N * HP + h * g.P;  // S_in[c] (N, P), rows HP apart
+  const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;  // staging: rows + u threads/width
+  constexpr int kARowStep = kSsdScanThreads / K, kBRowStep = kSsdScanThreads / W;
 
-// Grid (tokens, H P / blockDim), a thread per element: y[b, t, h, p] = exp(cs_i) y + D_h x.
-template <class T>
-__global__ void ssd_output_scale_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 1, Cuda> D,
-                                        TensorView<T, 4, Cuda> y) {
-  const SsdGeometry& g = s.geo;
-  const int P = int(g.P), HP = int(g.H * g.P), k = int(blockIdx.y * blockDim.x + threadIdx.x);
-  if (k >= HP) return;
-  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;
-  const int h = k / P, p = k - h * P;
-  const float decay = expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
-  const float skip = present(D) ? float(D(h)) * float(x(b, t, h, p)) : 0.0f;
-  y(b, t, h, p) = T(decay * float(y(b, t, h, p)) + skip);
+  for (int64_t p0 = 0; p0 < g.P; p0 += W) {
+    const bool col_in = p0 + b_col < g.P;
+    Tf32Accumulator acc[4];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) wmma::fill_fragment(acc[t], 0.0f);
+    // (exp(cs) ⊙ C_c) S_in[c], k over N.
+    for (int64_t n0 = 0; n0 < g.N; n0 += K) {
+      float va[kALoads], vb[kBLoads];
+      const bool n_in = n0 + a_col < g.N;
+      // One pointer and one step per operand: 64-bit index arithmetic per element would hold a register pair each.
+      const T* cp = Cm.data() + b * Cm.stride(0) + (c0 + a_row) * Cm.stride(1) + grp * Cm.stride(2) +
+                    (n0 + a_col) * Cm.stride(3);
+      const int64_t c_step = kARowStep * Cm.stride(1);
+      const float* sp = S + (n0 + b_row) * HP + p0 + b_col;
+#pragma unroll
+      for (int u = 0; u < kALoads; ++u) va[u] = n_in && a_row + u * kARowStep < Qc ? float(cp[u * c_step]) : 0.0f;
+#pragma unroll
+      for (int u = 0; u < kBLoads; ++u)
+        vb[u] = col_in && n0 + b_row + u * kBRowStep < g.N ? sp[u * kBRowStep * HP] : 0.0f;
+      __syncthreads();  // the previous slab's products are done
+#pragma unroll
+      for (int u = 0; u < kALoads; ++u) {
+        const int i = a_row + u * kARowStep;
+        ta[i * PA + a_col] = i < Qc ? row_decay[i] * va[u] : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
+      __syncthreads();
+      if (row0 < Qc) tf32x3_mma<4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, int((std::min<int64_t>(K, g.N - n0) + 7) / 8), acc);
+    }
+    // + M' x_c, k over the chunk's tokens.
+    for (int j0 = 0; j0 < Qc; j0 += K) {
+      float va[kALoads], vb[kBLoads];
+      const int j = j0 + a_col;
+      const T* xp = x.data() + b * x.stride(0) + (c0 + j0 + b_row) * x.stride(1) + h * x.stride(2) +
+                    (p0 + b_col) * x.stride(3);
+      const int64_t x_step = kBRowStep * x.stride(1);
+#pragma unroll
+      for (int u = 0; u < kALoads; ++u) {
+        const int i = a_row + u * kARowStep;
+        va[u] = j <= i && i < Qc ? cbm[i * Q + j] : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBLoads; ++u)
+        vb[u] = col_in && j0 + b_row + u * kBRowStep < Qc ? float(xp[u * x_step]) : 0.0f;
+      __syncthreads();
+#pragma unroll
+      for (int u = 0; u < kALoads; ++u) {
+        const int i = a_row + u * kARowStep;
+        const bool in = j <= i && i < Qc;
+        ta[i * PA + a_col] = in ? va[u] * expf(float(cs[i] - cs[j])) * dts[j] + (i == j ? Dh : 0.0f) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
+      __syncthreads();
+      const int steps = std::min(K / 8, (row0 + 15 - j0) / 8 + 1);  // k-steps at or below the warp's last row
+      if (row0 < Qc && row0 + 15 >= j0) tf32x3_mma<4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
+    }
+    __syncthreads();  // the slabs are read: the output tile takes their place
+    if (row0 < Qc)
+#pragma unroll
+      for (int t = 0; t < 4; ++t) wmma::store_matrix_sync(out + row0 * PB + 16 * t, acc[t], PB, wmma::mem_row_major);
+    __syncthreads();
+    const int width = int(std::min<int64_t>(W, g.P - p0));
+    for (int e = tid; e < Qc * W; e += kSsdScanThreads) {
+      const int i = e / W, p = e % W;
+      if (p < width) y(b, c0 + i, h, p0 + p) = T(out[i * PB + p]);
+    }
+    __syncthreads();  // the output tile is read before the next slab's staging
+  }
 }
 }  // namespace gpu
 
@@ -98,7 +182,7 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   const int64_t Q = std::max<int64_t>(1, std::min<int64_t>({chunk_size, L, kSsdGemmChunk}));
   const SsdGeometry g{B, L, H, P, G, N, Q, (L + Q - 1) / Q};
-  const int64_t Hg = H / G, HP = H * P, QQ = Q * Q, NHP = N * HP;
+  const int64_t HP = H * P, QQ = Q * Q;
   if (B * H * P == 0) return;
   const cudaStream_t stream = ctx.stream();
   if (L == 0) {  // no tokens: the final state is the initial one
@@ -111,52 +195,32 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
   }
   BIMAMBA_CHECK(B * H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan: ", B * H, " (batch, head) pairs or ", B * L,
                 " tokens exceed the Cuda grid limits (65535, 2^31 - 1)");
-  const int64_t ld_x = ssd_leading_dim(x.stride(1), P, L, "x"), ld_y = ssd_leading_dim(y.stride(1), P, L, "y");
+  ssd_leading_dim(x.stride(1), P, L, "x");  // the contract of ops/ssd_scan.hpp (the backward reads x as rows)
+  ssd_leading_dim(y.stride(1), P, L, "y");
   const int64_t ld_c = ssd_leading_dim(Cm.stride(1), N, L, "C"), ld_b = ssd_leading_dim(Bm.stride(1), N, L, "B");
 
   WorkspaceScope<Cuda> scope(ctx.workspace());
   const SsdChunks s = ssd_take_chunks(ctx.workspace(), g);
   float* cb = ctx.workspace().take<float>(size_t(B * g.chunks * G * QQ));
-  float* mask = ctx.workspace().take<float>(size_t(B * g.chunks * H * QQ));
   {
     ProfileRange<Cuda> range(ctx, "states");
     ssd_chunk_states(ctx, s, x, dt, A, Bm, initial_state, final_state);  // 1.
   }
   ProfileRange<Cuda> range(ctx, "outputs");
 
-  const float* xp = x.data();
   const float* bp = Bm.data();
   const float* cp = Cm.data();
-  float* yp = y.data();
-  const int64_t xs0 = x.stride(0), xs1 = x.stride(1), xs2 = x.stride(2);
   const int64_t bs0 = Bm.stride(0), bs1 = Bm.stride(1), bs2 = Bm.stride(2);
   const int64_t cs0 = Cm.stride(0), cs1 = Cm.stride(1), cs2 = Cm.stride(2);
-  const int64_t ys0 = y.stride(0), ys1 = y.stride(1), ys2 = y.stride(2);
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 2. CB, stored [i * Q + j]:
     // column-major (j, i) = B_c C_c^T
     gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, N, {{B, count, G, 1}},
                  {bp + first * Q * bs1, {bs0, Q * bs1, bs2, 0}}, ld_b, {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}},
                  ld_c, 0.0f, {cb + first * G * QQ, {g.chunks * G * QQ, G * QQ, QQ, 0}}, Q);
   });
-  ssd_mask_kernel<float><<<dim3(unsigned(B * g.chunks), unsigned(H)), dim3(32, 8), 0, stream>>>(s, dt, cb, mask);  // 3.
+  ssd_chunk_scan_kernel<float><<<dim3(unsigned(B * g.chunks), unsigned(H)), kSsdScanThreads, kSsdScanSmem, stream>>>(
+      s, x, dt, Cm, D, cb, y);  // 3. - 6.
   check_launch();
-  for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 4. y_c = C_c S_in[c]^T per head:
-    // column-major (P, Qc) = S^T C_c^T
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, N, {{B, count, G, Hg}},
-                 {s.states + first * NHP, {g.chunks * NHP, NHP, Hg * P, P}}, HP,
-                 {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}}, ld_c, 0.0f,
-                 {yp + first * Q * ys1, {ys0, Q * ys1, Hg * ys2, ys2}}, ld_y);
-  });
-  ssd_output_scale_kernel<float>
-      <<<dim3(unsigned(B * L), unsigned((HP + kThreads - 1) / kThreads)), kThreads, 0, stream>>>(s, x, D, y);  // 5.
-  check_launch();
-  for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {  // 6. y_c += M_h x_c:
-    // column-major (P, Qc) += x_c^T M_h^T
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, Qc, {{B, count, H, 1}},
-                 {xp + first * Q * xs1, {xs0, Q * xs1, xs2, 0}}, ld_x,
-                 {mask + first * H * QQ, {g.chunks * H * QQ, H * QQ, QQ, 0}}, Q, 1.0f,
-                 {yp + first * Q * ys1, {ys0, Q * ys1, ys2, 0}}, ld_y);
-  });
 }
 
 }  // namespace bimamba::detail
