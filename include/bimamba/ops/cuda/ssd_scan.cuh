@@ -6,14 +6,15 @@
 //                (ops/cuda/ssd_chunks.cuh)
 //   2. CB        CB[i, j] = C_i . B_j                     (Qc x Qc x N)  batched over (b, c, g) on cuBLAS
 //   3. - 6.      ssd_chunk_scan_kernel, per (b, c, h):
-//                y_c = (exp(cs) ⊙ C_c) S_in[c] + M' x_c,  M'[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j (j <= i) + D_h [i = j]
-//                on tensor cores in 3xTF32, the mask built while staged: M and y's partial sums stay on chip
+//                y_c = (exp(cs) ⊙ C_c) S_in[c] + M' x_c,
+//                M'[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j (j <= i, else 0) + D_h [i = j]
+//                on TF32 tensor cores, the mask built while staged: M and y's partial sums stay on chip
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1), outputs (2 - 6).
 // A sequence whose length is not a multiple of Q ends in a shorter chunk: each batched product runs once over the
 // full chunks and once over that chunk. The cuBLAS products are float (SGEMM) when the context's GemmPrecision is
 // Fp32 (the default; inference), TF32 tensor cores otherwise (training with --precision tf32 | bf16); the chunk
-// kernel's are 3xTF32 (~fp32) under every precision; the state, the decays and the element-wise steps are float,
-// cs double.
+// kernel's likewise: 3xTF32 (~fp32) under Fp32, TF32 otherwise. The state, the decays and the element-wise steps
+// are float, cs double.
 //
 // Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1, Q = 128): ~5 GFLOP per layer. Until
 // session 19 steps 3 - 6 were a mask kernel, two batched cuBLAS products and a scaling kernel, with the mask
@@ -36,7 +37,7 @@
 #include "gemm.cuh"
 #include "launch.cuh"
 #include "ssd_chunks.cuh"
-#include "tf32x3_mma.cuh"
+#include "tf32_mma.cuh"
 
 namespace bimamba::detail {
 
@@ -66,9 +67,10 @@ static_assert(kSsdScanSmem <= (48 << 10), "no shared-memory opt-in");
 //       + M' x_c                        k over the chunk's tokens j <= i: M'[i, j] = CB[i, j] exp(cs_i - cs_j) dt_j,
 //                                       plus D_h on the diagonal (the skip term), built while staged; a warp skips
 //                                       the steps above its rows
-// on tensor cores in 3xTF32 (ops/cuda/tf32x3_mma.cuh: fp32-level products under every GemmPrecision), then
-// through shared memory to y. Every staging round issues all its loads before its stores.
-template <class T>
+// on TF32 tensor cores (ops/cuda/tf32_mma.cuh): split in 3xTF32 (fp32-level products) with kSplit, under
+// GemmPrecision::Fp32, rounded once otherwise (as the cuBLAS products it replaced); then through shared memory to
+// y. Every staging round issues all its loads before its stores.
+template <class T, bool kSplit>
 __global__ void __launch_bounds__(kSsdScanThreads, 2)
     ssd_chunk_scan_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
                           TensorView<const T, 4, Cuda> Cm, TensorView<const T, 1, Cuda> D, const float* cb,
@@ -128,7 +130,8 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
 #pragma unroll
       for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
       __syncthreads();
-      if (row0 < Qc) tf32x3_mma<4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, int((std::min<int64_t>(K, g.N - n0) + 7) / 8), acc);
+      const int steps = int((std::min<int64_t>(K, g.N - n0) + 7) / 8);
+      if (row0 < Qc) tf32_mma<kSplit, 4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
     }
     // + M' x_c, k over the chunk's tokens.
     for (int j0 = 0; j0 < Qc; j0 += K) {
@@ -156,7 +159,7 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
       for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
       __syncthreads();
       const int steps = std::min(K / 8, (row0 + 15 - j0) / 8 + 1);  // k-steps at or below the warp's last row
-      if (row0 < Qc && row0 + 15 >= j0) tf32x3_mma<4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
+      if (row0 < Qc && row0 + 15 >= j0) tf32_mma<kSplit, 4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
     }
     __syncthreads();  // the slabs are read: the output tile takes their place
     if (row0 < Qc)
@@ -218,8 +221,11 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
                  {bp + first * Q * bs1, {bs0, Q * bs1, bs2, 0}}, ld_b, {cp + first * Q * cs1, {cs0, Q * cs1, cs2, 0}},
                  ld_c, 0.0f, {cb + first * G * QQ, {g.chunks * G * QQ, G * QQ, QQ, 0}}, Q);
   });
-  ssd_chunk_scan_kernel<float><<<dim3(unsigned(B * g.chunks), unsigned(H)), kSsdScanThreads, kSsdScanSmem, stream>>>(
-      s, x, dt, Cm, D, cb, y);  // 3. - 6.
+  const dim3 grid(unsigned(B * g.chunks), unsigned(H));  // 3. - 6.
+  if (ctx.gemm_precision() == GemmPrecision::Fp32)
+    ssd_chunk_scan_kernel<float, true><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y);
+  else
+    ssd_chunk_scan_kernel<float, false><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y);
   check_launch();
 }
 
