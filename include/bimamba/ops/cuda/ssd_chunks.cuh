@@ -2,7 +2,8 @@
 // (ops/cuda/ssd_scan.cuh) and backward (ops/cuda/ssd_scan_backward.cuh). Per (batch b, chunk c of Qc <= Q
 // tokens, head h of group g), a_t = dt_t A_h and the within-chunk cumulative sums cs_i = a_0 + ... + a_i in
 // double (seg(i, j) = cs_i - cs_j loses nothing however long the chunk or large the decay):
-//   ssd_prep_kernel          cs, the decays exp(cs_last), and Xw_j = exp(cs_last - cs_j) dt_j x_j
+//   ssd_prep_kernel          cs, the decays exp(cs_last), and Xw_j = exp(cs_last - cs_j) dt_j x_j; for the backward
+//                            also dyw_i = exp(cs_i) dy_i (the weights of F's own terms and of dC's S0 term)
 //   ssd_chunk_products       Out_c (N, H P) = Rows_c^T W_c: for each (b, c, g), the chunk's rows of B (or C) times
 //                            the chunk's weighted x (or dy) of the heads of g: one batched cuBLAS call per round
 //   ssd_carry_kernel         the carry over the chunks per state element (n, h, p), forward or from the last chunk:
@@ -62,10 +63,12 @@ struct SsdChunks {
   float* states;  // (B, chunks, N, H, P)    Z_c, then S_in[c]
 };
 
-// Grid (chunks, B * H), blockDim >= Q: cs and the decay of the chunk, then Xw over its tokens.
+// Grid (chunks, B * H), blockDim >= Q: cs and the decay of the chunk, then Xw over its tokens, and dyw (B, L, H, P)
+// when dy is present. (The backward's dyw had a kernel of its own until session 19: a thread per element reading
+// cs again, 0.2 ms a layer at batch 4 on the H100 at 0.95 TB/s.)
 template <class T>
 __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
-                                TensorView<const T, 1, Cuda> A) {
+                                TensorView<const T, 1, Cuda> A, TensorView<const T, 4, Cuda> dy, float* dyw) {
   __shared__ double cs[kSsdMaxChunk];
   __shared__ float dts[kSsdMaxChunk];
   const SsdGeometry& g = s.geo;
@@ -76,21 +79,26 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
   if (threadIdx.x < Qc) s.cs[(pair * g.chunks + c) * g.Q + threadIdx.x] = cs[threadIdx.x];
   if (threadIdx.x == 0) s.decays[pair * g.chunks + c] = expf(float(last));
   // A warp per token, lanes along p (no 64-bit division per element); each warp takes kPrepTokens tokens
-  // j0 + k warps at once and issues all their loads of x before its stores to Xw.
+  // j0 + k warps at once and issues all their loads of x (and dy) before its stores to Xw (and dyw).
   constexpr int kPrepTokens = 8;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
+  const bool with_dy = present(dy);
   for (int j0 = warp; j0 < Qc; j0 += kPrepTokens * warps)
     for (int64_t p = lane; p < g.P; p += 32) {
-      float v[kPrepTokens];
+      float v[kPrepTokens], d[kPrepTokens];
 #pragma unroll
       for (int k = 0; k < kPrepTokens; ++k) {
         const int j = j0 + k * warps;
         v[k] = j < Qc ? float(x(b, c0 + j, h, p)) : 0.0f;
+        d[k] = j < Qc && with_dy ? float(dy(b, c0 + j, h, p)) : 0.0f;
       }
 #pragma unroll
       for (int k = 0; k < kPrepTokens; ++k) {
         const int j = j0 + k * warps;
-        if (j < Qc) s.xw[((b * g.L + c0 + j) * g.H + h) * g.P + p] = v[k] * expf(float(last - cs[j])) * dts[j];
+        if (j >= Qc) continue;
+        const int64_t at = ((b * g.L + c0 + j) * g.H + h) * g.P + p;
+        s.xw[at] = v[k] * expf(float(last - cs[j])) * dts[j];
+        if (with_dy) dyw[at] = d[k] * expf(float(cs[j]));
       }
     }
 }
@@ -187,15 +195,18 @@ inline void ssd_chunk_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g, Te
   });
 }
 
-// The forward's chunk states: cs, decays, Xw, then S_in[c] in s.states and the final state (when present).
+// The forward's chunk states: cs, decays, Xw, then S_in[c] in s.states and the final state (when present); with
+// dy present also dyw = exp(cs_i) dy_i into `dyw` (B, L, H, P) contiguous (the backward's).
 inline void ssd_chunk_states(Context<Cuda>& ctx, const gpu::SsdChunks& s, TensorView<const float, 4, Cuda> x,
                              TensorView<const float, 3, Cuda> dt, TensorView<const float, 1, Cuda> A,
                              TensorView<const float, 4, Cuda> Bm, TensorView<const float, 4, Cuda> initial_state,
-                             TensorView<float, 4, Cuda> final_state) {
+                             TensorView<float, 4, Cuda> final_state, TensorView<const float, 4, Cuda> dy = {},
+                             float* dyw = nullptr) {
   using namespace gpu;
   const SsdGeometry& g = s.geo;
   const cudaStream_t stream = ctx.stream();
-  ssd_prep_kernel<float><<<dim3(unsigned(g.chunks), unsigned(g.B * g.H)), kThreads, 0, stream>>>(s, x, dt, A);
+  ssd_prep_kernel<float>
+      <<<dim3(unsigned(g.chunks), unsigned(g.B * g.H)), kThreads, 0, stream>>>(s, x, dt, A, dy, dyw);
   check_launch();
   if (g.N == 0) return;
   ssd_chunk_products(ctx, g, Bm, s.xw, s.states);

@@ -29,12 +29,13 @@
 // Steps per slab of batch rows (all products batched over (b, c, g) or (b, c, h), once over the full chunks and
 // once over a last shorter one):
 //   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): cs, decays, Xw, S_in[c]
-//   2. F: ssd_bwd_weighted_dy_kernel (dyw), C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk
+//      with dyw = exp(cs_i) dy_i from the same prep kernel
+//   2. F: C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk; ssd_bwd_state_dot_kernel: <F, S0>
 //   3. products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
 //      Y0 = C_c S0 and U = B_c F (Q x P per head), dCg = dyw_c S0^T and dBg = Xw_c F^T (Q x N per group, over
 //      Hg P columns)
 //   4. ssd_bwd_decay_kernel                 grid (chunks, rows x H): Gm -> Wd and M (masks and decays), Z's
-//      rectangle sums (warp scans), s0 = dyw . Y0 and E = Xw . U (row dots), <F, S0>, U -> el U; writes dl, the
+//      rectangle sums (warp scans), s0 = dyw . Y0 and E = Xw . U (row dots), U -> el U; writes dl, the
 //      chunk's dA / dD terms
 //      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
@@ -64,8 +65,8 @@
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
 // F (rows, chunks, N, H, P), Xw, dyw, U / v, Y0 (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
-// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs and dl (rows, H, chunks, Q) doubles; plus the
-// dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 4 x 25.2 + 2 x 25.2 +
+// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs and dl (rows, H, chunks, Q), <F, S0> (rows, H,
+// chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 4 x 25.2 + 2 x 25.2 +
 // 2 x 0.5 + 2 x 1.0 + 2 x 0.8 MB = 256 MB.
 // Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
 // input rows.
@@ -93,8 +94,8 @@ static_assert(kSsdBwdChunk == 64, "the warp scans hold two of the 64 tokens per 
 static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "whole blocks per tile (wsum), whole loads per thread");
 static_assert(kSsdBwdChunk % (kSsdBwdThreads / 32) == 0, "ssd_bwd_decay_kernel: the same tokens in every warp");
 
-// Shared memory of ssd_bwd_decay_kernel: 3 Q + 32 doubles, 4 Q floats, one Q x (Q + 1) float tile.
-inline constexpr size_t kSsdBwdDecaySmem = (3 * kSsdBwdChunk + 32) * sizeof(double) +
+// Shared memory of ssd_bwd_decay_kernel: 3 Q doubles, 4 Q floats, one Q x (Q + 1) float tile.
+inline constexpr size_t kSsdBwdDecaySmem = 3 * kSsdBwdChunk * sizeof(double) +
                                            4 * kSsdBwdChunk * sizeof(float) +
                                            size_t(kSsdBwdChunk) * kSsdBwdPitch * sizeof(float);
 static_assert(kSsdBwdDecaySmem <= (48 << 10), "no shared-memory opt-in (builds for sm_80 too)");
@@ -112,6 +113,7 @@ struct SsdBwdScratch {
   float* dBg;       // (rows, L, G, N)          dB of the slab before put_grad
   float* dCg;       // (rows, L, G, N)          dC of the slab before put_grad
   double* dl;       // (rows, H, chunks, Q)     dl_t
+  double* fs;       // (rows, H, chunks)        <F, S0> of the head's state at the chunk's start
   double* dA_part;  // (rows, H, chunks)        sum over the chunk of dt_t dl_t (the slab's rows of (B, H, chunks))
   double* dD_part;  // (rows, H, chunks)        sum over the chunk of dy . x
 };
@@ -131,16 +133,36 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
   e1 = before + v0;
 }
 
-// dyw = exp(cs_i) dy_i over (b, t, h, p), contiguous (B, L, H, P): the weights of F's own terms
-// sum_i exp(cs_i) dy_i C_i^T and of dC's S0 term. Grid (tokens, HP / blockDim): a thread per element.
+// fs = <F, S0> per (b, h, chunk) (step 4's constant term of dl): grid (chunks, rows x H), kSsdBwdThreads threads;
+// warps over the rows n of the head's (N, P) blocks of F and S0 (rows HP apart), lanes over p, kStateRows rows a
+// warp per round with all their loads first; a double block sum. A kernel of its own since session 19: inside the
+// decay kernel these 2 x 32 KB a block were a third of its bytes, read at its 1.4 TB/s after its other phases.
 template <class T>
-__global__ void ssd_bwd_weighted_dy_kernel(SsdChunks s, TensorView<const T, 4, Cuda> dy, float* dyw) {
-  const SsdGeometry& g = s.geo;
-  const int P = int(g.P), HP = int(g.H * g.P), k = int(blockIdx.y * blockDim.x + threadIdx.x);
-  if (k >= HP) return;
-  const int64_t b = blockIdx.x / g.L, t = blockIdx.x % g.L, c = t / g.Q, i = t % g.Q;
-  const int h = k / P, p = k - h * P;
-  dyw[blockIdx.x * int64_t(HP) + k] = float(dy(b, t, h, p)) * expf(float(s.cs[((b * g.H + h) * g.chunks + c) * g.Q + i]));
+__global__ void __launch_bounds__(kSsdBwdThreads)
+    ssd_bwd_state_dot_kernel(SsdChunks chunks, SsdBwdScratch s) {
+  __shared__ double red[32];
+  constexpr int kStateRows = 8, kWarps = kSsdBwdThreads / 32;
+  const SsdGeometry& geo = chunks.geo;
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H;
+  const int64_t N = geo.N, P = geo.P, HP = geo.H * P, NHP = N * HP;
+  const float* S0 = chunks.states + (b * geo.chunks + c) * NHP + h * P;  // (N, P), rows HP apart
+  const float* F = s.dstates + (b * geo.chunks + c) * NHP + h * P;
+  double fs = 0.0;
+  for (int64_t n0 = warp; n0 < N; n0 += kStateRows * kWarps)
+    for (int64_t p = lane; p < P; p += 32) {
+      float f[kStateRows], s0[kStateRows];
+#pragma unroll
+      for (int k = 0; k < kStateRows; ++k) {
+        const int64_t n = n0 + k * kWarps;
+        f[k] = n < N ? F[n * HP + p] : 0.0f;
+        s0[k] = n < N ? S0[n * HP + p] : 0.0f;
+      }
+#pragma unroll
+      for (int k = 0; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);
+    }
+  fs = block_sum(fs, red);
+  if (threadIdx.x == 0) s.fs[pair * geo.chunks + c] = fs;
 }
 
 // One (b, h, chunk) per block (top comment, step 4): the masks and decays of the chunk's Q x Q products, the
@@ -153,8 +175,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   double* cs = dsmem;                              // (Q) cumulative sums of dt A within the chunk
   double* s0 = cs + Q;                             // (Q) s0_i
   double* ej = s0 + Q;                             // (Q) E_j, later dl_t
-  double* red = ej + Q;                            // (32) block_sum scratch
-  float* dts = reinterpret_cast<float*>(red + 32);  // (Q) dt_j
+  float* dts = reinterpret_cast<float*>(ej + Q);   // (Q) dt_j
   float* el = dts + Q;                             // (Q) exp(cs_last - cs_j)
   float* diag = el + Q;                            // (Q) dy_i . x_i
   float* dlz = diag + Q;                           // (Q) sum_{i >= t} sum_{j < t} Z[i, j]
@@ -164,7 +185,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   constexpr int kWarps = kSsdBwdThreads / 32;
   const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H, g = h / (geo.H / geo.G);
-  const int64_t c0 = c * Q, N = geo.N, P = geo.P, HP = geo.H * P, NHP = N * HP;
+  const int64_t c0 = c * Q, P = geo.P, HP = geo.H * P;
   const int Qc = int(geo.tokens_in(c));
   const int64_t tile = ((b * geo.chunks + c) * geo.H + h) * Q * Q;
   const float* cb = s.cb + ((b * geo.chunks + c) * geo.G + g) * Q * Q;
@@ -256,13 +277,8 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
     v = warp_sum(v);
     if (lane == 0) dlz[t] = float(v);  // float, as the rows' prefix sums it adds
   }
-  // exp(cs_last) <F, S0> over the block (its barriers also publish dlz).
-  const float* S0 = chunks.states + (b * geo.chunks + c) * NHP + h * P;  // (N, P), rows HP apart
-  const float* F = s.dstates + (b * geo.chunks + c) * NHP + h * P;
-  double fs = 0.0;  // warps over rows n, lanes over p: no 64-bit division per element
-  for (int64_t n = warp; n < N; n += kWarps)
-    for (int64_t p = lane; p < P; p += 32) fs += double(F[n * HP + p]) * double(S0[n * HP + p]);
-  fs = block_sum(fs, red) * exp(last);
+  __syncthreads();  // dlz published
+  const double fs = s.fs[pair * geo.chunks + c] * exp(last);  // exp(cs_last) <F, S0>
 
   // dl_t = dlz_t + sum_{i >= t} s0_i + sum_{j < t} E_j + exp(cs_last) <F, S0>; the chunk's dA and dD terms.
   if (warp == 0) {
@@ -479,7 +495,7 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
                            ssd_leading_dim(dy.stride(1), P, L, "dy")};
   const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 4 * L * HP +
                                                     chunks * 2 * (G + H) * QQ + 2 * L * G * N) +
-                          int64_t(sizeof(double)) * 2 * H * chunks * Q;
+                          int64_t(sizeof(double)) * (2 * Q + 1) * H * chunks;
   const int64_t bs = std::max<int64_t>(
       1, std::min<int64_t>({B, 65535 / H, int64_t(kSsdBwdSlabBytes) / std::max<int64_t>(1, per_row)}));
   auto& ws = ctx.workspace();
@@ -499,6 +515,7 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   s.dBg = ws.take<float>(size_t(bs * L * G * N));
   s.dCg = ws.take<float>(size_t(bs * L * G * N));
   s.dl = ws.take<double>(size_t(bs * H * chunks * Q));
+  s.fs = ws.take<double>(size_t(bs * H * chunks));
   const cudaStream_t stream = ctx.stream();
 
   for (int64_t b0 = 0; b0 < B && chunks > 0; b0 += bs) {
@@ -515,17 +532,15 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     chunk_scratch.geo = geo;
     {  // 1., 2.: S_in[c] from zero; F from its own terms C_c^T dyw_c, carried from the last chunk.
       ProfileRange<Cuda> range(ctx, "states");
-      ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {});
-      if (HP > 0)
-        ssd_bwd_launch(stream, ssd_bwd_weighted_dy_kernel<float>,
-                       dim3(unsigned(rows * L), unsigned((HP + kSsdBwdThreads - 1) / kSsdBwdThreads)), 0,
-                       chunk_scratch, slab.dy, s.dyw);
+      ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {}, slab.dy, s.dyw);
       if (N > 0 && HP > 0) {
         ssd_chunk_products(ctx, geo, slab.Cm, s.dyw, s.dstates);
         ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * N * HP)), 0, geo, s.dstates,
                        static_cast<const float*>(chunk_scratch.decays), TensorView<const float, 4, Cuda>{},
                        TensorView<float, 4, Cuda>{});
       }
+      ssd_bwd_launch(stream, ssd_bwd_state_dot_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)), 0,
+                     chunk_scratch, s);
     }
     {
       ProfileRange<Cuda> range(ctx, "state_products");
