@@ -63,10 +63,12 @@ struct SsdChunks {
   float* states;  // (B, chunks, N, H, P)    Z_c, then S_in[c]
 };
 
-// Grid (chunks, B * H), blockDim >= Q: cs and the decay of the chunk, then Xw over its tokens, and dyw (B, L, H, P)
-// when dy is present. (The backward's dyw had a kernel of its own until session 19: a thread per element reading
-// cs again, 0.2 ms a layer at batch 4 on the H100 at 0.95 TB/s.)
-template <class T>
+// Grid (chunks, B * H), blockDim >= Q: cs and the decay of the chunk, then Xw over its tokens, and with kWithDy
+// dyw (B, L, H, P) from dy (the backward's; the backward's dyw had a kernel of its own until session 19: a thread
+// per element reading cs again, 0.2 ms a layer at batch 4 on the H100 at 0.95 TB/s). A template parameter, not a
+// runtime test: with the test at run time the forward's `states` range went 0.309 -> 0.335 ms a layer at batch 4
+// (H100, session 19; the template form is not yet timed on a GPU).
+template <class T, bool kWithDy>
 __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
                                 TensorView<const T, 1, Cuda> A, TensorView<const T, 4, Cuda> dy, float* dyw) {
   __shared__ double cs[kSsdMaxChunk];
@@ -82,7 +84,6 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
   // j0 + k warps at once and issues all their loads of x (and dy) before its stores to Xw (and dyw).
   constexpr int kPrepTokens = 8;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, warps = int(blockDim.x) >> 5;
-  const bool with_dy = present(dy);
   for (int j0 = warp; j0 < Qc; j0 += kPrepTokens * warps)
     for (int64_t p = lane; p < g.P; p += 32) {
       float v[kPrepTokens], d[kPrepTokens];
@@ -90,7 +91,7 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
       for (int k = 0; k < kPrepTokens; ++k) {
         const int j = j0 + k * warps;
         v[k] = j < Qc ? float(x(b, c0 + j, h, p)) : 0.0f;
-        d[k] = j < Qc && with_dy ? float(dy(b, c0 + j, h, p)) : 0.0f;
+        if constexpr (kWithDy) d[k] = j < Qc ? float(dy(b, c0 + j, h, p)) : 0.0f;
       }
 #pragma unroll
       for (int k = 0; k < kPrepTokens; ++k) {
@@ -98,7 +99,7 @@ __global__ void ssd_prep_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, Ten
         if (j >= Qc) continue;
         const int64_t at = ((b * g.L + c0 + j) * g.H + h) * g.P + p;
         s.xw[at] = v[k] * expf(float(last - cs[j])) * dts[j];
-        if (with_dy) dyw[at] = d[k] * expf(float(cs[j]));
+        if constexpr (kWithDy) dyw[at] = d[k] * expf(float(cs[j]));
       }
     }
 }
@@ -205,8 +206,11 @@ inline void ssd_chunk_states(Context<Cuda>& ctx, const gpu::SsdChunks& s, Tensor
   using namespace gpu;
   const SsdGeometry& g = s.geo;
   const cudaStream_t stream = ctx.stream();
-  ssd_prep_kernel<float>
-      <<<dim3(unsigned(g.chunks), unsigned(g.B * g.H)), kThreads, 0, stream>>>(s, x, dt, A, dy, dyw);
+  const dim3 grid(unsigned(g.chunks), unsigned(g.B * g.H));
+  if (present(dy))
+    ssd_prep_kernel<float, true><<<grid, kThreads, 0, stream>>>(s, x, dt, A, dy, dyw);
+  else
+    ssd_prep_kernel<float, false><<<grid, kThreads, 0, stream>>>(s, x, dt, A, dy, dyw);
   check_launch();
   if (g.N == 0) return;
   ssd_chunk_products(ctx, g, Bm, s.xw, s.states);
