@@ -76,6 +76,24 @@ MUTANTS = {
         "    const bool in = j < i && i < Qc;",
         "TrainOpsCuda.SsdScan",
         "the SSD backward's masks drop their diagonal: wrong dx, dB, dC"),
+    "scan_skip_term_dropped": (
+        "ops/cuda/ssd_scan.cuh",
+        "+ (i == j ? Dh : 0.0f) : 0.0f;",
+        "+ 0.0f : 0.0f;",
+        "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
+        "the forward chunk kernel's mask loses D on its diagonal: y misses the skip term D x"),
+    "scan_mask_without_diagonal": (
+        "ops/cuda/ssd_scan.cuh",
+        "va[u] = j <= i && i < Qc ? cbm[i * Q + j] : 0.0f;",
+        "va[u] = j < i && i < Qc ? cbm[i * Q + j] : 0.0f;",
+        "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
+        "the forward chunk kernel's mask drops C_i . B_i dt_i: wrong y"),
+    "state_dot_row_skipped": (
+        "ops/cuda/ssd_scan_backward.cuh",
+        "for (int k = 0; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);",
+        "for (int k = 1; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);",
+        "TrainOpsCuda.SsdScan",
+        "<F, S0> leaves out a row of every warp's round: wrong dl, so wrong ddt and dA"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",
