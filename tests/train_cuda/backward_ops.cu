@@ -297,13 +297,15 @@ TEST_F(TrainOpsCuda, Embedding) {
 
 // The SSD scan backward with x, B, C as column ranges of one (B, L, C) tensor, as in the model. The device
 // computes it in chunks of 64 tokens (ops/cuda/ssd_scan_backward.cuh), the host as the sequential recurrence;
-// `tol` is kTol for the fp32 products, wider for TF32 (the test that sets it says why).
+// `tol` is kTol for the fp32 products, wider for TF32 (the test that sets it says why). With `slow_decay` a
+// 64-token chunk decays by ~exp(-0.2) instead of ~exp(-17): the terms that carry a state across chunk boundaries
+// (exp(cs_last) <F, S0> in dl, the states' products) are then as large as the rest instead of ~1e-7 of it.
 void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, int64_t H, int64_t P, int64_t G,
-               int64_t N, bool with_D, double tol = kTol) {
+               int64_t N, bool with_D, double tol = kTol, bool slow_decay = false) {
   const int64_t E = H * P, C = E + 2 * G * N;
   auto xbc = rand_host<3>({B, L, C}, 1);
-  auto dt = rand_host<3>({B, L, H}, 2, 0.01f, 0.5f);
-  auto A = rand_host<1>({H}, 3, -2.0f, -0.1f);
+  auto dt = slow_decay ? rand_host<3>({B, L, H}, 2, 0.001f, 0.02f) : rand_host<3>({B, L, H}, 2, 0.01f, 0.5f);
+  auto A = slow_decay ? rand_host<1>({H}, 3, -0.5f, -0.05f) : rand_host<1>({H}, 3, -2.0f, -0.1f);
   auto D = rand_host<1>({H}, 4);
   auto dy = rand_host<4>({B, L, H, P}, 5);
   auto xbc_d = to<Cuda>(xbc);
@@ -376,6 +378,7 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 3, 70, 4, 3, 2, 9, false);
   check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
   check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above one output tile (128 / 64 columns): several tiles
+  check_ssd(host_, *dev_, 2, 200, 4, 17, 2, 33, true, kTol, true);  // slow decay: 4 chunks whose states matter
 }
 
 // The same backward with its batched products on TF32 tensor cores (the context's precision under
