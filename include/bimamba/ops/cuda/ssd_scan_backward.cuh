@@ -66,8 +66,8 @@
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
 // F (rows, chunks, N, H, P), Xw, dyw, U / v, Y0 (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
 // (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs and dl (rows, H, chunks, Q), <F, S0> (rows, H,
-// chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048: 2 x 50.3 + 4 x 25.2 + 2 x 25.2 +
-// 2 x 0.5 + 2 x 1.0 + 2 x 0.8 MB = 256 MB.
+// chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
+// 2 x 50.3 + 4 x 25.2 + 2 x 25.2 + 2 x 0.5 + 2 x 1.0 + 2 x 0.8 MB = 256 MB.
 // Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
 // input rows.
 #pragma once
