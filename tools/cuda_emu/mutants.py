@@ -88,12 +88,24 @@ MUTANTS = {
         "va[u] = j < i && i < Qc ? cbm[i * Q + j] : 0.0f;",
         "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
         "the forward chunk kernel's mask drops C_i . B_i dt_i: wrong y"),
-    "state_dot_row_skipped": (
-        "ops/cuda/ssd_scan_backward.cuh",
-        "for (int k = 0; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);",
-        "for (int k = 1; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);",
+    "readout_fs_slab_row_skipped": (
+        "ops/cuda/ssd_state_readouts.cuh",
+        "        fs += double(vs[u]) * double(vf[u]);",
+        "        fs += u > 0 ? double(vs[u]) * double(vf[u]) : 0.0;",
         "TrainOpsCuda.SsdScan",
-        "<F, S0> leaves out a row of every warp's round: wrong dl, so wrong ddt and dA"),
+        "<F, S0> leaves out a row of every staged slab: wrong dl, so wrong ddt and dA"),
+    "readout_row_dot_overwritten": (
+        "ops/cuda/ssd_state_readouts.cuh",
+        "        s0[i] += sc;",
+        "        s0[i] = sc;",
+        "TrainOpsCuda.SsdScan",
+        "s0_i keeps only the last slab of P (P > 64): wrong dl"),
+    "readout_v_without_decay": (
+        "ops/cuda/ssd_state_readouts.cuh",
+        "a.v[row_at + k * kWarps * HP + p] = el[i] * u;",
+        "a.v[row_at + k * kWarps * HP + p] = u;",
+        "TrainOpsCuda.SsdScan",
+        "v's state term misses exp(cs_last - cs_j): wrong dx, ddt"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

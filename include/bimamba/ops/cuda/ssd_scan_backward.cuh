@@ -30,22 +30,22 @@
 // once over a last shorter one):
 //   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): cs, decays, Xw, S_in[c]
 //      with dyw = exp(cs_i) dy_i from the same prep kernel
-//   2. F: C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk; ssd_bwd_state_dot_kernel: <F, S0>
-//   3. products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
-//      Y0 = C_c S0 and U = B_c F (Q x P per head), dCg = dyw_c S0^T and dBg = Xw_c F^T (Q x N per group, over
-//      Hg P columns)
+//   2. F: C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk
+//   3. ssd_state_readout_kernel (ops/cuda/ssd_state_readouts.cuh), per (b, c, h) on tensor cores: Y0 = C_c S0 and
+//      U = B_c F on chip, s0 = dyw . Y0 and E = Xw . U (row dots), v = el U, <F, S0>;
+//      products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
+//      dCg = dyw_c S0^T and dBg = Xw_c F^T (Q x N per group, over Hg P columns)
 //   4. ssd_bwd_decay_kernel                 grid (chunks, rows x H): Gm -> Wd and M (masks and decays), Z's
-//      rectangle sums (warp scans), s0 = dyw . Y0 and E = Xw . U (row dots), U -> el U; writes dl, the
-//      chunk's dA / dD terms
+//      rectangle sums (warp scans); with s0, E and <F, S0> writes dl, the chunk's dA / dD terms
 //      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
 //   6. ssd_bwd_token_kernel                  warp per (b, t, h): dx = dt v + D dy, ddt = x . v + A dl
 //   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
-// Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), state_products (3), decay (4),
-// mask_products (5), tokens (6, 7).
-// The products are float (cuBLAS SGEMM) when the context's GemmPrecision is Fp32, TF32 tensor cores otherwise
-// (gemm_batched), as in the forward. Every sum has a fixed order (cuBLAS's, warp trees, heads in head order,
+// Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), readouts (3's kernel),
+// state_products (3's cuBLAS products), decay (4), mask_products (5), tokens (6, 7).
+// The products are float (cuBLAS SGEMM; 3xTF32 in the read-out kernel) when the context's GemmPrecision is Fp32,
+// TF32 tensor cores otherwise (gemm_batched; one TF32 pass in the read-out kernel), as in the forward. Every sum has a fixed order (cuBLAS's, warp trees, heads in head order,
 // chunks in order; no atomics): the same bits on every run. Element arithmetic is float (Wsum too), with the
 // cumulative sums, the decay-path sums and the reductions over tokens in double; against the host's double
 // recurrence that is ~1e-6 relative in fp32.
@@ -64,10 +64,10 @@
 // empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
-// F (rows, chunks, N, H, P), Xw, dyw, U / v, Y0 (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
-// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs and dl (rows, H, chunks, Q), <F, S0> (rows, H,
-// chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
-// 2 x 50.3 + 4 x 25.2 + 2 x 25.2 + 2 x 0.5 + 2 x 1.0 + 2 x 0.8 MB = 256 MB.
+// F (rows, chunks, N, H, P), Xw, dyw, v (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
+// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs, dl, s0 and E (rows, H, chunks, Q), <F, S0>
+// (rows, H, chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
+// 2 x 50.3 + 3 x 25.2 + 2 x 25.2 + 2 x 0.5 + 2 x 1.0 + 4 x 0.8 MB = 233 MB.
 // Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
 // input rows.
 #pragma once
@@ -81,6 +81,7 @@
 #include "gemm.cuh"
 #include "launch_backward.cuh"
 #include "ssd_chunks.cuh"
+#include "ssd_state_readouts.cuh"
 
 namespace bimamba::detail {
 
@@ -91,12 +92,14 @@ inline constexpr int kSsdBwdPitch = kSsdBwdChunk + 1;  // row pitch of Q x Q til
                                                        // read hits 32 banks
 inline constexpr size_t kSsdBwdSlabBytes = size_t(1) << 30;  // scratch per slab of batch rows (at least one row)
 static_assert(kSsdBwdChunk == 64, "the warp scans hold two of the 64 tokens per lane");
+static_assert(kSsdBwdChunk <= kSsdReadoutChunk && kSsdBwdThreads == kSsdReadoutThreads,
+              "the read-out kernel's chunk and block (ssd_bwd_launch)");
 static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "whole blocks per tile (wsum), whole loads per thread");
 static_assert(kSsdBwdChunk % (kSsdBwdThreads / 32) == 0, "ssd_bwd_decay_kernel: the same tokens in every warp");
 
-// Shared memory of ssd_bwd_decay_kernel: 3 Q doubles, 4 Q floats, one Q x (Q + 1) float tile.
+// Shared memory of ssd_bwd_decay_kernel: 3 Q doubles, 3 Q floats, one Q x (Q + 1) float tile.
 inline constexpr size_t kSsdBwdDecaySmem = 3 * kSsdBwdChunk * sizeof(double) +
-                                           4 * kSsdBwdChunk * sizeof(float) +
+                                           3 * kSsdBwdChunk * sizeof(float) +
                                            size_t(kSsdBwdChunk) * kSsdBwdPitch * sizeof(float);
 static_assert(kSsdBwdDecaySmem <= (48 << 10), "no shared-memory opt-in (builds for sm_80 too)");
 
@@ -108,11 +111,12 @@ struct SsdBwdScratch {
   float* cb;        // (rows, chunks, G, Q, Q)  [i Q + j] = C_i . B_j
   float* wd;        // (rows, chunks, H, Q, Q)  [i Q + j] = dy_i . x_j, then Wd[i, j]
   float* m;         // (rows, chunks, H, Q, Q)  [i Q + j] = M[i, j]
-  float* y0;        // (rows, L, H, P)          C_i S0 (the state's read-out, for s0)
   float* wsum;      // (rows, chunks, G, Q, Q)  sum of Wd over the heads of the group, in head order
   float* dBg;       // (rows, L, G, N)          dB of the slab before put_grad
   float* dCg;       // (rows, L, G, N)          dC of the slab before put_grad
   double* dl;       // (rows, H, chunks, Q)     dl_t
+  double* s0;       // (rows, H, chunks, Q)     s0_i = dyw_i . (C_i S0)
+  double* e;        // (rows, H, chunks, Q)     E_j = Xw_j . (B_j F)
   double* fs;       // (rows, H, chunks)        <F, S0> of the head's state at the chunk's start
   double* dA_part;  // (rows, H, chunks)        sum over the chunk of dt_t dl_t (the slab's rows of (B, H, chunks))
   double* dD_part;  // (rows, H, chunks)        sum over the chunk of dy . x
@@ -133,38 +137,6 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
   e1 = before + v0;
 }
 
-// fs = <F, S0> per (b, h, chunk) (step 4's constant term of dl): grid (chunks, rows x H), kSsdBwdThreads threads;
-// warps over the rows n of the head's (N, P) blocks of F and S0 (rows HP apart), lanes over p, kStateRows rows a
-// warp per round with all their loads first; a double block sum. A kernel of its own since session 19: inside the
-// decay kernel these 2 x 32 KB a block were a third of its bytes, read at its 1.4 TB/s after its other phases.
-template <class T>
-__global__ void __launch_bounds__(kSsdBwdThreads)
-    ssd_bwd_state_dot_kernel(SsdChunks chunks, SsdBwdScratch s) {
-  __shared__ double red[32];
-  constexpr int kStateRows = 8, kWarps = kSsdBwdThreads / 32;
-  const SsdGeometry& geo = chunks.geo;
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H;
-  const int64_t N = geo.N, P = geo.P, HP = geo.H * P, NHP = N * HP;
-  const float* S0 = chunks.states + (b * geo.chunks + c) * NHP + h * P;  // (N, P), rows HP apart
-  const float* F = s.dstates + (b * geo.chunks + c) * NHP + h * P;
-  double fs = 0.0;
-  for (int64_t n0 = warp; n0 < N; n0 += kStateRows * kWarps)
-    for (int64_t p = lane; p < P; p += 32) {
-      float f[kStateRows], s0[kStateRows];
-#pragma unroll
-      for (int k = 0; k < kStateRows; ++k) {
-        const int64_t n = n0 + k * kWarps;
-        f[k] = n < N ? F[n * HP + p] : 0.0f;
-        s0[k] = n < N ? S0[n * HP + p] : 0.0f;
-      }
-#pragma unroll
-      for (int k = 0; k < kStateRows; ++k) fs += double(f[k]) * double(s0[k]);
-    }
-  fs = block_sum(fs, red);
-  if (threadIdx.x == 0) s.fs[pair * geo.chunks + c] = fs;
-}
-
 // One (b, h, chunk) per block (top comment, step 4): the masks and decays of the chunk's Q x Q products, the
 // decay path dl, and the chunk's dA / dD terms.
 template <class T>
@@ -173,11 +145,10 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   constexpr int Q = kSsdBwdChunk, QP = kSsdBwdPitch;
   extern __shared__ double dsmem[];
   double* cs = dsmem;                              // (Q) cumulative sums of dt A within the chunk
-  double* s0 = cs + Q;                             // (Q) s0_i
+  double* s0 = cs + Q;                             // (Q) s0_i (the read-out kernel's)
   double* ej = s0 + Q;                             // (Q) E_j, later dl_t
   float* dts = reinterpret_cast<float*>(ej + Q);   // (Q) dt_j
-  float* el = dts + Q;                             // (Q) exp(cs_last - cs_j)
-  float* diag = el + Q;                            // (Q) dy_i . x_i
+  float* diag = dts + Q;                           // (Q) dy_i . x_i
   float* dlz = diag + Q;                           // (Q) sum_{i >= t} sum_{j < t} Z[i, j]
   float* Z = dlz + Q;                              // (Q, QP) Z, then its exclusive row prefix sums
 
@@ -185,7 +156,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   constexpr int kWarps = kSsdBwdThreads / 32;
   const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H, g = h / (geo.H / geo.G);
-  const int64_t c0 = c * Q, P = geo.P, HP = geo.H * P;
+  const int64_t c0 = c * Q;
   const int Qc = int(geo.tokens_in(c));
   const int64_t tile = ((b * geo.chunks + c) * geo.H + h) * Q * Q;
   const float* cb = s.cb + ((b * geo.chunks + c) * geo.G + g) * Q * Q;
@@ -193,12 +164,14 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   float* m = s.m + tile;
 
   if (tid < Qc) {
-    cs[tid] = chunks.cs[(pair * geo.chunks + c) * Q + tid];
+    const int64_t at = (pair * geo.chunks + c) * Q + tid;
+    cs[tid] = chunks.cs[at];
+    s0[tid] = s.s0[at];
+    ej[tid] = s.e[at];
     dts[tid] = float(dt(b, c0 + tid, h));
   }
   __syncthreads();
   const double last = cs[Qc - 1];
-  if (tid < Qc) el[tid] = expf(float(last - cs[tid]));
 
   // Gm -> Wd, M; Z = CB Wd (j < i); the diagonal of Gm (dD). Entries of the tiles outside Qc x Qc were not written
   // by the products: only those inside are read, and Wd, M are written as zeros there for the next products.
@@ -234,41 +207,6 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
     ssd_bwd_warp_scan64(Z[i * QP + j0], Z[i * QP + j1], r0, r1);
     Z[i * QP + j0] = float(r0);
     Z[i * QP + j1] = float(r1);
-  }
-  // s0_i = dyw_i . (C_i S0) and E_j = Xw_j . (B_j F) (step 3's products), one warp per token; U -> el U on the
-  // way (E reads U before the scaling).
-  // The warp's kWarpTokens tokens i = warp + k kWarps at once: all their loads of a round of 32 p first.
-  constexpr int kWarpTokens = Q / kWarps;
-  double sc[kWarpTokens] = {}, sb[kWarpTokens] = {};
-  const int64_t row0 = (b * geo.L + c0 + warp) * HP + h * P;  // token i's row is row0 + k kWarps HP
-  for (int64_t p = lane; p < P; p += 32) {
-    float u[kWarpTokens], dw[kWarpTokens], y0[kWarpTokens], xw[kWarpTokens];
-#pragma unroll
-    for (int k = 0; k < kWarpTokens; ++k) {
-      const int64_t at = row0 + k * kWarps * HP + p;
-      const bool in = warp + k * kWarps < Qc;
-      u[k] = in ? s.v[at] : 0.0f;
-      dw[k] = in ? s.dyw[at] : 0.0f;
-      y0[k] = in ? s.y0[at] : 0.0f;
-      xw[k] = in ? chunks.xw[at] : 0.0f;
-    }
-#pragma unroll
-    for (int k = 0; k < kWarpTokens; ++k) {
-      const int i = warp + k * kWarps;
-      if (i >= Qc) continue;
-      sc[k] += double(dw[k]) * y0[k];
-      sb[k] += double(xw[k]) * u[k];
-      s.v[row0 + k * kWarps * HP + p] = u[k] * el[i];
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < kWarpTokens; ++k) {
-    const double vc = warp_sum(sc[k]), vb = warp_sum(sb[k]);
-    const int i = warp + k * kWarps;
-    if (lane == 0 && i < Qc) {
-      s0[i] = vc;
-      ej[i] = vb;
-    }
   }
   __syncthreads();
   for (int t = warp; t < Q; t += kWarps) {
@@ -442,14 +380,6 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
     };
     group_state_times(chunks.states, s.dyw, s.dCg);
     group_state_times(s.dstates, chunks.xw, s.dBg);
-    // Y0 = C_c S0 (Qc, P): column-major (P, Qc) = S0^T-rows times C_c^T, per (b, c, g, head of g).
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, N, {{g.B, count, G, Hg}},
-                 {chunks.states + first * NHP, {C * NHP, NHP, Hg * P, P}}, HP, ssd_chunk_rows(o.Cm, first, Q), o.ld_c,
-                 0.0f, {s.y0 + first * Q * HP, {L * HP, Q * HP, Hg * P, P}}, HP);
-    // U = B_c F (Qc, P): column-major (P, Qc) = F^T-rows times B_c^T, per (b, c, g, head of g).
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, P, Qc, N, {{g.B, count, G, Hg}},
-                 {s.dstates + first * NHP, {C * NHP, NHP, Hg * P, P}}, HP, ssd_chunk_rows(o.Bm, first, Q), o.ld_b,
-                 0.0f, {s.v + first * Q * HP, {L * HP, Q * HP, Hg * P, P}}, HP);
   });
 }
 
@@ -493,9 +423,9 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(x.stride(1), P, L, "x"),
                            ssd_leading_dim(Bm.stride(1), N, L, "B"), ssd_leading_dim(Cm.stride(1), N, L, "C"),
                            ssd_leading_dim(dy.stride(1), P, L, "dy")};
-  const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 4 * L * HP +
+  const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 3 * L * HP +
                                                     chunks * 2 * (G + H) * QQ + 2 * L * G * N) +
-                          int64_t(sizeof(double)) * (2 * Q + 1) * H * chunks;
+                          int64_t(sizeof(double)) * (4 * Q + 1) * H * chunks;
   const int64_t bs = std::max<int64_t>(
       1, std::min<int64_t>({B, 65535 / H, int64_t(kSsdBwdSlabBytes) / std::max<int64_t>(1, per_row)}));
   auto& ws = ctx.workspace();
@@ -510,11 +440,12 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   s.cb = ws.take<float>(size_t(bs * chunks * G * QQ));
   s.wd = ws.take<float>(size_t(bs * chunks * H * QQ));
   s.m = ws.take<float>(size_t(bs * chunks * H * QQ));
-  s.y0 = ws.take<float>(size_t(bs * L * HP));
   s.wsum = ws.take<float>(size_t(bs * chunks * G * QQ));
   s.dBg = ws.take<float>(size_t(bs * L * G * N));
   s.dCg = ws.take<float>(size_t(bs * L * G * N));
   s.dl = ws.take<double>(size_t(bs * H * chunks * Q));
+  s.s0 = ws.take<double>(size_t(bs * H * chunks * Q));
+  s.e = ws.take<double>(size_t(bs * H * chunks * Q));
   s.fs = ws.take<double>(size_t(bs * H * chunks));
   const cudaStream_t stream = ctx.stream();
 
@@ -539,8 +470,18 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
                        static_cast<const float*>(chunk_scratch.decays), TensorView<const float, 4, Cuda>{},
                        TensorView<float, 4, Cuda>{});
       }
-      ssd_bwd_launch(stream, ssd_bwd_state_dot_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)), 0,
-                     chunk_scratch, s);
+    }
+    {
+      ProfileRange<Cuda> range(ctx, "readouts");
+      const SsdReadoutArgs readout{chunk_scratch.states, s.dstates, s.dyw, chunk_scratch.xw, chunk_scratch.cs,
+                                   s.v, s.s0, s.e, s.fs};
+      const dim3 grid(unsigned(chunks), unsigned(rows * H));
+      if (ctx.gemm_precision() == GemmPrecision::Fp32)
+        ssd_bwd_launch(stream, ssd_state_readout_kernel<float, true>, grid, kSsdReadoutSmem, geo, readout, slab.Cm,
+                       slab.Bm);
+      else
+        ssd_bwd_launch(stream, ssd_state_readout_kernel<float, false>, grid, kSsdReadoutSmem, geo, readout, slab.Cm,
+                       slab.Bm);
     }
     {
       ProfileRange<Cuda> range(ctx, "state_products");
