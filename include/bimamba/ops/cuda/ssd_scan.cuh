@@ -185,11 +185,15 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   const int64_t Q = std::max<int64_t>(1, std::min<int64_t>({chunk_size, L, kSsdGemmChunk}));
   const SsdGeometry g{B, L, H, P, G, N, Q, (L + Q - 1) / Q};
-  const int64_t QQ = Q * Q;
+  const int64_t HP = H * P, QQ = Q * Q;
   if (B * H * P == 0) return;
   const cudaStream_t stream = ctx.stream();
   if (L == 0) {  // no tokens: the final state is the initial one
-    if (present(final_state)) ssd_state_scan<false>(ctx, g, Bm, nullptr, nullptr, nullptr, initial_state, final_state);
+    if (present(final_state) && N > 0) {
+      ssd_carry_kernel<false, float><<<grid_for(B * N * HP), kThreads, 0, stream>>>(g, nullptr, nullptr, initial_state,
+                                                                                  final_state);
+      check_launch();
+    }
     return;
   }
   BIMAMBA_CHECK(B * H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan: ", B * H, " (batch, head) pairs or ", B * L,

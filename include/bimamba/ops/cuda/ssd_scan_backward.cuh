@@ -30,7 +30,7 @@
 // once over a last shorter one):
 //   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): cs, decays, Xw, S_in[c]
 //      with dyw = exp(cs_i) dy_i from the same prep kernel
-//   2. F: the carry of C_c^T dyw_c from the last chunk (ssd_state_scan, reversed)
+//   2. F: C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk
 //   3. ssd_state_readout_kernel (ops/cuda/ssd_state_readouts.cuh), per (b, c, h) on tensor cores: Y0 = C_c S0 and
 //      U = B_c F on chip, s0 = dyw . Y0 and E = Xw . U (row dots), v = el U, <F, S0>;
 //      products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
@@ -464,7 +464,12 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     {  // 1., 2.: S_in[c] from zero; F from its own terms C_c^T dyw_c, carried from the last chunk.
       ProfileRange<Cuda> range(ctx, "states");
       ssd_chunk_states(ctx, chunk_scratch, slab.x, dts, A, slab.Bm, {}, {}, slab.dy, s.dyw);
-      ssd_state_scan<true>(ctx, geo, slab.Cm, s.dyw, chunk_scratch.decays, s.dstates);
+      if (N > 0 && HP > 0) {
+        ssd_chunk_products(ctx, geo, slab.Cm, s.dyw, s.dstates);
+        ssd_bwd_launch(stream, ssd_carry_kernel<true, float>, dim3(grid_for(rows * N * HP)), 0, geo, s.dstates,
+                       static_cast<const float*>(chunk_scratch.decays), TensorView<const float, 4, Cuda>{},
+                       TensorView<float, 4, Cuda>{});
+      }
     }
     {
       ProfileRange<Cuda> range(ctx, "readouts");

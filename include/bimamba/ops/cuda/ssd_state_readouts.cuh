@@ -20,11 +20,10 @@
 // cs (rows, H, chunks, Q); s0, e (rows, H, chunks, Q); fs (rows, H, chunks). Grid (chunks, rows x H).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
 #include "launch.cuh"
-#include "ssd_geometry.cuh"
+#include "ssd_chunks.cuh"
 #include "tf32_mma.cuh"
 
 namespace bimamba::detail::gpu {

@@ -19,8 +19,7 @@
 namespace bimamba::detail::gpu {
 
 namespace wmma = nvcuda::wmma;
-template <class Layout>
-using Tf32FragmentA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, Layout>;
+using Tf32FragmentA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
 template <class Layout>
 using Tf32FragmentB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, Layout>;
 using Tf32Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
@@ -41,20 +40,17 @@ __device__ inline void round_tf32(Fragment& v) {
 }
 
 // acc[t] += A B_t for t < kTiles, over k_steps steps of 8 along k (one warp, all lanes):
-//   A    16 rows of a tile at a (pitch lda floats): row-major (LayoutA), k along the row, the step along k 8
-//        columns; or col-major, k down the column (a[r + k lda]), the step 8 rows of memory;
+//   A    16 rows of a row-major tile at a (pitch lda floats), columns k along the row;
 //   B_t  the 16-column block t of a tile at b + 16 t (row-major: rows k, pitch ldb) or at b + 16 t ldb (col-major:
 //        columns k, pitch ldb); the step along k is 8 rows (row-major) or 8 columns (col-major).
-template <bool kSplit, int kTiles, class Layout, class LayoutA = wmma::row_major>
+template <bool kSplit, int kTiles, class Layout>
 __device__ inline void tf32_mma(const float* a, int lda, const float* b, int ldb, int k_steps,
                                 Tf32Accumulator (&acc)[kTiles]) {
   constexpr bool kRowMajorB = std::is_same<Layout, wmma::row_major>::value;
-  constexpr bool kRowMajorA = std::is_same<LayoutA, wmma::row_major>::value;
   const int b_tile = kRowMajorB ? 16 : 16 * ldb, b_step = kRowMajorB ? 8 * ldb : 8;
-  const int a_step = kRowMajorA ? 8 : 8 * lda;
   for (int k = 0; k < k_steps; ++k) {
-    Tf32FragmentA<LayoutA> av, ahi, alo;
-    wmma::load_matrix_sync(av, a + k * a_step, unsigned(lda));
+    Tf32FragmentA av, ahi, alo;
+    wmma::load_matrix_sync(av, a + 8 * k, unsigned(lda));
     if constexpr (kSplit) split_tf32(av, ahi, alo);
     else round_tf32(av);
 #pragma unroll
