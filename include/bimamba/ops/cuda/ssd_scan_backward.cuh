@@ -476,12 +476,13 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       const SsdReadoutArgs readout{chunk_scratch.states, s.dstates, s.dyw, chunk_scratch.xw, chunk_scratch.cs,
                                    s.v, s.s0, s.e, s.fs};
       const dim3 grid(unsigned(chunks), unsigned(rows * H));
+      const bool vec = ssd_readout_vectorizable(geo, slab.Cm, slab.Bm);
       if (ctx.gemm_precision() == GemmPrecision::Fp32)
         ssd_bwd_launch(stream, ssd_state_readout_kernel<float, true>, grid, kSsdReadoutSmem, geo, readout, slab.Cm,
-                       slab.Bm);
+                       slab.Bm, vec);
       else
         ssd_bwd_launch(stream, ssd_state_readout_kernel<float, false>, grid, kSsdReadoutSmem, geo, readout, slab.Cm,
-                       slab.Bm);
+                       slab.Bm, vec);
     }
     {
       ProfileRange<Cuda> range(ctx, "state_products");

@@ -12,15 +12,21 @@
 //
 // Block shape: kSsdReadoutThreads = 256 threads, 8 warps; warps 0 - 3 own Y0's rows 16 w .. 16 w + 15, warps 4 - 7
 // U's, each 64 columns of P (four 16 x 16 accumulators) per slab of P; k runs over N in slabs of 32 staged in
-// shared memory (C and B rows, S0 and F rows; every load of a round issued before its stores). <F, S0> is summed
-// from the staged S0 and F values (each element staged once). Then the accumulators go through shared memory and
-// a warp per row takes the row dots and writes v. kSplit: 3xTF32 (fp32-level, GemmPrecision::Fp32), else one TF32
-// pass (Tf32 / Bf16, as the cuBLAS products this replaced).
+// shared memory (C and B rows, S0 and F rows; every load of a round issued before its stores; in float4s where
+// N, P and C, B's strides allow, ssd_readout_vectorizable). <F, S0> is summed from the staged S0 and F values (each
+// element staged once). Then the accumulators go through shared memory and four threads per row take the row dots
+// (16 columns each, two shuffle rounds) and write v. kSplit: 3xTF32 (fp32-level, GemmPrecision::Fp32), else one
+// TF32 pass (Tf32 / Bf16, as the cuBLAS products this replaced), its operands rounded once while staged.
+// (First form, session 20: single-float staging, rounding at every fragment load, a warp per row with five
+// double shuffle rounds per dot: 0.53 ms a layer at batch 4 on the H100, ~4,850 instructions a warp.)
 // Contracts: Q <= 64 tokens a chunk; Cm, Bm (rows, L, G, N) of any strides; dyw, xw, v (rows, L, H, P) contiguous;
-// cs (rows, H, chunks, Q); s0, e (rows, H, chunks, Q); fs (rows, H, chunks). Grid (chunks, rows x H).
+// cs (rows, H, chunks, Q); s0, e (rows, H, chunks, Q); fs (rows, H, chunks). Grid (chunks, rows x H); vec only
+// where ssd_readout_vectorizable.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "launch.cuh"
 #include "ssd_chunks.cuh"
@@ -59,14 +65,36 @@ struct SsdReadoutArgs {
   double* fs;            // (rows, H, chunks)        out: <F, S0>
 };
 
+// Whether a launch may stage and read in float4s (ssd_state_readout_kernel's `vec`): N and P multiples of 4 (so the
+// states' and the (L, H, P) rows' quads stay aligned; workspace scratch is 64-byte aligned) and C, B in aligned
+// quads along N.
+template <class T>
+inline bool ssd_readout_vectorizable(const SsdGeometry& g, const TensorView<const T, 4, Cuda>& Cm,
+                                     const TensorView<const T, 4, Cuda>& Bm) {
+  auto quads = [](const TensorView<const T, 4, Cuda>& v) {
+    return v.stride(3) == 1 && v.stride(0) % 4 == 0 && v.stride(1) % 4 == 0 && v.stride(2) % 4 == 0 &&
+           reinterpret_cast<uintptr_t>(v.data()) % 16 == 0;
+  };
+  return std::is_same<T, float>::value && g.N % 4 == 0 && g.P % 4 == 0 && quads(Cm) && quads(Bm);
+}
+
+// One slab's element, rounded to TF32 once here when the products take one TF32 pass (tf32_mma's kRounded).
+template <bool kSplit>
+__device__ inline float readout_operand(float v) {
+  if constexpr (kSplit) return v;
+  else return wmma::__float_to_tf32(v);
+}
+
 template <class T, bool kSplit>
 __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
     ssd_state_readout_kernel(SsdGeometry g, SsdReadoutArgs a, TensorView<const T, 4, Cuda> Cm,
-                             TensorView<const T, 4, Cuda> Bm) {
+                             TensorView<const T, 4, Cuda> Bm, bool vec) {
   constexpr int Qm = kSsdReadoutChunk, K = kSsdReadoutK, PA = kSsdReadoutPitchA, PB = kSsdReadoutPitchB;
-  constexpr int W = kSsdReadoutCols, kWarps = kSsdReadoutThreads / 32;
-  constexpr int kALoads = Qm * K / kSsdReadoutThreads, kBLoads = K * W / kSsdReadoutThreads;
-  constexpr int kARowStep = kSsdReadoutThreads / K, kBRowStep = kSsdReadoutThreads / W;
+  constexpr int W = kSsdReadoutCols, kThreads = kSsdReadoutThreads;
+  constexpr int kALoads = Qm * K / kThreads, kBLoads = K * W / kThreads;
+  constexpr int kARowStep = kThreads / K, kBRowStep = kThreads / W;
+  constexpr int kAQuadRowStep = kThreads / (K / 4), kBQuadRowStep = kThreads / (W / 4);  // float4 staging
+  constexpr int kAQuads = kALoads / 4, kBQuads = kBLoads / 4;
   extern __shared__ __align__(128) double readout_smem[];
   float* ta = reinterpret_cast<float*>(readout_smem);  // (2, Q, PA) slabs of C_c, B_c
   float* tb = ta + 2 * Qm * PA;                         // (2, K, PB) slabs of S0, F
@@ -78,7 +106,7 @@ __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
   float* el = reinterpret_cast<float*>(ej + Qm);  // (Q) exp(cs_last - cs_j)
   __shared__ double red[32];
 
-  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5, half = warp / 4, row0 = 16 * (warp % 4);
+  const int tid = int(threadIdx.x), warp = tid >> 5, half = warp / 4, row0 = 16 * (warp % 4);
   const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / g.H, h = pair % g.H, grp = h / (g.H / g.G);
   const int64_t c0 = c * g.Q, HP = g.H * g.P, NHP = g.N * HP;
   const int Qc = int(g.tokens_in(c));
@@ -90,54 +118,97 @@ __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
   }
   const float* S = a.states + (b * g.chunks + c) * NHP + h * g.P;  // (N, P), rows HP apart
   const float* F = a.dstates + (b * g.chunks + c) * NHP + h * g.P;
-  const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;
+  const T* cbase = Cm.data() + b * Cm.stride(0) + c0 * Cm.stride(1) + grp * Cm.stride(2);  // C_c (Qc, N)
+  const T* bbase = Bm.data() + b * Bm.stride(0) + c0 * Bm.stride(1) + grp * Bm.stride(2);  // B_c (Qc, N)
   double fs = 0.0;
 
+  // Stages the slabs of k = n0 .. n0 + K - 1 (zeros outside Qc x N and N x P): all loads of a thread, the barrier
+  // after the previous slab's products, then the stores. In quads (vec) or single floats.
+  auto stage_quads = [&](int64_t n0, int64_t p0) {
+    const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4), b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
+    const bool n_in = n0 + a_col < g.N, col_in = p0 + b_col < g.P;
+    float4 vc[kAQuads], vb[kAQuads], vs[kBQuads], vf[kBQuads];
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int u = 0; u < kAQuads; ++u) {
+      const int i = a_row + u * kAQuadRowStep;
+      const bool in = n_in && i < Qc;
+      vc[u] = in ? *reinterpret_cast<const float4*>(cbase + i * Cm.stride(1) + n0 + a_col) : zero;
+      vb[u] = in ? *reinterpret_cast<const float4*>(bbase + i * Bm.stride(1) + n0 + a_col) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < kBQuads; ++u) {
+      const int64_t n = n0 + b_row + u * kBQuadRowStep, at = n * HP + p0 + b_col;
+      const bool in = col_in && n < g.N;
+      vs[u] = in ? *reinterpret_cast<const float4*>(S + at) : zero;
+      vf[u] = in ? *reinterpret_cast<const float4*>(F + at) : zero;
+    }
+    __syncthreads();  // the previous slab's products are done
+    auto put = [](float* dst, float4 v) {
+      *reinterpret_cast<float4*>(dst) = make_float4(readout_operand<kSplit>(v.x), readout_operand<kSplit>(v.y),
+                                                    readout_operand<kSplit>(v.z), readout_operand<kSplit>(v.w));
+    };
+#pragma unroll
+    for (int u = 0; u < kAQuads; ++u) {
+      const int i = a_row + u * kAQuadRowStep;
+      put(ta + i * PA + a_col, vc[u]);
+      put(ta + (Qm + i) * PA + a_col, vb[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kBQuads; ++u) {
+      const int k = b_row + u * kBQuadRowStep;
+      put(tb + k * PB + b_col, vs[u]);
+      put(tb + (K + k) * PB + b_col, vf[u]);
+      fs += double(vs[u].x) * vf[u].x + double(vs[u].y) * vf[u].y + double(vs[u].z) * vf[u].z +
+            double(vs[u].w) * vf[u].w;
+    }
+  };
+  auto stage_floats = [&](int64_t n0, int64_t p0) {
+    const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;
+    const bool n_in = n0 + a_col < g.N, col_in = p0 + b_col < g.P;
+    float vc[kALoads], vb[kALoads], vs[kBLoads], vf[kBLoads];
+#pragma unroll
+    for (int u = 0; u < kALoads; ++u) {
+      const int i = a_row + u * kARowStep;
+      const bool in = n_in && i < Qc;
+      vc[u] = in ? float(cbase[i * Cm.stride(1) + (n0 + a_col) * Cm.stride(3)]) : 0.0f;
+      vb[u] = in ? float(bbase[i * Bm.stride(1) + (n0 + a_col) * Bm.stride(3)]) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kBLoads; ++u) {
+      const int64_t n = n0 + b_row + u * kBRowStep, at = n * HP + p0 + b_col;
+      const bool in = col_in && n < g.N;
+      vs[u] = in ? S[at] : 0.0f;
+      vf[u] = in ? F[at] : 0.0f;
+    }
+    __syncthreads();  // the previous slab's products are done
+#pragma unroll
+    for (int u = 0; u < kALoads; ++u) {
+      const int i = a_row + u * kARowStep;
+      ta[i * PA + a_col] = readout_operand<kSplit>(vc[u]);
+      ta[(Qm + i) * PA + a_col] = readout_operand<kSplit>(vb[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kBLoads; ++u) {
+      const int k = b_row + u * kBRowStep;
+      tb[k * PB + b_col] = readout_operand<kSplit>(vs[u]);
+      tb[(K + k) * PB + b_col] = readout_operand<kSplit>(vf[u]);
+      fs += double(vs[u]) * double(vf[u]);
+    }
+  };
+
   for (int64_t p0 = 0; p0 < g.P; p0 += W) {
-    const bool col_in = p0 + b_col < g.P;
     Tf32Accumulator acc[4];
 #pragma unroll
     for (int t = 0; t < 4; ++t) wmma::fill_fragment(acc[t], 0.0f);
     for (int64_t n0 = 0; n0 < g.N; n0 += K) {
-      float vc[kALoads], vb[kALoads], vs[kBLoads], vf[kBLoads];
-      const bool n_in = n0 + a_col < g.N;
-      // One pointer and one step per operand (no 64-bit index arithmetic per element).
-      const T* cp = Cm.data() + b * Cm.stride(0) + (c0 + a_row) * Cm.stride(1) + grp * Cm.stride(2) +
-                    (n0 + a_col) * Cm.stride(3);
-      const T* bp = Bm.data() + b * Bm.stride(0) + (c0 + a_row) * Bm.stride(1) + grp * Bm.stride(2) +
-                    (n0 + a_col) * Bm.stride(3);
-      const int64_t c_step = kARowStep * Cm.stride(1), b_step = kARowStep * Bm.stride(1);
-      const int64_t at = (n0 + b_row) * HP + p0 + b_col;
-#pragma unroll
-      for (int u = 0; u < kALoads; ++u) {
-        const bool in = n_in && a_row + u * kARowStep < Qc;
-        vc[u] = in ? float(cp[u * c_step]) : 0.0f;
-        vb[u] = in ? float(bp[u * b_step]) : 0.0f;
-      }
-#pragma unroll
-      for (int u = 0; u < kBLoads; ++u) {
-        const bool in = col_in && n0 + b_row + u * kBRowStep < g.N;
-        vs[u] = in ? S[at + u * kBRowStep * HP] : 0.0f;
-        vf[u] = in ? F[at + u * kBRowStep * HP] : 0.0f;
-      }
-      __syncthreads();  // the previous slab's products are done
-#pragma unroll
-      for (int u = 0; u < kALoads; ++u) {
-        const int i = a_row + u * kARowStep;
-        ta[i * PA + a_col] = vc[u];
-        ta[(Qm + i) * PA + a_col] = vb[u];
-      }
-#pragma unroll
-      for (int u = 0; u < kBLoads; ++u) {
-        const int k = b_row + u * kBRowStep;
-        tb[k * PB + b_col] = vs[u];
-        tb[(K + k) * PB + b_col] = vf[u];
-        fs += double(vs[u]) * double(vf[u]);
-      }
+      if (vec) stage_quads(n0, p0);
+      else stage_floats(n0, p0);
       __syncthreads();
       const int steps = int((std::min<int64_t>(K, g.N - n0) + 7) / 8);
       if (row0 < Qc)
-        tf32_mma<kSplit, 4, wmma::row_major>(ta + (half * Qm + row0) * PA, PA, tb + half * K * PB, PB, steps, acc);
+        tf32_mma<kSplit, 4, wmma::row_major, !kSplit>(ta + (half * Qm + row0) * PA, PA, tb + half * K * PB, PB, steps,
+                                                       acc);
     }
     __syncthreads();  // the slabs are read: the output tiles take their place
     if (row0 < Qc)
@@ -145,40 +216,59 @@ __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
       for (int t = 0; t < 4; ++t)
         wmma::store_matrix_sync(out + (half * Qm + row0) * PB + 16 * t, acc[t], PB, wmma::mem_row_major);
     __syncthreads();
-    // A warp per row i (the same warp for row i in every slab of P: s0[i], ej[i] without races); lanes over p, all
-    // loads of the warp's rows first.
+    // Row i's dots by the four threads 4 i .. 4 i + 3 (lanes of one warp; the same threads for row i in every slab
+    // of P: s0[i], ej[i] without races), each over 16 columns: their loads first, then two shuffle rounds.
+    constexpr int kQuarter = W / 4;
+    const int i = tid >> 2, q0 = kQuarter * (tid & 3);
     const int width = int(std::min<int64_t>(W, g.P - p0));
-    constexpr int kRows = Qm / kWarps;
-    float dw[kRows][2], xv[kRows][2];
-    const int64_t row_at = (b * g.L + c0 + warp) * HP + h * g.P + p0;  // row i = warp + k kWarps: + k kWarps HP
+    const int64_t row_at = (b * g.L + c0 + i) * HP + h * g.P + p0;
+    double sc = 0.0, se = 0.0;
+    if (i < Qc) {
+      float dw[kQuarter], xv[kQuarter];
+      if (vec) {
 #pragma unroll
-    for (int k = 0; k < kRows; ++k)
+        for (int k = 0; k < kQuarter; k += 4) {
+          const bool in = q0 + k < width;
+          const float4 d4 = in ? *reinterpret_cast<const float4*>(a.dyw + row_at + q0 + k) : make_float4(0, 0, 0, 0);
+          const float4 x4 = in ? *reinterpret_cast<const float4*>(a.xw + row_at + q0 + k) : make_float4(0, 0, 0, 0);
+          dw[k] = d4.x, dw[k + 1] = d4.y, dw[k + 2] = d4.z, dw[k + 3] = d4.w;
+          xv[k] = x4.x, xv[k + 1] = x4.y, xv[k + 2] = x4.z, xv[k + 3] = x4.w;
+        }
+      } else {
 #pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        const int p = lane + 32 * q;
-        const bool in = warp + k * kWarps < Qc && p < width;
-        dw[k][q] = in ? a.dyw[row_at + k * kWarps * HP + p] : 0.0f;
-        xv[k][q] = in ? a.xw[row_at + k * kWarps * HP + p] : 0.0f;
+        for (int k = 0; k < kQuarter; ++k) {
+          const bool in = q0 + k < width;
+          dw[k] = in ? a.dyw[row_at + q0 + k] : 0.0f;
+          xv[k] = in ? a.xw[row_at + q0 + k] : 0.0f;
+        }
       }
+      float vv[kQuarter];
 #pragma unroll
-    for (int k = 0; k < kRows; ++k) {
-      const int i = warp + k * kWarps;
-      double sc = 0.0, se = 0.0;
+      for (int k = 0; k < kQuarter; ++k) {
+        const float y0 = out[i * PB + q0 + k], u = out[(Qm + i) * PB + q0 + k];
+        sc += double(dw[k]) * y0;
+        se += double(xv[k]) * u;
+        vv[k] = el[i] * u;
+      }
+      if (vec) {
 #pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        const int p = lane + 32 * q;
-        if (i >= Qc || p >= width) continue;
-        const float y0 = out[i * PB + p], u = out[(Qm + i) * PB + p];
-        sc += double(dw[k][q]) * y0;
-        se += double(xv[k][q]) * u;
-        a.v[row_at + k * kWarps * HP + p] = el[i] * u;
+        for (int k = 0; k < kQuarter; k += 4)
+          if (q0 + k < width)
+            *reinterpret_cast<float4*>(a.v + row_at + q0 + k) = make_float4(vv[k], vv[k + 1], vv[k + 2], vv[k + 3]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < kQuarter; ++k)
+          if (q0 + k < width) a.v[row_at + q0 + k] = vv[k];
       }
-      sc = warp_sum(sc);
-      se = warp_sum(se);
-      if (lane == 0) {
-        s0[i] += sc;
-        ej[i] += se;
-      }
+    }
+    // The four partial sums of row i, in a fixed order (all lanes take part: i >= Qc adds zeros).
+    sc += __shfl_xor_sync(0xffffffffu, sc, 1);
+    se += __shfl_xor_sync(0xffffffffu, se, 1);
+    sc += __shfl_xor_sync(0xffffffffu, sc, 2);
+    se += __shfl_xor_sync(0xffffffffu, se, 2);
+    if ((tid & 3) == 0 && i < Qc) {
+      s0[i] += sc;
+      ej[i] += se;
     }
     __syncthreads();  // the output tiles are read before the next slab's staging
   }

@@ -42,8 +42,10 @@ __device__ inline void round_tf32(Fragment& v) {
 // acc[t] += A B_t for t < kTiles, over k_steps steps of 8 along k (one warp, all lanes):
 //   A    16 rows of a row-major tile at a (pitch lda floats), columns k along the row;
 //   B_t  the 16-column block t of a tile at b + 16 t (row-major: rows k, pitch ldb) or at b + 16 t ldb (col-major:
-//        columns k, pitch ldb); the step along k is 8 rows (row-major) or 8 columns (col-major).
-template <bool kSplit, int kTiles, class Layout>
+//        columns k, pitch ldb); the step along k is 8 rows (row-major) or 8 columns (col-major);
+//   kRounded (one pass only): the tiles hold TF32 values already (rounded once when staged), so the fragments are
+//        not rounded again at every load.
+template <bool kSplit, int kTiles, class Layout, bool kRounded = false>
 __device__ inline void tf32_mma(const float* a, int lda, const float* b, int ldb, int k_steps,
                                 Tf32Accumulator (&acc)[kTiles]) {
   constexpr bool kRowMajorB = std::is_same<Layout, wmma::row_major>::value;
@@ -52,7 +54,7 @@ __device__ inline void tf32_mma(const float* a, int lda, const float* b, int ldb
     Tf32FragmentA av, ahi, alo;
     wmma::load_matrix_sync(av, a + 8 * k, unsigned(lda));
     if constexpr (kSplit) split_tf32(av, ahi, alo);
-    else round_tf32(av);
+    else if constexpr (!kRounded) round_tf32(av);
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) {
       Tf32FragmentB<Layout> bv, bhi, blo;
@@ -63,7 +65,7 @@ __device__ inline void tf32_mma(const float* a, int lda, const float* b, int ldb
         wmma::mma_sync(acc[t], ahi, blo, acc[t]);
         wmma::mma_sync(acc[t], ahi, bhi, acc[t]);
       } else {
-        round_tf32(bv);
+        if constexpr (!kRounded) round_tf32(bv);
         wmma::mma_sync(acc[t], av, bv, acc[t]);
       }
     }
