@@ -379,6 +379,7 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 2, 67, 4, 64, 1, 128, true);  // the real head shape: P = 64, N = 128
   check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above one output tile (128 / 64 columns): several tiles
   check_ssd(host_, *dev_, 2, 200, 4, 17, 2, 33, true, kTol, true);  // slow decay: 4 chunks whose states matter
+  check_ssd(host_, *dev_, 2, 200, 4, 16, 2, 32, true, kTol, true);  // the same through the float4 read-out path
 }
 
 // The same backward with its batched products on TF32 tensor cores (the context's precision under

@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
@@ -61,6 +62,26 @@ static_assert(kSsdGemmChunk == 16 * (kSsdScanThreads / 32), "a warp per 16 rows 
 static_assert(kSsdScanHead % 128 == 0 && kSsdScanSmem % 128 == 0, "the tiles 32 B aligned (wmma)");
 static_assert(kSsdScanSmem <= (48 << 10), "no shared-memory opt-in");
 
+// Whether a launch may stage in float4s (ssd_chunk_scan_kernel's `vec`): N, P and Q multiples of 4, x, C and y in
+// aligned quads along their last dimension (the chunk states and CB are 64-byte aligned workspace scratch).
+template <class T>
+inline bool ssd_scan_vectorizable(const SsdGeometry& g, const TensorView<const T, 4, Cuda>& x,
+                                  const TensorView<const T, 4, Cuda>& Cm, const TensorView<T, 4, Cuda>& y) {
+  auto quads = [](auto& v) {
+    return v.stride(3) == 1 && v.stride(0) % 4 == 0 && v.stride(1) % 4 == 0 && v.stride(2) % 4 == 0 &&
+           reinterpret_cast<uintptr_t>(v.data()) % 16 == 0;
+  };
+  return std::is_same<T, float>::value && g.N % 4 == 0 && g.P % 4 == 0 && g.Q % 4 == 0 && quads(x) && quads(Cm) &&
+         quads(y);
+}
+
+// An operand as staged: rounded to TF32 once here when the products take one TF32 pass (tf32_mma's kRounded).
+template <bool kSplit>
+__device__ inline float scan_operand(float v) {
+  if constexpr (kSplit) return v;
+  else return wmma::__float_to_tf32(v);
+}
+
 // Steps 3 - 6 of the top comment in one kernel per (b, chunk, head): block (x: b * chunks + c, y: head h),
 // kSsdScanThreads threads, kSsdScanSmem bytes of shared memory. Per slab of 64 columns of P:
 //   y_c = (exp(cs) ⊙ C_c) S_in[c]      k over N: C's rows scaled while staged, S_in[c] (N, P) of the chunk states
@@ -68,15 +89,21 @@ static_assert(kSsdScanSmem <= (48 << 10), "no shared-memory opt-in");
 //                                       plus D_h on the diagonal (the skip term), built while staged; a warp skips
 //                                       the steps above its rows
 // on TF32 tensor cores (ops/cuda/tf32_mma.cuh): split in 3xTF32 (fp32-level products) with kSplit, under
-// GemmPrecision::Fp32, rounded once otherwise (as the cuBLAS products it replaced); then through shared memory to
-// y. Every staging round issues all its loads before its stores.
+// GemmPrecision::Fp32, one pass otherwise (as the cuBLAS products it replaced) with the operands rounded once while
+// staged; then through shared memory to y. Every staging round issues all its loads before its stores, in float4s
+// where `vec` (ssd_scan_vectorizable; session 20: the read-out kernel of the backward lost 37% of its instructions
+// and 21% of its time to this), single floats otherwise.
 template <class T, bool kSplit>
 __global__ void __launch_bounds__(kSsdScanThreads, 2)
     ssd_chunk_scan_kernel(SsdChunks s, TensorView<const T, 4, Cuda> x, TensorView<const T, 3, Cuda> dt,
                           TensorView<const T, 4, Cuda> Cm, TensorView<const T, 1, Cuda> D, const float* cb,
-                          TensorView<T, 4, Cuda> y) {
+                          TensorView<T, 4, Cuda> y, bool vec) {
   constexpr int Qm = kSsdGemmChunk, K = kSsdScanK, PA = kSsdScanPitchA, PB = kSsdScanPitchB, W = kSsdScanCols;
-  constexpr int kALoads = Qm * K / kSsdScanThreads, kBLoads = K * W / kSsdScanThreads;
+  constexpr int kThreads = kSsdScanThreads;
+  constexpr int kALoads = Qm * K / kThreads, kBLoads = K * W / kThreads;
+  constexpr int kARowStep = kThreads / K, kBRowStep = kThreads / W;
+  constexpr int kAQuads = kALoads / 4, kBQuads = kBLoads / 4;
+  constexpr int kAQuadRowStep = kThreads / (K / 4), kBQuadRowStep = kThreads / (W / 4);
   extern __shared__ __align__(128) double scan_smem[];
   double* cs = scan_smem;                                  // (Q) cumulative sums of dt A within the chunk
   float* dts = reinterpret_cast<float*>(cs + Qm);          // (Q) dt_i
@@ -99,67 +126,131 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
   const float Dh = present(D) ? float(D(h)) : 0.0f;
   const float* cbm = cb + (bc * g.G + grp) * g.Q * g.Q;
   const float* S = s.states + bc * g.N * HP + h * g.P;  // S_in[c] (N, P), rows HP apart
-  const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;  // staging: rows + u threads/width
-  constexpr int kARowStep = kSsdScanThreads / K, kBRowStep = kSsdScanThreads / W;
+  const T* cbase = Cm.data() + b * Cm.stride(0) + c0 * Cm.stride(1) + grp * Cm.stride(2);  // C_c (Qc, N)
+  const T* xbase = x.data() + b * x.stride(0) + c0 * x.stride(1) + h * x.stride(2);        // x_c (Qc, P)
+  // M'[i, j] of the chunk (zero outside j <= i < Qc), as staged.
+  auto mask = [&](int i, int j, float cbv) {
+    const bool in = j <= i && i < Qc;
+    return scan_operand<kSplit>(in ? cbv * expf(float(cs[i] - cs[j])) * dts[j] + (i == j ? Dh : 0.0f) : 0.0f);
+  };
+  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  auto put4 = [](float* dst, float4 v) { *reinterpret_cast<float4*>(dst) = v; };
+  auto operand4 = [](float4 v) {
+    return make_float4(scan_operand<kSplit>(v.x), scan_operand<kSplit>(v.y), scan_operand<kSplit>(v.z),
+                       scan_operand<kSplit>(v.w));
+  };
 
   for (int64_t p0 = 0; p0 < g.P; p0 += W) {
-    const bool col_in = p0 + b_col < g.P;
     Tf32Accumulator acc[4];
 #pragma unroll
     for (int t = 0; t < 4; ++t) wmma::fill_fragment(acc[t], 0.0f);
     // (exp(cs) ⊙ C_c) S_in[c], k over N.
     for (int64_t n0 = 0; n0 < g.N; n0 += K) {
-      float va[kALoads], vb[kBLoads];
-      const bool n_in = n0 + a_col < g.N;
-      // One pointer and one step per operand: 64-bit index arithmetic per element would hold a register pair each.
-      const T* cp = Cm.data() + b * Cm.stride(0) + (c0 + a_row) * Cm.stride(1) + grp * Cm.stride(2) +
-                    (n0 + a_col) * Cm.stride(3);
-      const int64_t c_step = kARowStep * Cm.stride(1);
-      const float* sp = S + (n0 + b_row) * HP + p0 + b_col;
+      if (vec) {
+        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4), b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
+        const bool n_in = n0 + a_col < g.N, col_in = p0 + b_col < g.P;
+        float4 va[kAQuads], vb[kBQuads];
 #pragma unroll
-      for (int u = 0; u < kALoads; ++u) va[u] = n_in && a_row + u * kARowStep < Qc ? float(cp[u * c_step]) : 0.0f;
+        for (int u = 0; u < kAQuads; ++u) {
+          const int i = a_row + u * kAQuadRowStep;
+          va[u] = n_in && i < Qc ? *reinterpret_cast<const float4*>(cbase + i * Cm.stride(1) + n0 + a_col) : zero;
+        }
 #pragma unroll
-      for (int u = 0; u < kBLoads; ++u)
-        vb[u] = col_in && n0 + b_row + u * kBRowStep < g.N ? sp[u * kBRowStep * HP] : 0.0f;
-      __syncthreads();  // the previous slab's products are done
+        for (int u = 0; u < kBQuads; ++u) {
+          const int64_t n = n0 + b_row + u * kBQuadRowStep;
+          vb[u] = col_in && n < g.N ? *reinterpret_cast<const float4*>(S + n * HP + p0 + b_col) : zero;
+        }
+        __syncthreads();  // the previous slab's products are done
 #pragma unroll
-      for (int u = 0; u < kALoads; ++u) {
-        const int i = a_row + u * kARowStep;
-        ta[i * PA + a_col] = i < Qc ? row_decay[i] * va[u] : 0.0f;
+        for (int u = 0; u < kAQuads; ++u) {
+          const int i = a_row + u * kAQuadRowStep;
+          const float r = i < Qc ? row_decay[i] : 0.0f;
+          put4(ta + i * PA + a_col, operand4(make_float4(r * va[u].x, r * va[u].y, r * va[u].z, r * va[u].w)));
+        }
+#pragma unroll
+        for (int u = 0; u < kBQuads; ++u) put4(tb + (b_row + u * kBQuadRowStep) * PB + b_col, operand4(vb[u]));
+      } else {
+        const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;
+        const bool n_in = n0 + a_col < g.N, col_in = p0 + b_col < g.P;
+        float va[kALoads], vb[kBLoads];
+#pragma unroll
+        for (int u = 0; u < kALoads; ++u) {
+          const int i = a_row + u * kARowStep;
+          va[u] = n_in && i < Qc ? float(cbase[i * Cm.stride(1) + (n0 + a_col) * Cm.stride(3)]) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kBLoads; ++u) {
+          const int64_t n = n0 + b_row + u * kBRowStep;
+          vb[u] = col_in && n < g.N ? S[n * HP + p0 + b_col] : 0.0f;
+        }
+        __syncthreads();  // the previous slab's products are done
+#pragma unroll
+        for (int u = 0; u < kALoads; ++u) {
+          const int i = a_row + u * kARowStep;
+          ta[i * PA + a_col] = i < Qc ? scan_operand<kSplit>(row_decay[i] * va[u]) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = scan_operand<kSplit>(vb[u]);
       }
-#pragma unroll
-      for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
       __syncthreads();
       const int steps = int((std::min<int64_t>(K, g.N - n0) + 7) / 8);
-      if (row0 < Qc) tf32_mma<kSplit, 4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
+      if (row0 < Qc)
+        tf32_mma<kSplit, 4, wmma::row_major, !kSplit>(ta + row0 * PA, PA, tb, PB, steps, acc);
     }
     // + M' x_c, k over the chunk's tokens.
     for (int j0 = 0; j0 < Qc; j0 += K) {
-      float va[kALoads], vb[kBLoads];
-      const int j = j0 + a_col;
-      const T* xp = x.data() + b * x.stride(0) + (c0 + j0 + b_row) * x.stride(1) + h * x.stride(2) +
-                    (p0 + b_col) * x.stride(3);
-      const int64_t x_step = kBRowStep * x.stride(1);
+      if (vec) {
+        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4), b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
+        const int j = j0 + a_col;
+        const bool col_in = p0 + b_col < g.P;
+        float4 va[kAQuads], vb[kBQuads];
 #pragma unroll
-      for (int u = 0; u < kALoads; ++u) {
-        const int i = a_row + u * kARowStep;
-        va[u] = j <= i && i < Qc ? cbm[i * Q + j] : 0.0f;
+        for (int u = 0; u < kAQuads; ++u) {
+          const int i = a_row + u * kAQuadRowStep;
+          va[u] = j <= i && i < Qc ? *reinterpret_cast<const float4*>(cbm + i * Q + j) : zero;
+        }
+#pragma unroll
+        for (int u = 0; u < kBQuads; ++u) {
+          const int t = j0 + b_row + u * kBQuadRowStep;
+          vb[u] = col_in && t < Qc ? *reinterpret_cast<const float4*>(xbase + t * x.stride(1) + p0 + b_col) : zero;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < kAQuads; ++u) {
+          const int i = a_row + u * kAQuadRowStep;
+          put4(ta + i * PA + a_col, make_float4(mask(i, j, va[u].x), mask(i, j + 1, va[u].y), mask(i, j + 2, va[u].z),
+                                                mask(i, j + 3, va[u].w)));
+        }
+#pragma unroll
+        for (int u = 0; u < kBQuads; ++u) put4(tb + (b_row + u * kBQuadRowStep) * PB + b_col, operand4(vb[u]));
+      } else {
+        const int a_col = tid % K, a_row = tid / K, b_col = tid % W, b_row = tid / W;
+        const int j = j0 + a_col;
+        const bool col_in = p0 + b_col < g.P;
+        float va[kALoads], vb[kBLoads];
+#pragma unroll
+        for (int u = 0; u < kALoads; ++u) {
+          const int i = a_row + u * kARowStep;
+          va[u] = j <= i && i < Qc ? cbm[i * Q + j] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kBLoads; ++u) {
+          const int t = j0 + b_row + u * kBRowStep;
+          vb[u] = col_in && t < Qc ? float(xbase[t * x.stride(1) + (p0 + b_col) * x.stride(3)]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < kALoads; ++u) {
+          const int i = a_row + u * kARowStep;
+          ta[i * PA + a_col] = mask(i, j, va[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = scan_operand<kSplit>(vb[u]);
       }
-#pragma unroll
-      for (int u = 0; u < kBLoads; ++u)
-        vb[u] = col_in && j0 + b_row + u * kBRowStep < Qc ? float(xp[u * x_step]) : 0.0f;
-      __syncthreads();
-#pragma unroll
-      for (int u = 0; u < kALoads; ++u) {
-        const int i = a_row + u * kARowStep;
-        const bool in = j <= i && i < Qc;
-        ta[i * PA + a_col] = in ? va[u] * expf(float(cs[i] - cs[j])) * dts[j] + (i == j ? Dh : 0.0f) : 0.0f;
-      }
-#pragma unroll
-      for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = vb[u];
       __syncthreads();
       const int steps = std::min(K / 8, (row0 + 15 - j0) / 8 + 1);  // k-steps at or below the warp's last row
-      if (row0 < Qc && row0 + 15 >= j0) tf32_mma<kSplit, 4, wmma::row_major>(ta + row0 * PA, PA, tb, PB, steps, acc);
+      if (row0 < Qc && row0 + 15 >= j0)
+        tf32_mma<kSplit, 4, wmma::row_major, !kSplit>(ta + row0 * PA, PA, tb, PB, steps, acc);
     }
     __syncthreads();  // the slabs are read: the output tile takes their place
     if (row0 < Qc)
@@ -167,9 +258,17 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
       for (int t = 0; t < 4; ++t) wmma::store_matrix_sync(out + row0 * PB + 16 * t, acc[t], PB, wmma::mem_row_major);
     __syncthreads();
     const int width = int(std::min<int64_t>(W, g.P - p0));
-    for (int e = tid; e < Qc * W; e += kSsdScanThreads) {
-      const int i = e / W, p = e % W;
-      if (p < width) y(b, c0 + i, h, p0 + p) = T(out[i * PB + p]);
+    if (vec) {
+      for (int e = tid; e < Qc * (W / 4); e += kThreads) {
+        const int i = e / (W / 4), p = 4 * (e % (W / 4));
+        if (p < width)
+          *reinterpret_cast<float4*>(&y(b, c0 + i, h, p0 + p)) = *reinterpret_cast<const float4*>(out + i * PB + p);
+      }
+    } else {
+      for (int e = tid; e < Qc * W; e += kThreads) {
+        const int i = e / W, p = e % W;
+        if (p < width) y(b, c0 + i, h, p0 + p) = T(out[i * PB + p]);
+      }
     }
     __syncthreads();  // the output tile is read before the next slab's staging
   }
@@ -222,10 +321,11 @@ inline void ssd_scan_impl(Context<Cuda>& ctx, TensorView<const float, 4, Cuda> x
                  ld_c, 0.0f, {cb + first * G * QQ, {g.chunks * G * QQ, G * QQ, QQ, 0}}, Q);
   });
   const dim3 grid(unsigned(B * g.chunks), unsigned(H));  // 3. - 6.
+  const bool vec = ssd_scan_vectorizable(g, x, Cm, y);
   if (ctx.gemm_precision() == GemmPrecision::Fp32)
-    ssd_chunk_scan_kernel<float, true><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y);
+    ssd_chunk_scan_kernel<float, true><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y, vec);
   else
-    ssd_chunk_scan_kernel<float, false><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y);
+    ssd_chunk_scan_kernel<float, false><<<grid, kSsdScanThreads, kSsdScanSmem, stream>>>(s, x, dt, Cm, D, cb, y, vec);
   check_launch();
 }
 
