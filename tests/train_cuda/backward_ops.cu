@@ -129,10 +129,14 @@ void check_reduced_precision_projections(Context<Host>& host, Context<Cuda>& dev
   dev.set_gemm_precision(GemmPrecision::Fp32);
 }
 
-// Two shapes: T <= 2 out takes the FBI layer's bf16 sign GEMMs, T > 2 out W_eff in bf16 (fbi_sign_gemm_pays).
+// Two shapes of each kind: T <= 2 out takes the FBI layer's bf16 sign GEMMs, T > 2 out W_eff in bf16
+// (fbi_sign_gemm_pays).
 TEST_F(TrainOpsCuda, LinearInTf32AndBf16) {
   check_reduced_precision_projections(host_, *dev_, ProjectionInputs{37, 45, 29});
   check_reduced_precision_projections(host_, *dev_, ProjectionInputs{70, 45, 13});
+  // in and out multiples of 4: the float4 forms of the bf16 copies, the sign matrix and the scaled rows
+  check_reduced_precision_projections(host_, *dev_, ProjectionInputs{36, 48, 20});
+  check_reduced_precision_projections(host_, *dev_, ProjectionInputs{88, 48, 20});
 }
 
 // The RMSNorm backward at (T, D), both modes.
@@ -380,6 +384,7 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 1, 19, 2, 300, 1, 1100, true);  // N, P above one output tile (128 / 64 columns): several tiles
   check_ssd(host_, *dev_, 2, 200, 4, 17, 2, 33, true, kTol, true);  // slow decay: 4 chunks whose states matter
   check_ssd(host_, *dev_, 2, 200, 4, 16, 2, 32, true, kTol, true);  // the same through the float4 read-out path
+  check_ssd(host_, *dev_, 1, 130, 2, 68, 1, 8, true, kTol, true);   // slow decay, P over two read-out column slabs
 }
 
 // The same backward with its batched products on TF32 tensor cores (the context's precision under

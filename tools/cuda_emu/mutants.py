@@ -88,6 +88,24 @@ MUTANTS = {
         "va[u] = j < i && i < Qc ? cbm[i * Q + j] : 0.0f;",
         "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
         "the forward chunk kernel's mask drops C_i . B_i dt_i: wrong y"),
+    "bf16_quads_first_row_only": (
+        "ops/cuda/gemm.cuh",
+        "store_bf16_quad(dst + c * rows + r, *reinterpret_cast<const float4*>(src + c * ld + r));",
+        "store_bf16_quad(dst + c * rows + r, *reinterpret_cast<const float4*>(src + c * ld));",
+        "TrainOpsCuda.LinearInTf32AndBf16",
+        "the float4 bf16 copy reads the column's first four rows for every quad: wrong bf16 products"),
+    "fbi_sign_quad_component": (
+        "ops/cuda/fbi_sign_gemm.cuh",
+        "v = make_float4(sign(w.x), sign(w.y), sign(w.z), sign(w.w));",
+        "v = make_float4(sign(w.x), sign(w.y), sign(w.z), sign(w.z));",
+        "TrainOpsCuda.LinearInTf32AndBf16",
+        "the float4 sign matrix copies a column's sign into the next: wrong fbi_linear y, dx, dalpha"),
+    "scan_mask_quad_shifted": (
+        "ops/cuda/ssd_scan.cuh",
+        "mask(i, j + 3, va[u].w)",
+        "mask(i, j + 2, va[u].w)",
+        "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
+        "the forward chunk kernel's float4 mask staging gives column j + 3 the mask of j + 2: wrong y"),
     "readout_fs_quads_miss_a_component": (
         "ops/cuda/ssd_state_readouts.cuh",
         "fs += double(vs[u].x) * vf[u].x + double(vs[u].y)",

@@ -29,13 +29,30 @@
 namespace bimamba::detail {
 
 namespace gpu {
+// Four floats rounded to bf16 and stored at dst (8-byte aligned) in one store.
+struct alignas(8) Bf16Quad {
+  __nv_bfloat162 lo, hi;
+};
+__device__ inline void store_bf16_quad(__nv_bfloat16* dst, float4 v) {
+  *reinterpret_cast<Bf16Quad*>(dst) = Bf16Quad{__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+}
+
 // dst (rows, cols, column-major, leading dimension rows) = bf16 of src (rows, cols, column-major, ld).
-// Rows on x (one element per thread), columns on y (grid-stride past 65535): no division per element.
+// Rows on x, columns on y (grid-stride past 65535): no division per element. With `quads` (rows and ld multiples
+// of 4, src 16-byte aligned) a thread takes four rows: one float4 load and one 8-byte store (session 20: the
+// single-element form copied 8192 x 3072 in 84 us on an H100, 1.8 TB/s).
 template <class T>
-__global__ void to_bf16_kernel(const T* src, int64_t ld, int rows, int64_t cols, __nv_bfloat16* dst) {
-  const int r = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
-  if (r >= rows) return;
-  for (int64_t c = blockIdx.y; c < cols; c += gridDim.y) dst[c * rows + r] = __float2bfloat16(src[c * ld + r]);
+__global__ void to_bf16_kernel(const T* src, int64_t ld, int rows, int64_t cols, __nv_bfloat16* dst, bool quads) {
+  const int t = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
+  if (quads) {
+    const int r = 4 * t;
+    if (r >= rows) return;
+    for (int64_t c = blockIdx.y; c < cols; c += gridDim.y)
+      store_bf16_quad(dst + c * rows + r, *reinterpret_cast<const float4*>(src + c * ld + r));
+    return;
+  }
+  if (t >= rows) return;
+  for (int64_t c = blockIdx.y; c < cols; c += gridDim.y) dst[c * rows + t] = __float2bfloat16(src[c * ld + t]);
 }
 
 // Addresses of one operand over the batch grid: base + sum_d i_d * stride[d].
@@ -71,9 +88,11 @@ inline const __nv_bfloat16* bf16_copy(Context<Cuda>& ctx, const float* src, int6
   auto* dst = ctx.workspace().take<__nv_bfloat16>(size_t(rows * cols));
   if (rows * cols > 0) {
     BIMAMBA_CHECK(rows < (int64_t(1) << 31), "bf16_copy: ", rows, " rows exceed the kernel's 32-bit row index");
-    const int threads = int(std::min<int64_t>(gpu::kThreads, (rows + 31) / 32 * 32));
-    const dim3 grid(unsigned((rows + threads - 1) / threads), unsigned(std::min<int64_t>(cols, 65535)));
-    gpu::to_bf16_kernel<float><<<grid, threads, 0, ctx.stream()>>>(src, ld, int(rows), cols, dst);
+    const bool quads = rows % 4 == 0 && (ld % 4 == 0 || cols == 1) && reinterpret_cast<uintptr_t>(src) % 16 == 0;
+    const int64_t per_thread = quads ? 4 : 1, items = (rows + per_thread - 1) / per_thread;
+    const int threads = int(std::min<int64_t>(gpu::kThreads, (items + 31) / 32 * 32));
+    const dim3 grid(unsigned((items + threads - 1) / threads), unsigned(std::min<int64_t>(cols, 65535)));
+    gpu::to_bf16_kernel<float><<<grid, threads, 0, ctx.stream()>>>(src, ld, int(rows), cols, dst, quads);
     gpu::check_launch();
   }
   return dst;
