@@ -114,8 +114,7 @@ inline const __nv_bfloat16* fbi_signs(Context<Cuda>& ctx, TensorView<const float
   const int64_t out = W.size(0);
   auto* S = ctx.workspace().take<__nv_bfloat16>(size_t(out * kp));
   if (out > 0) {
-    const bool quads = W.size(1) % 4 == 0 && (W.stride(1) == 1 || W.size(1) == 0) && W.stride(0) % 4 == 0 &&
-                       reinterpret_cast<uintptr_t>(W.data()) % 16 == 0;
+    const bool quads = W.size(1) % 4 == 0 && gpu::float4_rows(W);
     const int64_t items = quads ? kp / 4 : kp;
     const dim3 grid(unsigned((items + gpu::kThreads - 1) / gpu::kThreads), unsigned(std::min<int64_t>(out, 65535)));
     gpu::fbi_signs_kernel<float><<<grid, gpu::kThreads, 0, ctx.stream()>>>(W, kp, S, quads);
@@ -132,11 +131,8 @@ inline const __nv_bfloat16* fbi_scaled_rows(Context<Cuda>& ctx, TensorView<const
   BIMAMBA_CHECK(T < (int64_t(1) << 31), "fbi_linear (Cuda, bf16): ", T, " tokens exceed the grid limit 2^31 - 1");
   auto* X = ctx.workspace().take<__nv_bfloat16>(size_t(T * kp));
   if (T > 0) {
-    auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    const int64_t in = x.size(1);
-    const bool quads = in % 4 == 0 && (x.stride(1) == 1 || in == 0) && x.stride(0) % 4 == 0 && aligned(x.data()) &&
-                       (alpha.stride(0) == 1 || in == 0) && aligned(alpha.data()) && (beta.stride(0) == 1 || in == 0) &&
-                       aligned(beta.data());
+    const bool quads =
+        x.size(1) % 4 == 0 && gpu::float4_rows(x) && gpu::float4_rows(alpha) && gpu::float4_rows(beta);
     gpu::fbi_scaled_rows_kernel<float><<<unsigned(T), gpu::row_threads(quads ? kp / 4 : kp), 0, ctx.stream()>>>(
         x, alpha, beta, kp, X, quads);
     gpu::check_launch();

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "../../core/cuda_runtime.hpp"
@@ -26,6 +27,18 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 }
 
 inline void check_launch() { BIMAMBA_CUDA_CHECK(cudaGetLastError()); }
+
+// Whether a float view of any rank (a TensorView) can be read along its last dimension in aligned float4s: unit
+// stride there, every other stride a multiple of 4 elements, the data 16-byte aligned. Its last extent must still be
+// checked against the quads a kernel takes.
+template <class T, int Rank, class Backend, template <class, int, class> class View>
+inline bool float4_rows(const View<T, Rank, Backend>& v) {
+  if (!std::is_same<std::remove_const_t<T>, float>::value || reinterpret_cast<uintptr_t>(v.data()) % 16 != 0)
+    return false;
+  for (int d = 0; d < Rank; ++d)
+    if (d == Rank - 1 ? v.stride(d) != 1 && v.size(d) > 1 : v.stride(d) % 4 != 0) return false;
+  return true;
+}
 
 // Threads for a kernel with one block per row of n elements: about 4 elements per thread (a multiple of 32,
 // at most 1024), so a short row (the decode step's single token) is read in one round of independent loads

@@ -30,7 +30,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "../../core/profile_range.hpp"
 #include "../../core/workspace.hpp"
@@ -67,19 +66,7 @@ static_assert(kSsdScanSmem <= (48 << 10), "no shared-memory opt-in");
 template <class T>
 inline bool ssd_scan_vectorizable(const SsdGeometry& g, const TensorView<const T, 4, Cuda>& x,
                                   const TensorView<const T, 4, Cuda>& Cm, const TensorView<T, 4, Cuda>& y) {
-  auto quads = [](auto& v) {
-    return v.stride(3) == 1 && v.stride(0) % 4 == 0 && v.stride(1) % 4 == 0 && v.stride(2) % 4 == 0 &&
-           reinterpret_cast<uintptr_t>(v.data()) % 16 == 0;
-  };
-  return std::is_same<T, float>::value && g.N % 4 == 0 && g.P % 4 == 0 && g.Q % 4 == 0 && quads(x) && quads(Cm) &&
-         quads(y);
-}
-
-// An operand as staged: rounded to TF32 once here when the products take one TF32 pass (tf32_mma's kRounded).
-template <bool kSplit>
-__device__ inline float scan_operand(float v) {
-  if constexpr (kSplit) return v;
-  else return wmma::__float_to_tf32(v);
+  return g.N % 4 == 0 && g.P % 4 == 0 && g.Q % 4 == 0 && float4_rows(x) && float4_rows(Cm) && float4_rows(y);
 }
 
 // Steps 3 - 6 of the top comment in one kernel per (b, chunk, head): block (x: b * chunks + c, y: head h),
@@ -131,13 +118,13 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
   // M'[i, j] of the chunk (zero outside j <= i < Qc), as staged.
   auto mask = [&](int i, int j, float cbv) {
     const bool in = j <= i && i < Qc;
-    return scan_operand<kSplit>(in ? cbv * expf(float(cs[i] - cs[j])) * dts[j] + (i == j ? Dh : 0.0f) : 0.0f);
+    return tf32_operand<kSplit>(in ? cbv * expf(float(cs[i] - cs[j])) * dts[j] + (i == j ? Dh : 0.0f) : 0.0f);
   };
   const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   auto put4 = [](float* dst, float4 v) { *reinterpret_cast<float4*>(dst) = v; };
   auto operand4 = [](float4 v) {
-    return make_float4(scan_operand<kSplit>(v.x), scan_operand<kSplit>(v.y), scan_operand<kSplit>(v.z),
-                       scan_operand<kSplit>(v.w));
+    return make_float4(tf32_operand<kSplit>(v.x), tf32_operand<kSplit>(v.y), tf32_operand<kSplit>(v.z),
+                       tf32_operand<kSplit>(v.w));
   };
 
   for (int64_t p0 = 0; p0 < g.P; p0 += W) {
@@ -187,10 +174,10 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
 #pragma unroll
         for (int u = 0; u < kALoads; ++u) {
           const int i = a_row + u * kARowStep;
-          ta[i * PA + a_col] = i < Qc ? scan_operand<kSplit>(row_decay[i] * va[u]) : 0.0f;
+          ta[i * PA + a_col] = i < Qc ? tf32_operand<kSplit>(row_decay[i] * va[u]) : 0.0f;
         }
 #pragma unroll
-        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = scan_operand<kSplit>(vb[u]);
+        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = tf32_operand<kSplit>(vb[u]);
       }
       __syncthreads();
       const int steps = int((std::min<int64_t>(K, g.N - n0) + 7) / 8);
@@ -245,7 +232,7 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
           ta[i * PA + a_col] = mask(i, j, va[u]);
         }
 #pragma unroll
-        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = scan_operand<kSplit>(vb[u]);
+        for (int u = 0; u < kBLoads; ++u) tb[(b_row + u * kBRowStep) * PB + b_col] = tf32_operand<kSplit>(vb[u]);
       }
       __syncthreads();
       const int steps = std::min(K / 8, (row0 + 15 - j0) / 8 + 1);  // k-steps at or below the warp's last row

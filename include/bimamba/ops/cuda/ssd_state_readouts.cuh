@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "launch.cuh"
 #include "ssd_chunks.cuh"
@@ -71,18 +70,7 @@ struct SsdReadoutArgs {
 template <class T>
 inline bool ssd_readout_vectorizable(const SsdGeometry& g, const TensorView<const T, 4, Cuda>& Cm,
                                      const TensorView<const T, 4, Cuda>& Bm) {
-  auto quads = [](const TensorView<const T, 4, Cuda>& v) {
-    return v.stride(3) == 1 && v.stride(0) % 4 == 0 && v.stride(1) % 4 == 0 && v.stride(2) % 4 == 0 &&
-           reinterpret_cast<uintptr_t>(v.data()) % 16 == 0;
-  };
-  return std::is_same<T, float>::value && g.N % 4 == 0 && g.P % 4 == 0 && quads(Cm) && quads(Bm);
-}
-
-// One slab's element, rounded to TF32 once here when the products take one TF32 pass (tf32_mma's kRounded).
-template <bool kSplit>
-__device__ inline float readout_operand(float v) {
-  if constexpr (kSplit) return v;
-  else return wmma::__float_to_tf32(v);
+  return g.N % 4 == 0 && g.P % 4 == 0 && float4_rows(Cm) && float4_rows(Bm);
 }
 
 template <class T, bool kSplit>
@@ -145,8 +133,8 @@ __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
     }
     __syncthreads();  // the previous slab's products are done
     auto put = [](float* dst, float4 v) {
-      *reinterpret_cast<float4*>(dst) = make_float4(readout_operand<kSplit>(v.x), readout_operand<kSplit>(v.y),
-                                                    readout_operand<kSplit>(v.z), readout_operand<kSplit>(v.w));
+      *reinterpret_cast<float4*>(dst) = make_float4(tf32_operand<kSplit>(v.x), tf32_operand<kSplit>(v.y),
+                                                    tf32_operand<kSplit>(v.z), tf32_operand<kSplit>(v.w));
     };
 #pragma unroll
     for (int u = 0; u < kAQuads; ++u) {
@@ -185,14 +173,14 @@ __global__ void __launch_bounds__(kSsdReadoutThreads, 2)
 #pragma unroll
     for (int u = 0; u < kALoads; ++u) {
       const int i = a_row + u * kARowStep;
-      ta[i * PA + a_col] = readout_operand<kSplit>(vc[u]);
-      ta[(Qm + i) * PA + a_col] = readout_operand<kSplit>(vb[u]);
+      ta[i * PA + a_col] = tf32_operand<kSplit>(vc[u]);
+      ta[(Qm + i) * PA + a_col] = tf32_operand<kSplit>(vb[u]);
     }
 #pragma unroll
     for (int u = 0; u < kBLoads; ++u) {
       const int k = b_row + u * kBRowStep;
-      tb[k * PB + b_col] = readout_operand<kSplit>(vs[u]);
-      tb[(K + k) * PB + b_col] = readout_operand<kSplit>(vf[u]);
+      tb[k * PB + b_col] = tf32_operand<kSplit>(vs[u]);
+      tb[(K + k) * PB + b_col] = tf32_operand<kSplit>(vf[u]);
       fs += double(vs[u]) * double(vf[u]);
     }
   };

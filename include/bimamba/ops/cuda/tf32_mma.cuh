@@ -39,6 +39,14 @@ __device__ inline void round_tf32(Fragment& v) {
   for (int e = 0; e < v.num_elements; ++e) v.x[e] = wmma::__float_to_tf32(v.x[e]);
 }
 
+// An operand as a kernel stages it for tf32_mma<kSplit, ..., kRounded = !kSplit>: rounded to TF32 once here for one
+// pass, kept whole for the split.
+template <bool kSplit>
+__device__ inline float tf32_operand(float v) {
+  if constexpr (kSplit) return v;
+  else return wmma::__float_to_tf32(v);
+}
+
 // acc[t] += A B_t for t < kTiles, over k_steps steps of 8 along k (one warp, all lanes):
 //   A    16 rows of a row-major tile at a (pitch lda floats), columns k along the row;
 //   B_t  the 16-column block t of a tile at b + 16 t (row-major: rows k, pitch ldb) or at b + 16 t ldb (col-major:
