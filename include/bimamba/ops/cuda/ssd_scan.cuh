@@ -134,7 +134,8 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
     // (exp(cs) ⊙ C_c) S_in[c], k over N.
     for (int64_t n0 = 0; n0 < g.N; n0 += K) {
       if (vec) {
-        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4), b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
+        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4);
+        const int b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
         const bool n_in = n0 + a_col < g.N, col_in = p0 + b_col < g.P;
         float4 va[kAQuads], vb[kBQuads];
 #pragma unroll
@@ -187,7 +188,8 @@ __global__ void __launch_bounds__(kSsdScanThreads, 2)
     // + M' x_c, k over the chunk's tokens.
     for (int j0 = 0; j0 < Qc; j0 += K) {
       if (vec) {
-        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4), b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
+        const int a_col = 4 * (tid % (K / 4)), a_row = tid / (K / 4);
+        const int b_col = 4 * (tid % (W / 4)), b_row = tid / (W / 4);
         const int j = j0 + a_col;
         const bool col_in = p0 + b_col < g.P;
         float4 va[kAQuads], vb[kBQuads];

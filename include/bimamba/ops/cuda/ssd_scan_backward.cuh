@@ -45,10 +45,10 @@
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), readouts (3's kernel),
 // state_products (3's cuBLAS products), decay (4), mask_products (5), tokens (6, 7).
 // The products are float (cuBLAS SGEMM; 3xTF32 in the read-out kernel) when the context's GemmPrecision is Fp32,
-// TF32 tensor cores otherwise (gemm_batched; one TF32 pass in the read-out kernel), as in the forward. Every sum has a fixed order (cuBLAS's, warp trees, heads in head order,
-// chunks in order; no atomics): the same bits on every run. Element arithmetic is float (Wsum too), with the
-// cumulative sums, the decay-path sums and the reductions over tokens in double; against the host's double
-// recurrence that is ~1e-6 relative in fp32.
+// TF32 tensor cores otherwise (gemm_batched; one TF32 pass in the read-out kernel), as in the forward. Every sum
+// has a fixed order (cuBLAS's, warp trees, heads in head order, chunks in order; no atomics): the same bits on
+// every run. Element arithmetic is float (Wsum too), with the cumulative sums, the decay-path sums and the
+// reductions over tokens in double; against the host's double recurrence that is ~1e-6 relative in fp32.
 //
 // Cost at the 780M shape (B = 1, L = 2048, H = 48, P = 64, N = 128, G = 1: 32 chunks): per (b, h, c)
 // Q^2 P (Gm) + 2 Q N P (Y0, U) + 2 Q N P (the head's share of dCg, dBg) + Q^2 P (M^T dy) = 2.6 M FMA, plus
