@@ -3,6 +3,9 @@
 
 #include <test_support.hpp>
 
+#include <bimamba/train/gradient_mode.hpp>
+
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -45,6 +48,23 @@ std::vector<double> to_doubles(const Tensor<T, Rank, Host>& t) {
   const auto v = to_vector(t);
   return std::vector<double>(v.begin(), v.end());
 }
+
+// Gradient outputs that start at 1, to tell the modes apart: after the op, an output holds the reference under
+// Overwrite and 1 + the reference under Accumulate.
+template <int Rank>
+Tensor<float, Rank, Host> ones_tensor(const Extents<Rank>& shape) {
+  Tensor<float, Rank, Host> t(shape);
+  std::fill(t.data(), t.data() + t.numel(), 1.0f);
+  return t;
+}
+inline std::vector<double> expected_after(GradientMode mode, std::vector<double> ref) {
+  if (mode == GradientMode::Accumulate)
+    for (double& v : ref) v += 1.0;
+  return ref;
+}
+// Both splits of a backward op's modes (train/gradient_mode.hpp): each output class must follow its own.
+constexpr GradientModes kSplitModes[] = {{GradientMode::Overwrite, GradientMode::Accumulate},
+                                         {GradientMode::Accumulate, GradientMode::Overwrite}};
 
 // Central differences with h = 1e-6 in double have truncation error O(h^2 f''') ~ 1e-12 and rounding error
 // ~ 1e-16 |L| / h ~ 1e-10 relative: 1e-6 relative L2 leaves a wide margin and still catches any wrong term.

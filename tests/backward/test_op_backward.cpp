@@ -55,13 +55,16 @@ TEST(OpBackward, GatedRmsNorm) {
   EXPECT_LT(relative_l2(ref.dw, numeric_grad(w, loss)), kFdTol);
 
   Context<Host> ctx;
-  Tensor<float, 2, Host> dy({T, E}), dz({T, E});
-  Tensor<float, 1, Host> dw({E});
-  gated_rms_norm_backward(ctx, to_float_tensor<2>(y, {T, E}), to_float_tensor<2>(z, {T, E}), to_float_tensor<1>(w, {E}),
-                          groups, float(eps), to_float_tensor<2>(dout, {T, E}), dy, dz, dw, kOver);
-  EXPECT_LT(relative_l2(to_doubles(dy), ref.dy), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(dz), ref.dz), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(dw), ref.dw), kHostTol);
+  for (const GradientModes modes : kSplitModes) {  // dy, dz under modes.inputs, dw under modes.params
+    auto dy = ones_tensor<2>({T, E}), dz = ones_tensor<2>({T, E});
+    auto dw = ones_tensor<1>({E});
+    gated_rms_norm_backward(ctx, to_float_tensor<2>(y, {T, E}), to_float_tensor<2>(z, {T, E}),
+                            to_float_tensor<1>(w, {E}), groups, float(eps), to_float_tensor<2>(dout, {T, E}), dy, dz,
+                            dw, modes);
+    EXPECT_LT(relative_l2(to_doubles(dy), expected_after(modes.inputs, ref.dy)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(dz), expected_after(modes.inputs, ref.dz)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(dw), expected_after(modes.params, ref.dw)), kHostTol);
+  }
 }
 
 TEST(OpBackward, LinearAndAccumulate) {
@@ -157,14 +160,16 @@ void check_conv(int64_t L) {
   EXPECT_LT(relative_l2(db, numeric_grad(b, loss)), kFdTol) << L;
 
   Context<Host> ctx;
-  Tensor<float, 3, Host> gx({Bn, L, C});
-  Tensor<float, 2, Host> gw({C, K});
-  Tensor<float, 1, Host> gb({C});
-  causal_conv1d_backward(ctx, to_float_tensor<3>(x, {Bn, L, C}), to_float_tensor<2>(w, {C, K}), to_float_tensor<1>(b, {C}),
-                         to_float_tensor<3>(dy, {Bn, L, C}), gx, gw, gb, kOver);
-  EXPECT_LT(relative_l2(to_doubles(gx), dx), kHostTol) << L;
-  EXPECT_LT(relative_l2(to_doubles(gw), dw), kHostTol) << L;
-  EXPECT_LT(relative_l2(to_doubles(gb), db), kHostTol) << L;
+  for (const GradientModes modes : kSplitModes) {  // dx under modes.inputs, dw and dbias under modes.params
+    auto gx = ones_tensor<3>({Bn, L, C});
+    auto gw = ones_tensor<2>({C, K});
+    auto gb = ones_tensor<1>({C});
+    causal_conv1d_backward(ctx, to_float_tensor<3>(x, {Bn, L, C}), to_float_tensor<2>(w, {C, K}),
+                           to_float_tensor<1>(b, {C}), to_float_tensor<3>(dy, {Bn, L, C}), gx, gw, gb, modes);
+    EXPECT_LT(relative_l2(to_doubles(gx), expected_after(modes.inputs, dx)), kHostTol) << L;
+    EXPECT_LT(relative_l2(to_doubles(gw), expected_after(modes.params, dw)), kHostTol) << L;
+    EXPECT_LT(relative_l2(to_doubles(gb), expected_after(modes.params, db)), kHostTol) << L;
+  }
 }
 
 TEST(OpBackward, CausalConv1dShortSequence) { check_conv(3); }
@@ -184,12 +189,14 @@ TEST(OpBackward, DtSoftplusWithClamp) {
   EXPECT_GT(clamped, 0) << "the inputs should exercise the clamp";
 
   Context<Host> ctx;
-  Tensor<float, 2, Host> ddt({T, H});
-  Tensor<float, 1, Host> db({H});
-  dt_softplus_backward(ctx, to_float_tensor<2>(dt, {T, H}), to_float_tensor<1>(bias, {H}), float(lo), float(hi),
-                       to_float_tensor<2>(dout, {T, H}), ddt, db, kOver);
-  EXPECT_LT(relative_l2(to_doubles(ddt), ref.ddt), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(db), ref.dbias), kHostTol);
+  for (const GradientModes modes : kSplitModes) {  // ddt under modes.inputs, dbias under modes.params
+    auto ddt = ones_tensor<2>({T, H});
+    auto db = ones_tensor<1>({H});
+    dt_softplus_backward(ctx, to_float_tensor<2>(dt, {T, H}), to_float_tensor<1>(bias, {H}), float(lo), float(hi),
+                         to_float_tensor<2>(dout, {T, H}), ddt, db, modes);
+    EXPECT_LT(relative_l2(to_doubles(ddt), expected_after(modes.inputs, ref.ddt)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(db), expected_after(modes.params, ref.dbias)), kHostTol);
+  }
 }
 
 TEST(OpBackward, NegExp) {

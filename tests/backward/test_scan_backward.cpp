@@ -56,19 +56,21 @@ TEST(ScanBackward, Ssd) {
   EXPECT_LT(relative_l2(dD, numeric_grad(D, loss)), kFdTol);
 
   Context<Host> ctx;
-  Tensor<float, 4, Host> gx({Bn, L, H, P}), gB({Bn, L, G, N}), gC({Bn, L, G, N});
-  Tensor<float, 3, Host> gdt({Bn, L, H});
-  Tensor<float, 1, Host> gA({H}), gD({H});
-  ssd_scan_backward(ctx, to_float_tensor<4>(x, {Bn, L, H, P}), to_float_tensor<3>(dt, {Bn, L, H}), to_float_tensor<1>(A, {H}),
-                    to_float_tensor<4>(Bm, {Bn, L, G, N}), to_float_tensor<4>(Cm, {Bn, L, G, N}),
-                    to_float_tensor<1>(D, {H}), to_float_tensor<4>(dy, {Bn, L, H, P}), gx, gdt, gA, gB, gC, gD,
-                    GradientMode::Overwrite);
-  EXPECT_LT(relative_l2(to_doubles(gx), dx), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(gdt), ddt), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(gA), dA), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(gB), dB), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(gC), dC), kHostTol);
-  EXPECT_LT(relative_l2(to_doubles(gD), dD), kHostTol);
+  for (const GradientModes modes : kSplitModes) {  // dD under modes.params, every other output under modes.inputs
+    auto gx = ones_tensor<4>({Bn, L, H, P}), gB = ones_tensor<4>({Bn, L, G, N}), gC = ones_tensor<4>({Bn, L, G, N});
+    auto gdt = ones_tensor<3>({Bn, L, H});
+    auto gA = ones_tensor<1>({H}), gD = ones_tensor<1>({H});
+    ssd_scan_backward(ctx, to_float_tensor<4>(x, {Bn, L, H, P}), to_float_tensor<3>(dt, {Bn, L, H}),
+                      to_float_tensor<1>(A, {H}), to_float_tensor<4>(Bm, {Bn, L, G, N}),
+                      to_float_tensor<4>(Cm, {Bn, L, G, N}), to_float_tensor<1>(D, {H}),
+                      to_float_tensor<4>(dy, {Bn, L, H, P}), gx, gdt, gA, gB, gC, gD, modes);
+    EXPECT_LT(relative_l2(to_doubles(gx), expected_after(modes.inputs, dx)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(gdt), expected_after(modes.inputs, ddt)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(gA), expected_after(modes.inputs, dA)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(gB), expected_after(modes.inputs, dB)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(gC), expected_after(modes.inputs, dC)), kHostTol);
+    EXPECT_LT(relative_l2(to_doubles(gD), expected_after(modes.params, dD)), kHostTol);
+  }
 }
 
 TEST(ScanBackward, SelectiveScanGated) {

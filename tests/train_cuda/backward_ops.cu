@@ -35,6 +35,14 @@ constexpr GradientMode kModes[] = {GradientMode::Overwrite, GradientMode::Accumu
 
 const char* name(GradientMode mode) { return mode == GradientMode::Overwrite ? "Overwrite" : "Accumulate"; }
 
+// The ops with both input and parameter gradients take GradientModes (train/gradient_mode.hpp): the model's split
+// (inputs overwritten, parameters accumulated) and its reverse show each output class following its own mode.
+constexpr GradientModes kSplitModes[] = {{GradientMode::Overwrite, GradientMode::Accumulate},
+                                         {GradientMode::Accumulate, GradientMode::Overwrite}};
+std::string name(GradientModes modes) {
+  return std::string(" inputs ") + name(modes.inputs) + ", params " + name(modes.params);
+}
+
 // A gradient output on both backends, starting from the same random values.
 template <int Rank>
 struct GradPair {
@@ -162,15 +170,15 @@ void check_gated_norm_backward(Context<Host>& host, Context<Cuda>& dev, int64_t 
   auto dout = rand_host<2>({T, E}, 7);
   const std::string shape = " at (T, E, groups) = (" + std::to_string(T) + ", " + std::to_string(E) + ", " +
                             std::to_string(G) + ")";
-  for (GradientMode mode : kModes) {
+  for (const GradientModes modes : kSplitModes) {
     GradPair<2> gdy({T, E}, 20), gdz({T, E}, 21);
     GradPair<1> gdw({E}, 22);
-    gated_rms_norm_backward(host, y, z, gw, G, 1e-5f, dout, gdy.host, gdz.host, gdw.host, mode);
+    gated_rms_norm_backward(host, y, z, gw, G, 1e-5f, dout, gdy.host, gdz.host, gdw.host, modes);
     gated_rms_norm_backward(dev, to<Cuda>(y), to<Cuda>(z), to<Cuda>(gw), G, 1e-5f, to<Cuda>(dout), gdy.dev, gdz.dev,
-                            gdw.dev, mode);
-    EXPECT_LT(gdy.rel_l2(), kTol) << "gated dy " << name(mode) << shape;
-    EXPECT_LT(gdz.rel_l2(), kTol) << "gated dz " << name(mode) << shape;
-    EXPECT_LT(gdw.rel_l2(), kTol) << "gated dweight " << name(mode) << shape;
+                            gdw.dev, modes);
+    EXPECT_LT(gdy.rel_l2(), kTol) << "gated dy" << name(modes) << shape;
+    EXPECT_LT(gdz.rel_l2(), kTol) << "gated dz" << name(modes) << shape;
+    EXPECT_LT(gdw.rel_l2(), kTol) << "gated dweight" << name(modes) << shape;
   }
 }
 
@@ -180,12 +188,18 @@ TEST_F(TrainOpsCuda, Norms) {
   // D = 1031 fits them; D = 4500 has 404 elements beyond them, read in the loop after.
   check_rms_norm_backward(host_, *dev_, T, 1031);
   check_rms_norm_backward(host_, *dev_, 5, 4500);
-  // The gated norm's kernel (ops/cuda/gated_rms_norm_backward.cuh) keeps 12 columns a thread, up to 512 threads
-  // a block, and walks tiles of 16 rows. 257 channels a group: one warp, part of it with a 9th column; tiles of
-  // 16, 16 and 5 rows. 6163 channels in 2 groups: 16 warps, 19 columns beyond the register ones (read from memory
-  // twice), and a last tile of one row (no next row in flight).
+  // The gated norm's kernel (ops/cuda/gated_rms_norm_backward.cuh) holds 8 columns a thread, up to 512 threads
+  // a block, single floats or float4 runs (S a multiple of 4, aligned rows), and a block walks every blocks-th
+  // row. 257 channels a group: two warps, single floats, part of the threads with fewer columns. 6163 in 2 groups:
+  // 16 warps and 2067 columns beyond the held ones (read from memory in both passes). 1536: float4 runs. 4400 in
+  // 2 groups: float4 runs and 304 columns beyond them. 40 channels in 2 groups over 2500 rows: more rows than
+  // blocks (at most 1024 a group), so blocks walk several rows (both parities of the sums' buffers, dw summed
+  // over rows in shared memory).
   check_gated_norm_backward(host_, *dev_, T, E, G);
   check_gated_norm_backward(host_, *dev_, 17, 2 * 6163, 2);
+  check_gated_norm_backward(host_, *dev_, T, 1536, 1);
+  check_gated_norm_backward(host_, *dev_, 9, 2 * 4400, 2);
+  check_gated_norm_backward(host_, *dev_, 2500, 80, 2);
   auto y = rand_host<2>({T, E}, 4, -2, 2);
   auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
   auto dout = rand_host<2>({T, E}, 7);
@@ -227,17 +241,17 @@ TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
       auto bias = rand_host<1>({C}, 3);
       auto dy = rand_host<3>({B, L, C}, 4);
       auto wide_d = to<Cuda>(wide);
-      for (GradientMode mode : kModes) {
+      for (const GradientModes modes : kSplitModes) {
         GradPair<3> dx({B, L, R}, 10);
         GradPair<2> dw({C, K}, 11);
         GradPair<1> db({C}, 12);
         causal_conv1d_backward(host_, wide.cview().narrow(2, 3, C), w, bias, dy, dx.host.view().narrow(2, 3, C),
-                               dw.host, db.host, mode);
+                               dw.host, db.host, modes);
         causal_conv1d_backward(*dev_, wide_d.cview().narrow(2, 3, C), to<Cuda>(w), to<Cuda>(bias), to<Cuda>(dy),
-                               dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, mode);
-        EXPECT_LT(dx.rel_l2(), kTol) << "conv dx K = " << K << " L = " << L << " C = " << C << " " << name(mode);
-        EXPECT_LT(dw.rel_l2(), kTol) << "conv dw K = " << K << " L = " << L << " C = " << C << " " << name(mode);
-        EXPECT_LT(db.rel_l2(), kTol) << "conv dbias K = " << K << " L = " << L << " C = " << C << " " << name(mode);
+                               dx.dev.view().narrow(2, 3, C), dw.dev, db.dev, modes);
+        EXPECT_LT(dx.rel_l2(), kTol) << "conv dx K = " << K << " L = " << L << " C = " << C << name(modes);
+        EXPECT_LT(dw.rel_l2(), kTol) << "conv dw K = " << K << " L = " << L << " C = " << C << name(modes);
+        EXPECT_LT(db.rel_l2(), kTol) << "conv dbias K = " << K << " L = " << L << " C = " << C << name(modes);
       }
     }
   }
@@ -246,13 +260,15 @@ TEST_F(TrainOpsCuda, Conv1dDtAndNegExp) {
   auto dt = rand_host<2>({T, H}, 20, -6, 25);  // some above 20, some clamped by hi = 5 or lo
   auto bias = rand_host<1>({H}, 21);
   auto dout = rand_host<2>({T, H}, 22);
-  for (GradientMode mode : kModes) {
+  for (const GradientModes modes : kSplitModes) {
     GradPair<2> ddt({T, H}, 23);
     GradPair<1> dbias({H}, 24);
-    dt_softplus_backward(host_, dt, bias, 0.001f, 5.0f, dout, ddt.host, dbias.host, mode);
-    dt_softplus_backward(*dev_, to<Cuda>(dt), to<Cuda>(bias), 0.001f, 5.0f, to<Cuda>(dout), ddt.dev, dbias.dev, mode);
-    EXPECT_LT(ddt.rel_l2(), kTol) << "dt ddt " << name(mode);
-    EXPECT_LT(dbias.rel_l2(), kTol) << "dt dbias " << name(mode);
+    dt_softplus_backward(host_, dt, bias, 0.001f, 5.0f, dout, ddt.host, dbias.host, modes);
+    dt_softplus_backward(*dev_, to<Cuda>(dt), to<Cuda>(bias), 0.001f, 5.0f, to<Cuda>(dout), ddt.dev, dbias.dev,
+                         modes);
+    EXPECT_LT(ddt.rel_l2(), kTol) << "dt ddt" << name(modes);
+    EXPECT_LT(dbias.rel_l2(), kTol) << "dt dbias" << name(modes);
+    const GradientMode mode = modes.inputs;  // neg_exp_backward's one output
 
     auto alog = rand_host<1>({H}, 25, -2, 3);
     Tensor<float, 1, Host> A({H});
@@ -326,7 +342,7 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
   const std::string shape = "ssd (B, L, H, P, G, N) = (" + std::to_string(B) + ", " + std::to_string(L) + ", " +
                             std::to_string(H) + ", " + std::to_string(P) + ", " + std::to_string(G) + ", " +
                             std::to_string(N) + (with_D ? ") " : ") without D ");
-  for (GradientMode mode : kModes) {
+  for (const GradientModes modes : kSplitModes) {  // dD under modes.params, the other outputs under modes.inputs
     GradPair<4> dx({B, L, H, P}, 10), dB({B, L, G, N}, 11), dC({B, L, G, N}, 12);
     GradPair<3> ddt({B, L, H}, 13);
     GradPair<1> dA({H}, 14), dD({H}, 15);
@@ -335,12 +351,13 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
       ssd_scan_backward(dev, xd, dt_d.cview(), A_d.cview(), Bd, Cd,
                         with_D ? D_d.cview() : TensorView<const float, 1, Cuda>{}, dy_d.cview(), gx.dev.view(),
                         gdt.dev.view(), gA.dev.view(), gB.dev.view(), gC.dev.view(),
-                        with_D ? gD.dev.view() : TensorView<float, 1, Cuda>{}, mode);
+                        with_D ? gD.dev.view() : TensorView<float, 1, Cuda>{}, modes);
     };
     ssd_scan_backward(host, xh, dt, A, Bh, Ch, with_D ? D.cview() : TensorView<const float, 1, Host>{}, dy, dx.host,
-                      ddt.host, dA.host, dB.host, dC.host, with_D ? dD.host.view() : TensorView<float, 1, Host>{}, mode);
+                      ddt.host, dA.host, dB.host, dC.host, with_D ? dD.host.view() : TensorView<float, 1, Host>{},
+                      modes);
     run_dev(dx, ddt, dA, dB, dC, dD);
-    const std::string what = shape + name(mode);
+    const std::string what = shape + name(modes);
     EXPECT_LT(dx.rel_l2(), tol) << what << " dx";
     EXPECT_LT(ddt.rel_l2(), tol) << what << " ddt";
     EXPECT_LT(dA.rel_l2(), tol) << what << " dA";
@@ -348,18 +365,20 @@ void check_ssd(Context<Host>& host, Context<Cuda>& dev, int64_t B, int64_t L, in
     EXPECT_LT(dC.rel_l2(), tol) << what << " dC";
     if (with_D) EXPECT_LT(dD.rel_l2(), tol) << what << " dD";
     else EXPECT_EQ(dD.rel_l2(), 0.0) << what << " dD was not requested: untouched";
-    if (mode == GradientMode::Overwrite) {
-      // No atomics, every sum in a fixed order: a second run writes the same bits (exact comparison).
-      GradPair<4> dx2({B, L, H, P}, 20), dB2({B, L, G, N}, 21), dC2({B, L, G, N}, 22);
-      GradPair<3> ddt2({B, L, H}, 23);
-      GradPair<1> dA2({H}, 24), dD2({H}, 25);
-      run_dev(dx2, ddt2, dA2, dB2, dC2, dD2);
+    // No atomics, every sum in a fixed order: a second run writes the same bits into the outputs it overwrites
+    // (exact comparison; the accumulated ones start from other random values).
+    GradPair<4> dx2({B, L, H, P}, 20), dB2({B, L, G, N}, 21), dC2({B, L, G, N}, 22);
+    GradPair<3> ddt2({B, L, H}, 23);
+    GradPair<1> dA2({H}, 24), dD2({H}, 25);
+    run_dev(dx2, ddt2, dA2, dB2, dC2, dD2);
+    if (modes.inputs == GradientMode::Overwrite) {
       EXPECT_EQ(to_vector(dx2.dev), to_vector(dx.dev)) << what << " dx differs on a rerun";
       EXPECT_EQ(to_vector(ddt2.dev), to_vector(ddt.dev)) << what << " ddt differs on a rerun";
       EXPECT_EQ(to_vector(dA2.dev), to_vector(dA.dev)) << what << " dA differs on a rerun";
       EXPECT_EQ(to_vector(dB2.dev), to_vector(dB.dev)) << what << " dB differs on a rerun";
       EXPECT_EQ(to_vector(dC2.dev), to_vector(dC.dev)) << what << " dC differs on a rerun";
-      if (with_D) EXPECT_EQ(to_vector(dD2.dev), to_vector(dD.dev)) << what << " dD differs on a rerun";
+    } else if (with_D) {
+      EXPECT_EQ(to_vector(dD2.dev), to_vector(dD.dev)) << what << " dD differs on a rerun";
     }
   }
 }

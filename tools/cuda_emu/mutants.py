@@ -46,18 +46,30 @@ MUTANTS = {
         "        for (int k = 0; k < KR; ++k) g += taps[KR - 1 - k] * da[q + KR - 1 - k];",
         "TrainOpsCuda.Conv1dDtAndNegExp",
         "dx correlates da with the taps in the forward's order instead of the reversed one: wrong dx"),
-    "gate_next_row_not_loaded": (
+    "gate_dw_of_the_last_row_only": (
         "ops/cuda/gated_rms_norm_backward.cuh",
-        "    if (more) load_row(t + 1);  // lands while this row is summed and written\n",
+        "        if (has_dw) dw_sums[run(k) + e] += double(gv[u] * g * r);",
+        "        if (has_dw) dw_sums[run(k) + e] = double(gv[u] * g * r);",
+        "TrainOpsCuda.Norms",
+        "a block that walks several rows keeps only its last row's dw terms: wrong dweight"),
+    "gate_float4_run_component": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;",
+        "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.z;",
+        "TrainOpsCuda.Norms",
+        "the float4 runs read the third column twice and the fourth never: wrong dy, dz, dw"),
+    "gate_sums_one_buffer": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "    double(*sums)[2] = warp_sums[parity];",
+        "    double(*sums)[2] = warp_sums[0];",
+        "TrainOpsCuda.Norms",
+        "a warp writes the next row's sums while another still reads this row's: wrong r, dy, dz"),
+    "gate_accumulate_ignored": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "      if (accumulate && has_dy) load_run<V>(dyr, run(k), ny);\n",
         "",
         "TrainOpsCuda.Norms",
-        "the gated-norm backward's pipeline stages the current row again instead of the next: wrong dy, dz, dw"),
-    "gate_old_outputs_of_this_row": (
-        "ops/cuda/gated_rms_norm_backward.cuh",
-        "    load_old(t + 1);  // lands while the next row is summed\n",
-        "    load_old(t);\n",
-        "TrainOpsCuda.Norms",
-        "under Accumulate the next row adds to this row's old dy, dz: wrong dy, dz"),
+        "under Accumulate the held columns' dy overwrites instead of adding: wrong dy"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",

@@ -6,7 +6,8 @@
 //   dw[c, k]   = sum_{b, t} da[t] x[t - K + 1 + k]
 //   dbias[c]   = sum_{b, t} da[t]
 // x, dy, dx (B, L, C) (any strides: the model's x is a column range of in_proj's output); w, dw (C, K);
-// dbias (C). Every output follows `mode`; dx, dw, dbias may be empty views. Outputs must not alias inputs.
+// dbias (C). dx follows `modes.inputs`, dw and dbias `modes.params` (train/gradient_mode.hpp); any may be an
+// empty view. Outputs must not alias inputs.
 #pragma once
 
 #include "common.hpp"
@@ -21,7 +22,7 @@ template <class Backend>
 void causal_conv1d_backward(Context<Backend>& ctx, View<const float, 3, Backend> x, View<const float, 2, Backend> weight,
                             View<const float, 1, Backend> bias, View<const float, 3, Backend> dy,
                             View<float, 3, Backend> dx, View<float, 2, Backend> dweight, View<float, 1, Backend> dbias,
-                            GradientMode mode) {
+                            GradientModes modes) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = weight.size(1);
   check_shape(weight, {C, K}, "causal_conv1d_backward: weight");
   if (present(bias)) check_shape(bias, {C}, "causal_conv1d_backward: bias");
@@ -29,7 +30,7 @@ void causal_conv1d_backward(Context<Backend>& ctx, View<const float, 3, Backend>
   if (present(dx)) check_shape(dx, {B, L, C}, "causal_conv1d_backward: dx");
   if (present(dweight)) check_shape(dweight, {C, K}, "causal_conv1d_backward: dweight");
   if (present(dbias)) check_shape(dbias, {C}, "causal_conv1d_backward: dbias");
-  detail::causal_conv1d_backward_impl(ctx, x, weight, bias, dy, dx, dweight, dbias, mode);
+  detail::causal_conv1d_backward_impl(ctx, x, weight, bias, dy, dx, dweight, dbias, modes);
 }
 
 }  // namespace bimamba

@@ -11,9 +11,9 @@
 //             dD_h  += dy_t . x_t                     (summed over b and t)
 // Shapes as the forward: x, dy, dx (B, L, H, P); dt, ddt (B, L, H); A, dA, D, dD (H); Bm, Cm, dB, dC
 // (B, L, G, N); any strides on Host; on Cuda x, B, C and dy need unit stride along their last dimension and
-// rows along L that do not overlap (checked: its chunk products are cuBLAS calls). Every output follows `mode`;
-// dD may be empty (and D then absent). Scratch (Host): L P N floats per worker for the states plus 2 L N
-// doubles for the group sums, from ctx.workspace().
+// rows along L that do not overlap (checked: its chunk products are cuBLAS calls). dx, ddt, dA, dB, dC follow
+// `modes.inputs`, dD `modes.params` (train/gradient_mode.hpp); dD may be empty (and D then absent). Scratch
+// (Host): L P N floats per worker for the states plus 2 L N doubles for the group sums, from ctx.workspace().
 #pragma once
 
 #include "common.hpp"
@@ -30,7 +30,7 @@ void ssd_scan_backward(Context<Backend>& ctx, View<const float, 4, Backend> x, V
                        View<const float, 4, Backend> Cm, View<const float, 1, Backend> D,
                        View<const float, 4, Backend> dy, View<float, 4, Backend> dx, View<float, 3, Backend> ddt,
                        View<float, 1, Backend> dA, View<float, 4, Backend> dB, View<float, 4, Backend> dC,
-                       View<float, 1, Backend> dD, GradientMode mode) {
+                       View<float, 1, Backend> dD, GradientModes modes) {
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   BIMAMBA_CHECK(G > 0 && H % G == 0, "ssd_scan_backward: ", G, " groups do not divide ", H, " heads");
   check_shape(dt, {B, L, H}, "ssd_scan_backward: dt");
@@ -45,7 +45,7 @@ void ssd_scan_backward(Context<Backend>& ctx, View<const float, 4, Backend> x, V
   check_shape(dB, {B, L, G, N}, "ssd_scan_backward: dB");
   check_shape(dC, {B, L, G, N}, "ssd_scan_backward: dC");
   if (present(dD)) check_shape(dD, {H}, "ssd_scan_backward: dD");
-  detail::ssd_scan_backward_impl(ctx, x, dt, A, Bm, Cm, D, dy, dx, ddt, dA, dB, dC, dD, mode);
+  detail::ssd_scan_backward_impl(ctx, x, dt, A, Bm, Cm, D, dy, dx, ddt, dA, dB, dC, dD, modes);
 }
 
 }  // namespace bimamba

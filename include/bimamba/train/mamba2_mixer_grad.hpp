@@ -105,7 +105,10 @@ void mamba2_forward_train(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, 
 }
 
 // dout (B, L, D) -> du (B, L, D) (Overwritten); parameter gradients Accumulate into store. The activation
-// gradients live in zeroed workspace memory, so every op below runs once with GradientMode::Accumulate.
+// gradients live in workspace scratch, each written by exactly one op under GradientModes{Overwrite, Accumulate}
+// (its input gradients overwritten, its parameter gradients accumulated): nothing zeroed, no old value read. (With
+// zeroed scratch and Accumulate everywhere, the 780M shape at batch 4 wrote 0.5 GB of zeros a layer and read 0.4 GB
+// of them back: bench/RESULTS_CUDA.md, session 21.)
 template <class Backend>
 void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const ModelConfig& cfg,
                      ParamStore<Backend>& store, View<const float, 3, Backend> u, const Mamba2Saved<Backend>& s,
@@ -113,11 +116,10 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
   const int64_t B = u.size(0), L = u.size(1), T = B * L, D = cfg.d_model, E = cfg.d_inner(), H = cfg.nheads(),
                 P = cfg.headdim, G = cfg.ngroups, N = cfg.d_state, C = cfg.conv_dim(), R = cfg.in_proj_rows();
   const auto acc = GradientMode::Accumulate;
+  const GradientModes put{GradientMode::Overwrite, acc};
   auto& ws = ctx.workspace();
   WorkspaceScope<Backend> scope(ws);
-  const size_t scratch = size_t(2 * T * E + T * R + T * C + T * H + H);
-  float* base = ws.template take<float>(scratch);
-  MemoryOps<Backend>::fill_zero(base, scratch * sizeof(float));
+  float* base = ws.template take<float>(size_t(2 * T * E + T * R + T * C + T * H + H));
   TensorView<float, 2, Backend> dyn(base, {T, E});                           // (T, E) d out_proj input
   TensorView<float, 2, Backend> dy(base + T * E, {T, E});                    // (T, E) d scan output
   float* dzx = base + 2 * T * E;                                             // (T, R) d in_proj output
@@ -136,7 +138,7 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
     const auto& norm = m.norm();
     gated_rms_norm_backward(ctx, s.y.cview(), TensorView<const float, 2, Backend>(zx, {T, E}, {R, 1}), norm.weight(),
                             norm.groups(), norm.eps(), dyn, dy, TensorView<float, 2, Backend>(dzx, {T, E}, {R, 1}),
-                            grad_of(store, norm.weight()), acc);
+                            grad_of(store, norm.weight()), put);
   }
   {
     ProfileRange<Backend> range(ctx, "ssd_scan");
@@ -149,7 +151,7 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
                       ddt.template reshape<3>({B, L, H}), dA,
                       TensorView<float, 4, Backend>(dxbc + E, {B, L, G, N}, {L * C, C, N, 1}),
                       TensorView<float, 4, Backend>(dxbc + E + G * N, {B, L, G, N}, {L * C, C, N, 1}),
-                      grad_of(store, m.D()), acc);
+                      grad_of(store, m.D()), put);
   }
   {
     ProfileRange<Backend> range(ctx, "dt");
@@ -157,7 +159,7 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
     dt_softplus_backward(ctx, TensorView<const float, 2, Backend>(zx + E + C, {T, H}, {R, 1}), m.dt_bias(),
                          float(cfg.dt_limit_min), float(cfg.dt_limit_max), ddt,
                          TensorView<float, 2, Backend>(dzx + E + C, {T, H}, {R, 1}), grad_of(store, m.dt_bias()),
-                         acc);
+                         put);
   }
   {
     ProfileRange<Backend> range(ctx, "conv1d");
@@ -165,7 +167,7 @@ void mamba2_backward(Context<Backend>& ctx, const Mamba2Mixer<Backend>& m, const
     causal_conv1d_backward(ctx, TensorView<const float, 3, Backend>(zx + E, {B, L, C}, {L * R, R, 1}), conv.weight(),
                            conv.bias(), TensorView<const float, 3, Backend>(dxbc, {B, L, C}),
                            TensorView<float, 3, Backend>(dzx + E, {B, L, C}, {L * R, R, 1}),
-                           grad_of(store, conv.weight()), grad_of(store, conv.bias()), acc);
+                           grad_of(store, conv.weight()), grad_of(store, conv.bias()), put);
   }
   ProfileRange<Backend> range(ctx, "in_proj");
   projection_backward(ctx, m.in_proj(), store, u.template reshape<2>({T, D}),

@@ -168,7 +168,7 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
                                         TensorView<const float, 2, Cuda> w, TensorView<const float, 1, Cuda> bias,
                                         TensorView<const float, 3, Cuda> dy, TensorView<float, 3, Cuda> dx,
                                         TensorView<float, 2, Cuda> dw, TensorView<float, 1, Cuda> dbias,
-                                        GradientMode mode) {
+                                        GradientModes modes) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = w.size(1);
   if (C == 0) return;
   const bool in_registers = K <= gpu::kConvRegisterTaps;
@@ -184,15 +184,15 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
                     unsigned(std::min<int64_t>(rows, 65535)));
     if (in_registers)
       gpu::conv1d_backward_registers_kernel<float>
-          <<<grid, gpu::kConvChannels, 0, ctx.stream()>>>(x, w, bias, dy, dx, mode, sums);
+          <<<grid, gpu::kConvChannels, 0, ctx.stream()>>>(x, w, bias, dy, dx, modes.inputs, sums);
     else
       gpu::conv1d_backward_tile_kernel<float>
-          <<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, w, bias, dy, dx, mode, sums);
+          <<<grid, gpu::kConvChannels, smem, ctx.stream()>>>(x, w, bias, dy, dx, modes.inputs, sums);
     gpu::check_launch();
   }
   if (!weights) return;  // with no rows, column_reduce's sums are 0: Overwrite writes zeros
   const int64_t n = (K + 1) * C;
-  column_reduce<1>(ctx, rows, n, gpu::MatrixTerm{sums, n}, gpu::Conv1dWeightFinish<float>{dw, dbias, K, C, mode});
+  column_reduce<1>(ctx, rows, n, gpu::MatrixTerm{sums, n}, gpu::Conv1dWeightFinish<float>{dw, dbias, K, C, modes.params});
 }
 
 }  // namespace bimamba::detail

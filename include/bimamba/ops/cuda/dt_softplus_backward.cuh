@@ -43,16 +43,16 @@ struct DtBiasTerm {
 inline void dt_softplus_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> dt,
                                       TensorView<const float, 1, Cuda> bias, float lo, float hi,
                                       TensorView<const float, 2, Cuda> dout, TensorView<float, 2, Cuda> ddt,
-                                      TensorView<float, 1, Cuda> dbias, GradientMode mode) {
+                                      TensorView<float, 1, Cuda> dbias, GradientModes modes) {
   const int64_t H = dt.size(1);
   if (present(ddt) && dt.numel() > 0) {
     gpu::dt_softplus_backward_kernel<float><<<gpu::grid_for(dt.numel()), gpu::kThreads, 0, ctx.stream()>>>(
-        dt, bias, lo, hi, dout, ddt, mode);
+        dt, bias, lo, hi, dout, ddt, modes.inputs);
     gpu::check_launch();
   }
   if (present(dbias) && H > 0) {
     column_reduce<1>(ctx, dt.size(0), H, gpu::DtBiasTerm<float>{dt, bias, lo, hi, dout},
-                     gpu::PutColumnGrad<float>{dbias, mode});
+                     gpu::PutColumnGrad<float>{dbias, modes.params});
   }
 }
 

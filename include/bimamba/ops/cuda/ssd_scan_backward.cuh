@@ -40,7 +40,7 @@
 //      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
 //   6. ssd_bwd_token_kernel                  warp per (b, t, h): dx = dt v + D dy, ddt = x . v + A dl
-//   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg under the mode
+//   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), readouts (3's kernel),
 // state_products (3's cuBLAS products), decay (4), mask_products (5), tokens (6, 7).
@@ -60,8 +60,8 @@
 //
 // Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
 // dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
-// leading dimension), both checked; outputs of any strides, each put through put_grad under `mode`; dD may be
-// empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
+// leading dimension), both checked; outputs of any strides, each put through put_grad under its mode (dD under
+// modes.params, the others under modes.inputs); dD may be empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
 // F (rows, chunks, N, H, P), Xw, dyw, v (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
@@ -304,7 +304,7 @@ __global__ void ssd_bwd_wsum_kernel(SsdGeometry geo, SsdBwdScratch s) {
   s.wsum[blockIdx.x * QQ + e] = sum;
 }
 
-// dB, dC of the slab's rows from their contiguous (rows, L, G, N) products, under the gradient mode.
+// dB, dC of the slab's rows from their contiguous (rows, L, G, N) products, under `mode`.
 template <class T>
 __global__ void ssd_bwd_put_group_kernel(SsdGeometry geo, SsdBwdScratch s, TensorView<T, 4, Cuda> dB,
                                          TensorView<T, 4, Cuda> dC, GradientMode mode) {
@@ -319,7 +319,7 @@ __global__ void ssd_bwd_put_group_kernel(SsdGeometry geo, SsdBwdScratch s, Tenso
 // dA_h, dD_h: the (B, H, chunks) terms summed over b and the chunks, in order.
 template <class T>
 __global__ void ssd_bwd_heads_kernel(int64_t B, int64_t chunks, const double* dA_part, const double* dD_part,
-                                     TensorView<T, 1, Cuda> dA, TensorView<T, 1, Cuda> dD, GradientMode mode) {
+                                     TensorView<T, 1, Cuda> dA, TensorView<T, 1, Cuda> dD, GradientModes modes) {
   const int64_t H = dA.size(0), h = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (h >= H) return;
   double sa = 0, sd = 0;
@@ -328,8 +328,8 @@ __global__ void ssd_bwd_heads_kernel(int64_t B, int64_t chunks, const double* dA
       sa += dA_part[(b * H + h) * chunks + c];
       sd += dD_part[(b * H + h) * chunks + c];
     }
-  put_grad(dA(h), sa, mode);
-  if (present(dD)) put_grad(dD(h), sd, mode);
+  put_grad(dA(h), sa, modes.inputs);
+  if (present(dD)) put_grad(dD(h), sd, modes.params);
 }
 
 // kernel<<<grid, kSsdBwdThreads, smem, stream>>>(args...): every launch of this file in one place, with its check.
@@ -408,7 +408,7 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
                                    TensorView<const float, 1, Cuda> D, TensorView<const float, 4, Cuda> dy,
                                    TensorView<float, 4, Cuda> dx, TensorView<float, 3, Cuda> ddt,
                                    TensorView<float, 1, Cuda> dA, TensorView<float, 4, Cuda> dB,
-                                   TensorView<float, 4, Cuda> dC, TensorView<float, 1, Cuda> dD, GradientMode mode) {
+                                   TensorView<float, 4, Cuda> dC, TensorView<float, 1, Cuda> dD, GradientModes modes) {
   using namespace gpu;
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   if (H == 0) return;
@@ -503,13 +503,13 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
     ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>,  // 6.
                    dim3(unsigned((rows * L * H + kSsdBwdThreads / 32 - 1) / (kSsdBwdThreads / 32))), 0, geo,
                    static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
-                   dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), mode);
+                   dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), modes.inputs);
     if (N > 0)
       ssd_bwd_launch(stream, ssd_bwd_put_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,  // 7.
-                     dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), mode);
+                     dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), modes.inputs);
   }
   ssd_bwd_launch(stream, ssd_bwd_heads_kernel<float>, dim3(unsigned((H + kSsdBwdThreads - 1) / kSsdBwdThreads)), 0, B,
-                 chunks, static_cast<const double*>(dA_part), static_cast<const double*>(dD_part), dA, dD, mode);
+                 chunks, static_cast<const double*>(dA_part), static_cast<const double*>(dD_part), dA, dD, modes);
 }
 
 }  // namespace bimamba::detail

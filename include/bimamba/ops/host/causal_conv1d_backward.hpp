@@ -14,7 +14,7 @@ inline void causal_conv1d_backward_impl(Context<Host>& ctx, TensorView<const flo
                                         TensorView<const float, 2, Host> w, TensorView<const float, 1, Host> bias,
                                         TensorView<const float, 3, Host> dy, TensorView<float, 3, Host> dx,
                                         TensorView<float, 2, Host> dw, TensorView<float, 1, Host> dbias,
-                                        GradientMode mode) {
+                                        GradientModes modes) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2), K = w.size(1);
   ctx.parallel_for(C, [&](int64_t begin, int64_t end) {
     std::vector<double> da(static_cast<size_t>(L)), sw(static_cast<size_t>(K));  // (L) one sequence's da; (K) dw sums of a channel
@@ -42,12 +42,12 @@ inline void causal_conv1d_backward_impl(Context<Host>& ctx, TensorView<const flo
             const int64_t t = s + K - 1 - k;
             if (t < L) g += double(w(c, k)) * da[size_t(t)];
           }
-          put_grad(dx(b, s, c), g, mode);
+          put_grad(dx(b, s, c), g, modes.inputs);
         }
       }
-      if (present(dbias)) put_grad(dbias(c), sb, mode);
+      if (present(dbias)) put_grad(dbias(c), sb, modes.params);
       if (present(dw))
-        for (int64_t k = 0; k < K; ++k) put_grad(dw(c, k), sw[size_t(k)], mode);
+        for (int64_t k = 0; k < K; ++k) put_grad(dw(c, k), sw[size_t(k)], modes.params);
     }
   }, grain(4 * B * L * K));
 }

@@ -13,7 +13,7 @@ namespace bimamba::detail {
 inline void dt_softplus_backward_impl(Context<Host>&, TensorView<const float, 2, Host> dt,
                                       TensorView<const float, 1, Host> bias, float lo, float hi,
                                       TensorView<const float, 2, Host> dout, TensorView<float, 2, Host> ddt,
-                                      TensorView<float, 1, Host> dbias, GradientMode mode) {
+                                      TensorView<float, 1, Host> dbias, GradientModes modes) {
   const int64_t T = dt.size(0), H = dt.size(1);
   std::vector<double> sums(size_t(H), 0.0);  // (H)
   for (int64_t t = 0; t < T; ++t)
@@ -22,11 +22,11 @@ inline void dt_softplus_backward_impl(Context<Host>&, TensorView<const float, 2,
       const float sp = softplus(u);
       const double d = (sp < lo || sp > hi) ? 0.0 : u > 20.0f ? 1.0 : sigmoid(u);
       const double g = double(dout(t, h)) * d;
-      if (present(ddt)) put_grad(ddt(t, h), g, mode);
+      if (present(ddt)) put_grad(ddt(t, h), g, modes.inputs);
       sums[size_t(h)] += g;
     }
   if (present(dbias))
-    for (int64_t h = 0; h < H; ++h) put_grad(dbias(h), sums[size_t(h)], mode);
+    for (int64_t h = 0; h < H; ++h) put_grad(dbias(h), sums[size_t(h)], modes.params);
 }
 
 }  // namespace bimamba::detail

@@ -15,7 +15,7 @@ inline void gated_rms_norm_backward_impl(Context<Host>& ctx, TensorView<const fl
                                          TensorView<const float, 2, Host> z, TensorView<const float, 1, Host> w,
                                          int64_t groups, float eps, TensorView<const float, 2, Host> dout,
                                          TensorView<float, 2, Host> dy, TensorView<float, 2, Host> dz,
-                                         TensorView<float, 1, Host> dw, GradientMode mode) {
+                                         TensorView<float, 1, Host> dw, GradientModes modes) {
   const int64_t T = y.size(0), E = y.size(1), S = E / groups;
   WorkspaceScope<Host> scope(ctx.workspace());
   float* r = ctx.workspace().take<float>(size_t(T * groups));  // (T, groups) 1 / rms of each group
@@ -34,8 +34,8 @@ inline void gated_rms_norm_backward_impl(Context<Host>& ctx, TensorView<const fl
         const double c = rt * rt * rt * dot / double(S);
         for (int64_t j = g * S; j < (g + 1) * S; ++j) {
           const double dg = rt * w(j) * dout(t, j) - c * gate(t, j);
-          if (present(dy)) put_grad(dy(t, j), dg * silu(z(t, j)), mode);
-          if (present(dz)) put_grad(dz(t, j), dg * y(t, j) * silu_grad(z(t, j)), mode);
+          if (present(dy)) put_grad(dy(t, j), dg * silu(z(t, j)), modes.inputs);
+          if (present(dz)) put_grad(dz(t, j), dg * y(t, j) * silu_grad(z(t, j)), modes.inputs);
         }
       }
   }, grain(12 * E));
@@ -43,7 +43,7 @@ inline void gated_rms_norm_backward_impl(Context<Host>& ctx, TensorView<const fl
   for (int64_t j = 0; j < E; ++j) {
     double s = 0;
     for (int64_t t = 0; t < T; ++t) s += double(dout(t, j)) * gate(t, j) * r[t * groups + j / S];
-    put_grad(dw(j), s, mode);
+    put_grad(dw(j), s, modes.params);
   }
 }
 

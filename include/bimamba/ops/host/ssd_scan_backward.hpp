@@ -21,7 +21,7 @@ inline void ssd_scan_backward_impl(Context<Host>& ctx, TensorView<const float, 4
                                    TensorView<const float, 1, Host> D, TensorView<const float, 4, Host> dy,
                                    TensorView<float, 4, Host> dx, TensorView<float, 3, Host> ddt,
                                    TensorView<float, 1, Host> dA, TensorView<float, 4, Host> dB,
-                                   TensorView<float, 4, Host> dC, TensorView<float, 1, Host> dD, GradientMode mode) {
+                                   TensorView<float, 4, Host> dC, TensorView<float, 1, Host> dD, GradientModes modes) {
   const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2), N = Bm.size(3);
   const int64_t per_group = H / G, pairs = B * G;
   const int64_t workers = std::max<int64_t>(
@@ -72,10 +72,10 @@ inline void ssd_scan_backward_impl(Context<Host>& ctx, TensorView<const float, 4
                 dSB += ds * Bm(b, t, g, n);
                 if (t > 0) dot_prev += ds * S[((t - 1) * P + p) * N + n];
               }
-              put_grad(dx(b, t, h, p), d * dSB + Dh * gy, mode);
+              put_grad(dx(b, t, h, p), d * dSB + Dh * gy, modes.inputs);
               dot_xSB += xv * dSB;
             }
-            put_grad(ddt(b, t, h), dot_xSB + Ah * a * dot_prev, mode);
+            put_grad(ddt(b, t, h), dot_xSB + Ah * a * dot_prev, modes.inputs);
             sum_dA += d * a * dot_prev;
             for (int64_t i = 0; i < P * N; ++i) dS[i] *= a;
           }
@@ -84,8 +84,8 @@ inline void ssd_scan_backward_impl(Context<Host>& ctx, TensorView<const float, 4
         }
         for (int64_t t = 0; t < L; ++t)
           for (int64_t n = 0; n < N; ++n) {
-            put_grad(dB(b, t, g, n), sB[t * N + n], mode);
-            put_grad(dC(b, t, g, n), sC[t * N + n], mode);
+            put_grad(dB(b, t, g, n), sB[t * N + n], modes.inputs);
+            put_grad(dC(b, t, g, n), sC[t * N + n], modes.inputs);
           }
       }
     }
@@ -94,8 +94,8 @@ inline void ssd_scan_backward_impl(Context<Host>& ctx, TensorView<const float, 4
   for (int64_t h = 0; h < H; ++h) {
     double sa = 0, sd = 0;
     for (int64_t b = 0; b < B; ++b) sa += dA_part[b * H + h], sd += dD_part[b * H + h];
-    put_grad(dA(h), sa, mode);
-    if (present(dD)) put_grad(dD(h), sd, mode);
+    put_grad(dA(h), sa, modes.inputs);
+    if (present(dD)) put_grad(dD(h), sd, modes.params);
   }
 }
 
