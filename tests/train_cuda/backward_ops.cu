@@ -184,22 +184,24 @@ void check_gated_norm_backward(Context<Host>& host, Context<Cuda>& dev, int64_t 
 
 TEST_F(TrainOpsCuda, Norms) {
   const int64_t T = 37, E = 771, G = 3;
-  // RMSNorm (ops/cuda/rms_norm_backward.cuh): a thread keeps 4 elements of a row in registers, up to 1024 threads.
-  // D = 1031 fits them; D = 4500 has 404 elements beyond them, read in the loop after.
+  // RMSNorm (ops/cuda/rms_norm_backward.cuh): the gated norm's kernel below without the gate. D = 1031: single
+  // floats, all held; D = 4500: float4 runs and 404 columns beyond the 4096 held; 2500 rows of 64: blocks walk
+  // several rows.
   check_rms_norm_backward(host_, *dev_, T, 1031);
   check_rms_norm_backward(host_, *dev_, 5, 4500);
+  check_rms_norm_backward(host_, *dev_, 2500, 64);
   // The gated norm's kernel (ops/cuda/gated_rms_norm_backward.cuh) holds 8 columns a thread, up to 512 threads
   // a block, single floats or float4 runs (S a multiple of 4, aligned rows), and a block walks every blocks-th
   // row. 257 channels a group: two warps, single floats, part of the threads with fewer columns. 6163 in 2 groups:
   // 16 warps and 2067 columns beyond the held ones (read from memory in both passes). 1536: float4 runs. 4400 in
-  // 2 groups: float4 runs and 304 columns beyond them. 40 channels in 2 groups over 2500 rows: more rows than
-  // blocks (at most 1024 a group), so blocks walk several rows (both parities of the sums' buffers, dw summed
-  // over rows in shared memory).
+  // 2 groups: float4 runs and 304 columns beyond them. 512 channels in 2 groups over 1500 rows: more rows than
+  // blocks (at most 1024 a group), so two-warp blocks walk several rows (both parities of the sums' buffers, dw
+  // summed over rows in shared memory).
   check_gated_norm_backward(host_, *dev_, T, E, G);
   check_gated_norm_backward(host_, *dev_, 17, 2 * 6163, 2);
   check_gated_norm_backward(host_, *dev_, T, 1536, 1);
   check_gated_norm_backward(host_, *dev_, 9, 2 * 4400, 2);
-  check_gated_norm_backward(host_, *dev_, 2500, 80, 2);
+  check_gated_norm_backward(host_, *dev_, 1500, 2 * 512, 2);
   auto y = rand_host<2>({T, E}, 4, -2, 2);
   auto gw = rand_host<1>({E}, 6, 0.5f, 1.5f);
   auto dout = rand_host<2>({T, E}, 7);

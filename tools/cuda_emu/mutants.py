@@ -53,11 +53,11 @@ MUTANTS = {
         "TrainOpsCuda.Norms",
         "a block that walks several rows keeps only its last row's dw terms: wrong dweight"),
     "gate_float4_run_component": (
-        "ops/cuda/gated_rms_norm_backward.cuh",
+        "ops/cuda/gated_rms_norm.cuh",
         "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;",
         "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.z;",
-        "TrainOpsCuda.Norms",
-        "the float4 runs read the third column twice and the fourth never: wrong dy, dz, dw"),
+        "DeviceOps.ElementwiseAndNorms:TrainOpsCuda.Norms",
+        "the float4 runs read the third column twice and the fourth never: wrong out, dy, dz, dw"),
     "gate_sums_one_buffer": (
         "ops/cuda/gated_rms_norm_backward.cuh",
         "    double(*sums)[2] = warp_sums[parity];",

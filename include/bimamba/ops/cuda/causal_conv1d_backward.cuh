@@ -192,7 +192,8 @@ inline void causal_conv1d_backward_impl(Context<Cuda>& ctx, TensorView<const flo
   }
   if (!weights) return;  // with no rows, column_reduce's sums are 0: Overwrite writes zeros
   const int64_t n = (K + 1) * C;
-  column_reduce<1>(ctx, rows, n, gpu::MatrixTerm{sums, n}, gpu::Conv1dWeightFinish<float>{dw, dbias, K, C, modes.params});
+  column_reduce<1>(ctx, rows, n, gpu::MatrixTerm{sums, n},
+                   gpu::Conv1dWeightFinish<float>{dw, dbias, K, C, modes.params});
 }
 
 }  // namespace bimamba::detail

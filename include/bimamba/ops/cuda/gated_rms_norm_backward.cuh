@@ -1,4 +1,5 @@
-// Cuda gated group-wise RMSNorm backward (see ops/gated_rms_norm_backward.hpp):
+// Cuda gated group-wise RMSNorm backward (see ops/gated_rms_norm_backward.hpp), and without the gate (g = y) the
+// RMSNorm backward (rms_norm_backward.cuh):
 //   kernel 1 (gated_norm_backward_rows_kernel), grid (blocks, groups): block x walks the rows t = x, x + blocks,
 //             ... of group y, where blocks is what the SMs hold at once (occupancy API), at most T and
 //             kGateMaxBlocks. S / kGateCols threads rounded up to a warp, at most kGateMaxThreads. A thread owns the
@@ -29,6 +30,7 @@
 
 #include "../../core/workspace.hpp"
 #include "column_reduce.cuh"
+#include "gated_rms_norm.cuh"
 #include "launch_backward.cuh"
 
 namespace bimamba::detail {
@@ -40,38 +42,10 @@ inline constexpr int kGateMaxBlocks = 1024;  // blocks a group at most: bounds t
 // The held columns' dw sums (double) and w (float) in dynamic shared memory: at most 48 KB, no opt-in needed.
 static_assert(kGateCols * kGateMaxThreads * (sizeof(double) + sizeof(float)) <= (48 << 10), "gate shared memory");
 
-// Columns [c0, c0 + S) of one row of a (T, E) view: column i at p[i * s].
-template <class T>
-struct GroupRow {
-  T* p;
-  int s;
-  __device__ T& operator()(unsigned i) const { return p[int64_t(i) * s]; }
-};
-
-template <class T>
-__device__ inline GroupRow<T> group_row(const TensorView<T, 2, Cuda>& v, int64_t t, int64_t c0) {
-  return {v.data() + t * v.stride(0) + c0 * v.stride(1), int(v.stride(1))};
-}
-
-// Columns [i, i + V) of a row into v / from v: one float4 when V = 4 (s = 1, 16-byte aligned), else one float.
-template <int V, class T>
-__device__ inline void load_run(const GroupRow<T>& row, unsigned i, float* v) {
-  if constexpr (V == 4) {
-    const float4 q = *reinterpret_cast<const float4*>(&row(i));
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-  } else {
-    v[0] = row(i);
-  }
-}
-template <int V, class T>
-__device__ inline void store_run(const GroupRow<T>& row, unsigned i, const float* v) {
-  if constexpr (V == 4) *reinterpret_cast<float4*>(&row(i)) = make_float4(v[0], v[1], v[2], v[3]);
-  else row(i) = v[0];
-}
-
-template <class T, int V>
+// kGate = false: the RMSNorm backward (rms_norm_backward.cuh), g = y, no z and no dz.
+template <class T, int V, bool kGate>
 __global__ void __launch_bounds__(kGateMaxThreads, 2)
-    gated_norm_backward_rows_kernel(TensorView<const T, 2, Cuda> y, TensorView<const T, 2, Cuda> z,
+    norm_backward_rows_kernel(TensorView<const T, 2, Cuda> y, TensorView<const T, 2, Cuda> z,
                                     TensorView<const T, 1, Cuda> w, int S, float eps,
                                     TensorView<const T, 2, Cuda> dout, TensorView<T, 2, Cuda> dy,
                                     TensorView<T, 2, Cuda> dz, double* partials, GradientMode mode) {
@@ -93,24 +67,28 @@ __global__ void __launch_bounds__(kGateMaxThreads, 2)
     for (unsigned i = run(k); i < run(k) + V && i < held; ++i) w_held[i] = wg(i), dw_sums[i] = 0;
   unsigned parity = 0;
   for (int64_t t = blockIdx.x; t < rows; t += gridDim.x, parity ^= 1) {
-    const auto yr = group_row(y, t, c0), zr = group_row(z, t, c0), gr = group_row(dout, t, c0);
-    float yv[kGateCols], zv[kGateCols], gv[kGateCols];
+    const auto yr = group_row(y, t, c0), gr = group_row(dout, t, c0);
+    const auto zr = kGate ? group_row(z, t, c0) : GroupRow<const T>{};
+    float yv[kGateCols], zv[kGateCols], gv[kGateCols];  // zv only when kGate
 #pragma unroll
-    for (int k = 0; k < kRuns; ++k)
-      if (run(k) < held) load_run<V>(yr, run(k), yv + k * V), load_run<V>(zr, run(k), zv + k * V),
-                         load_run<V>(gr, run(k), gv + k * V);
+    for (int k = 0; k < kRuns; ++k) {
+      if (run(k) >= held) continue;
+      load_run<V>(yr, run(k), yv + k * V);
+      if (kGate) load_run<V>(zr, run(k), zv + k * V);
+      load_run<V>(gr, run(k), gv + k * V);
+    }
     // Pass 1: the sums.
     double sum = 0, dot = 0;
 #pragma unroll
     for (int u = 0; u < kGateCols; ++u) {
       const unsigned i = run(u / V) + u % V;
       if (i >= held) continue;
-      const float sg = 1.0f / (1.0f + expf(-zv[u])), g = yv[u] * (zv[u] * sg);  // as pass 2
+      const float g = kGate ? yv[u] * (zv[u] * (1.0f / (1.0f + expf(-zv[u])))) : yv[u];  // as pass 2
       sum += double(g) * g;
       dot += double(w_held[i] * gv[u]) * g;
     }
     for (unsigned i = held + tid; i < unsigned(S); i += step) {
-      const float g = yr(i) * silu(zr(i));
+      const float g = kGate ? yr(i) * silu(zr(i)) : yr(i);
       sum += double(g) * g;
       dot += double(wg(i) * gr(i)) * g;
     }
@@ -137,19 +115,20 @@ __global__ void __launch_bounds__(kGateMaxThreads, 2)
 #pragma unroll
       for (int e = 0; e < V; ++e) {
         const int u = k * V + e;
-        const float zi = zv[u], sg = 1.0f / (1.0f + expf(-zi)), s = zi * sg, g = yv[u] * s;
-        const float dg = r * w_held[run(k) + e] * gv[u] - c * g;
+        const float zi = kGate ? zv[u] : 0.0f, sg = kGate ? 1.0f / (1.0f + expf(-zi)) : 1.0f;
+        const float s = kGate ? zi * sg : 1.0f;
+        const float g = yv[u] * s, dg = r * w_held[run(k) + e] * gv[u] - c * g;
         ny[e] += dg * s;
-        nz[e] += dg * yv[u] * (sg * (1.0f + zi * (1.0f - sg)));
+        if (kGate) nz[e] += dg * yv[u] * (sg * (1.0f + zi * (1.0f - sg)));
         if (has_dw) dw_sums[run(k) + e] += double(gv[u] * g * r);
       }
       if (has_dy) store_run<V>(dyr, run(k), ny);
       if (has_dz) store_run<V>(dzr, run(k), nz);
     }
     for (unsigned i = held + tid; i < unsigned(S); i += step) {
-      const float yi = yr(i), zi = zr(i), gi = gr(i), g = yi * silu(zi);
+      const float yi = yr(i), zi = kGate ? zr(i) : 0.0f, gi = gr(i), s = kGate ? silu(zi) : 1.0f, g = yi * s;
       const float dg = r * wg(i) * gi - c * g;
-      if (has_dy) dyr(i) = dg * silu(zi) + (accumulate ? float(dyr(i)) : 0.0f);
+      if (has_dy) dyr(i) = dg * s + (accumulate ? float(dyr(i)) : 0.0f);
       if (has_dz) dzr(i) = dg * yi * silu_grad_float(zi) + (accumulate ? float(dzr(i)) : 0.0f);
       if (has_dw) block_sums[i] = (t == blockIdx.x ? 0.0 : block_sums[i]) + double(gi * g * r);  // its own column
     }
@@ -162,27 +141,30 @@ __global__ void __launch_bounds__(kGateMaxThreads, 2)
 
 }  // namespace gpu
 
-inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> y,
-                                         TensorView<const float, 2, Cuda> z, TensorView<const float, 1, Cuda> w,
-                                         int64_t groups, float eps, TensorView<const float, 2, Cuda> dout,
-                                         TensorView<float, 2, Cuda> dy, TensorView<float, 2, Cuda> dz,
-                                         TensorView<float, 1, Cuda> dw, GradientModes modes) {
+// The kernel's launch for either norm (`op` names it in errors); z and dz are empty views when !kGate.
+template <bool kGate>
+void norm_backward_rows(Context<Cuda>& ctx, const char* op, TensorView<const float, 2, Cuda> y,
+                        TensorView<const float, 2, Cuda> z, TensorView<const float, 1, Cuda> w, int64_t groups,
+                        float eps, TensorView<const float, 2, Cuda> dout, TensorView<float, 2, Cuda> dy,
+                        TensorView<float, 2, Cuda> dz, TensorView<float, 1, Cuda> dw, GradientModes modes) {
   const int64_t T = y.size(0), E = y.size(1), S = E / groups;
   if (E == 0) return;
   auto fits = [](int64_t column_stride) { return column_stride >= INT32_MIN && column_stride <= INT32_MAX; };
-  BIMAMBA_CHECK(groups <= 65535 && S < (int64_t(1) << 30), "gated_rms_norm_backward (Cuda): ", groups, " groups of ",
-                S, " channels (at most 65535 groups of 2^30 - 1)");
+  BIMAMBA_CHECK(groups <= 65535 && S < (int64_t(1) << 30), op, " (Cuda): ", groups, " groups of ", S,
+                " channels (at most 65535 groups of 2^30 - 1)");
   BIMAMBA_CHECK(fits(y.stride(1)) && fits(z.stride(1)) && fits(w.stride(0)) && fits(dout.stride(1)) &&
                     fits(dy.stride(1)) && fits(dz.stride(1)),
-                "gated_rms_norm_backward (Cuda): a column stride exceeds 32 bits");
+                op, " (Cuda): a column stride exceeds 32 bits");
   // kGateCols columns a thread, S rounded up to warps; at most kGateMaxThreads (columns beyond are read twice)
   const int64_t per_warp = 32 * gpu::kGateCols;
   const int threads = int(std::min<int64_t>(gpu::kGateMaxThreads, (S + per_warp - 1) / per_warp * 32));
   const int64_t held = std::min<int64_t>(S, threads * gpu::kGateCols);
   const int smem = int(held * int64_t(sizeof(double) + sizeof(float)));  // 36 KB at S = 3072, 48 KB at most
-  const bool quads = S % 4 == 0 && gpu::float4_rows(y) && gpu::float4_rows(z) && gpu::float4_rows(dout) &&
-                     (!present(dy) || gpu::float4_rows(dy)) && (!present(dz) || gpu::float4_rows(dz));
-  auto* kernel = quads ? gpu::gated_norm_backward_rows_kernel<float, 4> : gpu::gated_norm_backward_rows_kernel<float, 1>;
+  const bool quads = S % 4 == 0 && gpu::float4_rows(y) && (!kGate || gpu::float4_rows(z)) &&
+                     gpu::float4_rows(dout) && (!present(dy) || gpu::float4_rows(dy)) &&
+                     (!present(dz) || gpu::float4_rows(dz));
+  auto* kernel =
+      quads ? gpu::norm_backward_rows_kernel<float, 4, kGate> : gpu::norm_backward_rows_kernel<float, 1, kGate>;
   int sms = 1, per_sm = 1;
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, size_t(smem)));
@@ -197,7 +179,16 @@ inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const fl
     gpu::check_launch();
   }
   if (!present(dw)) return;
-  column_reduce<1>(ctx, T > 0 ? blocks : 0, E, gpu::MatrixTerm{partials, E}, gpu::PutColumnGrad<float>{dw, modes.params});
+  column_reduce<1>(ctx, T > 0 ? blocks : 0, E, gpu::MatrixTerm{partials, E},
+                   gpu::PutColumnGrad<float>{dw, modes.params});
+}
+
+inline void gated_rms_norm_backward_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> y,
+                                         TensorView<const float, 2, Cuda> z, TensorView<const float, 1, Cuda> w,
+                                         int64_t groups, float eps, TensorView<const float, 2, Cuda> dout,
+                                         TensorView<float, 2, Cuda> dy, TensorView<float, 2, Cuda> dz,
+                                         TensorView<float, 1, Cuda> dw, GradientModes modes) {
+  norm_backward_rows<true>(ctx, "gated_rms_norm_backward", y, z, w, groups, eps, dout, dy, dz, dw, modes);
 }
 
 }  // namespace bimamba::detail

@@ -61,7 +61,8 @@
 // Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
 // dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
 // leading dimension), both checked; outputs of any strides, each put through put_grad under its mode (dD under
-// modes.params, the others under modes.inputs); dD may be empty (then untouched). Everything runs on ctx.stream(); nothing synchronizes.
+// modes.params, the others under modes.inputs); dD may be empty (then untouched). Everything runs on ctx.stream();
+// nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
 // F (rows, chunks, N, H, P), Xw, dyw, v (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
