@@ -406,6 +406,10 @@ TEST_F(TrainOpsCuda, SsdScan) {
   check_ssd(host_, *dev_, 2, 200, 4, 17, 2, 33, true, kTol, true);  // slow decay: 4 chunks whose states matter
   check_ssd(host_, *dev_, 2, 200, 4, 16, 2, 32, true, kTol, true);  // the same through the float4 read-out path
   check_ssd(host_, *dev_, 1, 130, 2, 68, 1, 8, true, kTol, true);   // slow decay, P over two read-out column slabs
+  // The token kernel takes 16 lanes an item in float4s where P % 4 == 0 and the rows allow (P = 64, 300, 16, 68,
+  // 8 above and here), a warp an item otherwise (P = 3, 5, 17). 33 items: the last warp's second half is past
+  // the end and must still join the shuffles.
+  check_ssd(host_, *dev_, 1, 33, 1, 8, 1, 4, true);
 }
 
 // The same backward with its batched products on TF32 tensor cores (the context's precision under

@@ -58,18 +58,24 @@ MUTANTS = {
         "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.z;",
         "DeviceOps.ElementwiseAndNorms:TrainOpsCuda.Norms",
         "the float4 runs read the third column twice and the fourth never: wrong out, dy, dz, dw"),
-    "gate_sums_one_buffer": (
-        "ops/cuda/gated_rms_norm_backward.cuh",
-        "    double(*sums)[2] = warp_sums[parity];",
-        "    double(*sums)[2] = warp_sums[0];",
-        "TrainOpsCuda.Norms",
-        "a warp writes the next row's sums while another still reads this row's: wrong r, dy, dz"),
     "gate_accumulate_ignored": (
         "ops/cuda/gated_rms_norm_backward.cuh",
         "      if (accumulate && has_dy) load_run<V>(dyr, run(k), ny);\n",
         "",
         "TrainOpsCuda.Norms",
         "under Accumulate the held columns' dy overwrites instead of adding: wrong dy"),
+    "token_quad_lane_offset": (
+        "ops/cuda/ssd_scan_backward.cuh",
+        "  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * lane + u : p0 + lane + 32 * u; };",
+        "  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * (lane % 8) + u : p0 + lane + 32 * u; };",
+        "TrainOpsCuda.SsdScan",
+        "the float4 token lanes cover only the first 32 p of a round: dx left unwritten (NaN poison), wrong ddt"),
+    "token_half_warp_returns": (
+        "ops/cuda/ssd_scan_backward.cuh",
+        "  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);",
+        "  if (!valid) return;\n  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);",
+        "TrainOpsCuda.SsdScan",
+        "lanes past the last item leave before the full-mask shuffle the others wait at"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",

@@ -39,7 +39,7 @@
 //      rectangle sums (warp scans); with s0, E and <F, S0> writes dl, the chunk's dA / dD terms
 //      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
 //   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
-//   6. ssd_bwd_token_kernel                  warp per (b, t, h): dx = dt v + D dy, ddt = x . v + A dl
+//   6. ssd_bwd_token_kernel                  16 or 32 lanes per (b, t, h): dx = dt v + D dy, ddt = x.v + A dl
 //   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg
 //   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), readouts (3's kernel),
@@ -251,44 +251,72 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   }
 }
 
-// A warp per (b, t, h) (step 6): dx = dt v + D dy, ddt = x . v + A dl. Each lane loads all its values of a round
-// of 64 p (v, x, dy, and dx under Accumulate) before its first store. (Measured no faster than a block per token
-// with a warp per head at a time, whose loads waited behind its stores: 0.38 ms at batch 4 either way, H100.)
-template <class T>
+// Per (b, t, h) (step 6): dx = dt v + D dy, ddt = x . v + A dl, in rounds of 64 p. V = 4 (P % 4 == 0, x, dy, dx
+// in aligned float4 rows): 16 lanes an item, four consecutive p a lane, float4 loads and stores; V = 1: a warp an
+// item, p = lane and lane + 32. Each lane loads all its values of a round (v, x, dy, and dx under Accumulate)
+// before its first store; x . v is summed in double over the item's lanes (xor shuffles within them). (A warp an
+// item in single floats took 0.27 ms a layer at batch 4 on an H100 with dx read under Accumulate, session 20;
+// before that a block per token with a warp per head at a time took 0.38 ms.)
+template <class T, int V>
 __global__ void ssd_bwd_token_kernel(SsdGeometry geo, const float* v, const double* dl, TensorView<const T, 4, Cuda> x,
                                      TensorView<const T, 3, Cuda> dt, TensorView<const T, 1, Cuda> A,
                                      TensorView<const T, 1, Cuda> D, TensorView<const T, 4, Cuda> dy,
                                      TensorView<T, 4, Cuda> dx, TensorView<T, 3, Cuda> ddt, GradientMode mode) {
-  const int lane = int(threadIdx.x) & 31;
-  const int64_t item = blockIdx.x * int64_t(blockDim.x >> 5) + (threadIdx.x >> 5);  // (b, t, h), h fastest
-  if (item >= geo.B * geo.L * geo.H) return;  // whole warps
-  const int64_t bt = item / geo.H, h = item % geo.H, b = bt / geo.L, t = bt % geo.L, c = t / geo.Q, i = t % geo.Q;
+  constexpr int kLanes = V == 4 ? 16 : 32, kPer = 64 / kLanes;  // lanes an item; p a lane per round of 64
+  const int lane = int(threadIdx.x) % kLanes;
+  const int64_t n_items = geo.B * geo.L * geo.H;
+  const int64_t item = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / kLanes;  // (b, t, h), h fastest
+  const bool valid = item < n_items;  // every lane of a warp stays for the shuffles
+  const int64_t it = valid ? item : n_items - 1;
+  const int64_t bt = it / geo.H, h = it % geo.H, b = bt / geo.L, t = bt % geo.L, c = t / geo.Q, i = t % geo.Q;
   const float dth = float(dt(b, t, h)), Dh = present(D) ? float(D(h)) : 0.0f;
   const bool accumulate = mode == GradientMode::Accumulate;
-  const float* vh = v + item * geo.P;
+  const float* vh = v + it * geo.P;
+  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * lane + u : p0 + lane + 32 * u; };  // p of value u
   double xv = 0.0;
   for (int64_t p0 = 0; p0 < geo.P; p0 += 64) {
-    float vv[2], xx[2], dd[2], old[2];
+    float vv[kPer] = {}, xx[kPer] = {}, dd[kPer] = {}, old[kPer] = {};
+    if constexpr (V == 4) {
+      const int64_t p = at(p0, 0);
+      auto unpack = [](const float* src, float* dst) {
+        const float4 q = *reinterpret_cast<const float4*>(src);
+        dst[0] = q.x, dst[1] = q.y, dst[2] = q.z, dst[3] = q.w;
+      };
+      if (valid && p < geo.P) {
+        unpack(vh + p, vv);
+        unpack(&x(b, t, h, p), xx);
+        unpack(&dy(b, t, h, p), dd);
+        if (accumulate) unpack(&dx(b, t, h, p), old);
+      }
+    } else {
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int64_t p = p0 + lane + 32 * u;
-      const bool in = p < geo.P;
-      vv[u] = in ? vh[p] : 0.0f;
-      xx[u] = in ? float(x(b, t, h, p)) : 0.0f;
-      dd[u] = in ? float(dy(b, t, h, p)) : 0.0f;
-      old[u] = in && accumulate ? float(dx(b, t, h, p)) : 0.0f;
+      for (int u = 0; u < kPer; ++u) {
+        const int64_t p = at(p0, u);
+        if (!valid || p >= geo.P) continue;
+        vv[u] = vh[p];
+        xx[u] = float(x(b, t, h, p));
+        dd[u] = float(dy(b, t, h, p));
+        old[u] = accumulate ? float(dx(b, t, h, p)) : 0.0f;
+      }
     }
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int64_t p = p0 + lane + 32 * u;
-      if (p >= geo.P) continue;
+    for (int u = 0; u < kPer; ++u) {
       xv += double(xx[u]) * vv[u];
       put_grad(old[u], double(dth) * vv[u] + double(Dh) * double(dd[u]), mode);
-      dx(b, t, h, p) = old[u];
+    }
+    if (!valid) continue;
+    if constexpr (V == 4) {
+      const int64_t p = at(p0, 0);
+      if (p < geo.P) *reinterpret_cast<float4*>(&dx(b, t, h, p)) = make_float4(old[0], old[1], old[2], old[3]);
+    } else {
+#pragma unroll
+      for (int u = 0; u < kPer; ++u)
+        if (at(p0, u) < geo.P) dx(b, t, h, at(p0, u)) = old[u];
     }
   }
-  xv = warp_sum(xv);
-  if (lane == 0) put_grad(ddt(b, t, h), xv + double(A(h)) * dl[((b * geo.H + h) * geo.chunks + c) * geo.Q + i], mode);
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);
+  if (valid && lane == 0)
+    put_grad(ddt(b, t, h), xv + double(A(h)) * dl[((b * geo.H + h) * geo.chunks + c) * geo.Q + i], mode);
 }
 
 // wsum[b, c, g] = the sum of Wd over the heads of group g, in head order (Q x Q tiles, zeros outside Qc x Qc);
@@ -501,10 +529,13 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
     }
     ProfileRange<Cuda> range(ctx, "tokens");
-    ssd_bwd_launch(stream, ssd_bwd_token_kernel<float>,  // 6.
-                   dim3(unsigned((rows * L * H + kSsdBwdThreads / 32 - 1) / (kSsdBwdThreads / 32))), 0, geo,
+    const auto dx_rows = dx.narrow(0, b0, rows);
+    const bool quads = P % 4 == 0 && float4_rows(slab.x) && float4_rows(slab.dy) && float4_rows(dx_rows);
+    const int64_t items_per_block = kSsdBwdThreads / (quads ? 16 : 32);
+    ssd_bwd_launch(stream, quads ? ssd_bwd_token_kernel<float, 4> : ssd_bwd_token_kernel<float, 1>,  // 6.
+                   dim3(unsigned((rows * L * H + items_per_block - 1) / items_per_block)), 0, geo,
                    static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
-                   dx.narrow(0, b0, rows), ddt.narrow(0, b0, rows), modes.inputs);
+                   dx_rows, ddt.narrow(0, b0, rows), modes.inputs);
     if (N > 0)
       ssd_bwd_launch(stream, ssd_bwd_put_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,  // 7.
                      dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), modes.inputs);
