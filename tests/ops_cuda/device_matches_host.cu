@@ -62,9 +62,11 @@ void check_rms_norms(Context<Host>& host, Context<Cuda>& dev, int64_t T, int64_t
 
 TEST_F(DeviceOps, ElementwiseAndNorms) {
   const int64_t T = 37, D = 1031, E = 771, G = 3, H = 13;
-  // A thread keeps 4 elements of a row in registers, up to 1024 threads: D = 1031 fits them, D = 4500 has 404
-  // elements beyond them (ops/cuda/rms_norm.cuh).
+  // A thread keeps 4 elements of a row in registers, up to 1024 threads (ops/cuda/rms_norm.cuh): D = 1031 fits
+  // them (single floats), D = 1536 too as one float4 run a thread, D = 4500 has 404 elements beyond them (float4
+  // runs, then the loop).
   check_rms_norms(host_, *dev_, T, D);
+  check_rms_norms(host_, *dev_, T, 1536);
   check_rms_norms(host_, *dev_, 5, 4500);
   auto x = rand_host<2>({T, D}, 1, -3, 3);
   auto res = rand_host<2>({T, D}, 2);

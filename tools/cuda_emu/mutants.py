@@ -76,6 +76,12 @@ MUTANTS = {
         "  if (!valid) return;\n  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);",
         "TrainOpsCuda.SsdScan",
         "lanes past the last item leave before the full-mask shuffle the others wait at"),
+    "rms_quad_residual_not_stored": (
+        "ops/cuda/rms_norm.cuh",
+        "  if (V == 4 && add && col(0) < D)\n",
+        "  if (V == 4 && add && col(0) < 0)\n",
+        "DeviceOps.ElementwiseAndNorms",
+        "add_rms_norm's float4 runs never write the updated residual back: wrong residual"),
     "return_before_barrier": (
         "ops/cuda/column_reduce.cuh",
         "  __syncthreads();\n  if (threadIdx.y != 0 || j >= cols) return;\n",
