@@ -593,6 +593,10 @@ cudaError_t run_kernel(const Launch& L) {
     std::fill(std::begin(B.warp_arrived), std::end(B.warp_arrived), 0u);
     std::memset(poison_from, 0xFF, size_t(dyn_shared_end - poison_from));
     run_block();
+    if (!B.error && attr == max_dynamic_smem.end() && B.static_bytes + L.smem > kSmemDefault)
+      B.error = std::make_exception_ptr(Error(where() + ": " + std::to_string(B.static_bytes) + " bytes of static and " +
+                                              std::to_string(L.smem) + " of dynamic shared memory, above the 48 KiB " +
+                                              "of a kernel without cudaFuncAttributeMaxDynamicSharedMemorySize"));
     if (!B.error && B.static_bytes > kSmemDefault)
       B.error = std::make_exception_ptr(Error(where() + ": " + std::to_string(B.static_bytes) +
                                               " bytes of static shared memory, above CUDA's 48 KiB"));

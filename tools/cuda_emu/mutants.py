@@ -58,6 +58,13 @@ MUTANTS = {
         "    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.z;",
         "DeviceOps.ElementwiseAndNorms:TrainOpsCuda.Norms",
         "the float4 runs read the third column twice and the fourth never: wrong out, dy, dz, dw"),
+    "gate_smem_without_optin": (
+        "ops/cuda/gated_rms_norm_backward.cuh",
+        "  if (smem > (47 << 10)) {",
+        "  if (smem > (48 << 10)) {",
+        "TrainOpsCuda.Norms",
+        "48 KiB of dynamic shared memory (S = 6163) plus the kernel's static 512 bytes without the opt-in: the H100 "
+        "refused the launch (cudaErrorInvalidValue, session 21); the emulator names the sizes"),
     "gate_accumulate_ignored": (
         "ops/cuda/gated_rms_norm_backward.cuh",
         "      if (accumulate && has_dy) load_run<V>(dyr, run(k), ny);\n",
