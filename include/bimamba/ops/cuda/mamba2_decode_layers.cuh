@@ -23,7 +23,12 @@
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
 // 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks.
 // The step phase owns (head, p) state rows, also copied ahead into shared memory; every block recomputes the
-// conv of the 2N B / C channels (shared by all heads), whose conv state block 0 shifts in the next phase.
+// conv of the 2N B / C channels (shared by all heads), and the blocks shift their shares of its conv state.
+// Every value that does not depend on the token (conv weights and states, the per-row and per-head parameters,
+// the next block's norm weight, alpha and beta at the residual rows) is copied into shared memory by cp.async
+// during IN, and each block keeps its residual rows there across layers: STEP and OUT then wait on L2 only for
+// the values written in the phase before (v4, session 22; before, each state row waited on a round trip to
+// HBM for its parameters).
 //
 // Contracts (checked by the launcher): one sequence; G = 1; N % 4 == 0; sm_90 or newer; the shared memory of
 // one block fits. Reads of values written during the launch use ld.global.cg (L2), never a stale L1 line.
@@ -39,6 +44,7 @@
 #include "../../core/cuda_runtime.hpp"
 #include "../../core/workspace.hpp"
 #include "../common.hpp"
+#include "async_copy.cuh"
 #include "bulk_copy.cuh"
 #include "launch.cuh"
 
@@ -82,21 +88,48 @@ struct DecodeLayersArgs {
   unsigned* counters = nullptr;  // (2) barrier arrivals, blocks gone; zero on entry and exit
 };
 
-// Shared memory of one block (floats / words), every part 16-byte aligned.
+// Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
-  int64_t table, stage, sin, sout, sst, bc, total;  // offsets in 4-byte words, total in bytes
+  int64_t table, stage, sin, sout, sst, bc;  // lookup table, staged input, sign rows, state rows, SiLU(conv(B / C))
+  int64_t bc_w, bc_b, bc_s;                  // the 2N B / C channels: conv weights (K), bias, conv state (K)
+  int64_t row_w, row_b, row_s, gn, alpha, beta;  // this block's state rows: conv as above, gated norm, out_proj
+  int64_t dt_bias, a_log, d_skip;            // the heads of those rows
+  int64_t next_w, next_alpha, next_beta, res;  // this block's residual rows: the next block's norm weight,
+                                               // in_proj alpha and beta; h itself, kept across layers
+  int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads
+  int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
   DecodeLayersSmem s{};
   const int64_t rows_in = (a.R + blocks - 1) / blocks, rows_out = (a.D + blocks - 1) / blocks;
-  const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks;
+  const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks, heads = rows_state / a.P + 2;
+  const int64_t n2 = 2 * int64_t(a.N);
   s.table = 0;
   s.stage = s.table + 128 * int64_t(a.Wp);
   s.sin = s.stage + 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1);
   s.sout = s.sin + (rows_in * a.Wd + 3) / 4 * 4;
   s.sst = s.sout + (rows_out * a.We + 3) / 4 * 4;
   s.bc = s.sst + rows_state * a.N;
-  s.total = 4 * (s.bc + (2 * int64_t(a.N) + 3) / 4 * 4);
+  s.bc_w = s.bc + (n2 + 3) / 4 * 4;
+  s.bc_b = s.bc_w + n2 * a.K;
+  s.bc_s = s.bc_b + n2;
+  s.row_w = s.bc_s + n2 * a.K;
+  s.row_b = s.row_w + rows_state * a.K;
+  s.row_s = s.row_b + rows_state;
+  s.gn = s.row_s + rows_state * a.K;
+  s.alpha = s.gn + rows_state;
+  s.beta = s.alpha + rows_state;
+  s.dt_bias = s.beta + rows_state;
+  s.a_log = s.dt_bias + heads;
+  s.d_skip = s.a_log + heads;
+  s.next_w = s.d_skip + heads;
+  s.next_alpha = s.next_w + rows_out;
+  s.next_beta = s.next_alpha + rows_out;
+  s.res = s.next_beta + rows_out;
+  s.z = s.res + rows_out;
+  s.xin = s.z + rows_state;
+  s.dt = s.xin + rows_state;
+  s.total = 4 * (s.dt + heads);
   return s;
 }
 
@@ -236,12 +269,83 @@ __device__ inline void write_slot(float* slot, float sq, float dot, float* scrat
 }
 
 // Owner of residual row o after its update hn: the next IN's input entry and partial sums, from the next block's
-// norm weight w and in_proj alpha, beta at o (loaded by the caller, ahead where it can).
+// norm weight w and in_proj alpha, beta at o.
 __device__ inline void feed_next_in(float w, float alpha, float beta, float* a_in, int o, float hn, float& sq,
                                     float& dot) {
   a_in[o] = alpha * w * hn;
   sq += hn * hn;
   dot += beta * w * hn;
+}
+
+// The rows of the projections and the state each block owns: in_proj [i0, i1), out_proj / residual [o0, o1),
+// state (head, p) rows [s0, s1) of heads [h0, h0 + heads).
+struct BlockRows {
+  int i0, i1, o0, o1, s0, s1, h0, heads;
+  __device__ BlockRows(const DecodeLayersArgs& a, int nb, int b)
+      : i0(part_begin(a.R, nb, b)), i1(part_begin(a.R, nb, b + 1)), o0(part_begin(a.D, nb, b)),
+        o1(part_begin(a.D, nb, b + 1)), s0(part_begin(a.H * a.P, nb, b)), s1(part_begin(a.H * a.P, nb, b + 1)),
+        h0(s0 / a.P), heads(s1 > s0 ? (s1 - 1) / a.P - s0 / a.P + 1 : 0) {}
+};
+
+// Starts the copies of every value of layer L that does not depend on the token into shared memory (the B / C
+// conv, this block's state rows and heads, and the next block's norm weight, alpha and beta at this block's
+// residual rows), so STEP and OUT read no global memory but what the phase before wrote. Issued at the start of
+// IN, waited for before its barrier: the conv states are rewritten in STEP.
+__device__ inline void stage_layer_params(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
+                                          const DecodeLayerPointers* next, const BlockRows& rows,
+                                          const DecodeLayersSmem& lay, float* smem) {
+  const int K = a.K, n2 = 2 * a.N, E = a.E, s0 = rows.s0, nr = rows.s1 - rows.s0;
+  async_copy_floats(smem + lay.bc_w, L.conv_weight + int64_t(E) * K, n2 * K);
+  async_copy_floats(smem + lay.bc_s, L.conv_state + int64_t(E) * K, n2 * K);
+  async_copy_floats(smem + lay.row_w, L.conv_weight + int64_t(s0) * K, nr * K);
+  async_copy_floats(smem + lay.row_s, L.conv_state + int64_t(s0) * K, nr * K);
+  if (L.conv_bias) {
+    async_copy_floats(smem + lay.bc_b, L.conv_bias + E, n2);
+    async_copy_floats(smem + lay.row_b, L.conv_bias + s0, nr);
+  }
+  async_copy_floats(smem + lay.gn, L.gn_weight + s0, nr);
+  async_copy_floats(smem + lay.alpha, L.out_alpha + s0, nr);
+  async_copy_floats(smem + lay.beta, L.out_beta + s0, nr);
+  async_copy_floats(smem + lay.dt_bias, L.dt_bias + rows.h0, rows.heads);
+  async_copy_floats(smem + lay.a_log, L.A_log + rows.h0, rows.heads);
+  if (L.D) async_copy_floats(smem + lay.d_skip, L.D + rows.h0, rows.heads);
+  if (next) {
+    const int no = rows.o1 - rows.o0;
+    async_copy_floats(smem + lay.next_w, next->norm_weight + rows.o0, no);
+    async_copy_floats(smem + lay.next_alpha, next->in_alpha + rows.o0, no);
+    async_copy_floats(smem + lay.next_beta, next->in_beta + rows.o0, no);
+  }
+}
+
+// STEP's prologue, one round of loads of what IN wrote: each of the 2N B / C inputs goes straight into its conv
+// (bc = SiLU(conv)), and the owner of the channel (blocks take the channels in contiguous shares) writes its
+// shifted conv state, which every block has staged by now; this block's z, x and dt into shared memory.
+__device__ inline void step_inputs(const DecodeLayersArgs& a, const DecodeLayerPointers& L, const BlockRows& rows,
+                                   const DecodeLayersSmem& lay, float* smem) {
+  const int K = a.K, n2 = 2 * a.N, E = a.E, nr = rows.s1 - rows.s0;
+  const int j0 = part_begin(n2, int(gridDim.x), int(blockIdx.x)), j1 = part_begin(n2, int(gridDim.x), int(blockIdx.x) + 1);
+  for (int j = int(threadIdx.x); j < n2 + 2 * nr + rows.heads; j += int(blockDim.x)) {
+    if (j < n2) {
+      const float in = __ldcg(a.zx + 2 * E + j);
+      const float* w = smem + lay.bc_w + int64_t(j) * K;
+      const float* s = smem + lay.bc_s + int64_t(j) * K;
+      float acc = L.conv_bias ? smem[lay.bc_b + j] : 0.0f;
+      for (int k = 0; k + 1 < K; ++k) acc += w[k] * s[k + 1];
+      acc += w[K - 1] * in;
+      smem[lay.bc + j] = silu(acc);
+      if (j >= j0 && j < j1) {
+        float* cs = L.conv_state + int64_t(E + j) * K;
+        for (int k = 0; k + 1 < K; ++k) cs[k] = s[k + 1];
+        cs[K - 1] = in;
+      }
+    } else if (j < n2 + nr) {
+      smem[lay.z + (j - n2)] = __ldcg(a.zx + rows.s0 + (j - n2));
+    } else if (j < n2 + 2 * nr) {
+      smem[lay.xin + (j - n2 - nr)] = __ldcg(a.zx + E + rows.s0 + (j - n2 - nr));
+    } else {
+      smem[lay.dt + (j - n2 - 2 * nr)] = __ldcg(a.zx + E + a.C + rows.h0 + (j - n2 - 2 * nr));
+    }
+  }
 }
 
 template <class T>
@@ -258,15 +362,14 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
-  float* bc = smem + lay.bc;
-  const int E = a.E, N = a.N, K = a.K, C = a.C, P = a.P;
+  const float* bc = smem + lay.bc;
+  float* res = smem + lay.res;
+  const int E = a.E, N = a.N, K = a.K, P = a.P;
   float* slots_h = a.slots;
   float* slots_y = a.slots + 2 * nb;
 
-  // This block's rows: in_proj [i0, i1), out_proj / residual [o0, o1), state (head, p) rows [s0, s1).
-  const int i0 = part_begin(a.R, nb, b), i1 = part_begin(a.R, nb, b + 1);
-  const int o0 = part_begin(a.D, nb, b), o1 = part_begin(a.D, nb, b + 1);
-  const int s0 = part_begin(a.H * P, nb, b), s1 = part_begin(a.H * P, nb, b + 1);
+  const BlockRows rows(a, nb, b);
+  const int i0 = rows.i0, i1 = rows.i1, o0 = rows.o0, o1 = rows.o1, s0 = rows.s0, s1 = rows.s1;
   const uint32_t in_bytes = uint32_t(i1 - i0) * uint32_t(a.Wd) * 4u;
   const uint32_t out_bytes = uint32_t(o1 - o0) * uint32_t(a.We) * 4u;
   const uint32_t state_bytes = uint32_t(s1 - s0) * uint32_t(N) * 4u;
@@ -278,12 +381,14 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
   in_rows.start(sin, a.layer[0].in_signs + int64_t(i0) * a.Wd, in_bytes);
   out_rows.start(sout, a.layer[0].out_signs + int64_t(o0) * a.We, out_bytes);
-  {  // The first IN's input from the residual stream.
+  {  // The first IN's input from the residual stream, which this block keeps in shared memory from here on.
     float sq = 0.0f, dot = 0.0f;
     const DecodeLayerPointers& first = a.layer[0];
-    for (int o = o0 + tid; o < o1; o += blockDim.x)
-      feed_next_in(first.norm_weight[o], first.in_alpha[o], first.in_beta[o], a.a_in, o, __ldcg(a.residual + o), sq,
-                   dot);
+    for (int o = o0 + tid; o < o1; o += blockDim.x) {
+      const float h = __ldcg(a.residual + o);
+      res[o - o0] = h;
+      feed_next_in(first.norm_weight[o], first.in_alpha[o], first.in_beta[o], a.a_in, o, h, sq, dot);
+    }
     sq = warp_sum(sq), dot = warp_sum(dot);
     write_slot(slots_h + 2 * b, sq, dot, scratch);
   }
@@ -297,50 +402,38 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
     {
       const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
+      stage_layer_params(a, L, more ? &a.layer[l + 1] : nullptr, rows, lay, smem);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
       for (int i = i0 + warp; i < i1; i += kLayersWarps) {
         const float dot = table_dot(sin + int64_t(i - i0) * a.Wd, table, a.Wd, a.Wp, lane);
         if (lane == 0) a.zx[i] = r * (dot + tot.y);
       }
+      async_copy_wait_all();
       __syncthreads();
       if (more) in_rows.start(sin, a.layer[l + 1].in_signs + int64_t(i0) * a.Wd, in_bytes);
     }
     grid_barrier(a.counters, target);
 
-    // STEP: conv of B / C (all blocks), then this block's state rows.
+    // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
     {
-      for (int j = tid; j < 2 * N; j += blockDim.x) {
-        const int c = E + j;
-        const float* s = L.conv_state + int64_t(c) * K;
-        const float* w = L.conv_weight + int64_t(c) * K;
-        float acc = L.conv_bias ? L.conv_bias[c] : 0.0f;
-        for (int k = 0; k + 1 < K; ++k) acc += w[k] * __ldcg(s + k + 1);
-        acc += w[K - 1] * __ldcg(a.zx + E + c);
-        bc[j] = silu(acc);
-      }
+      step_inputs(a, L, rows, lay, smem);
       __syncthreads();
       state_rows.wait(state_bytes);
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
       for (int e = s0 + warp; e < s1; e += kLayersWarps) {
-        const int h = e / P;
-        const float z = __ldcg(a.zx + e), gw = L.gn_weight[e], alpha = L.out_alpha[e], beta = L.out_beta[e];
-        const float d_skip = L.D ? L.D[h] : 0.0f;
-        float* cs = L.conv_state + int64_t(e) * K;
-        const float* cw = L.conv_weight + int64_t(e) * K;
-        const float in = __ldcg(a.zx + E + e);
-        float acc = L.conv_bias ? L.conv_bias[e] : 0.0f;
-        for (int k = 0; k + 1 < K; ++k) acc += cw[k] * __ldcg(cs + k + 1);
+        const int r = e - s0, hr = e / P - rows.h0;
+        const float* cw = smem + lay.row_w + int64_t(r) * K;
+        const float* cs = smem + lay.row_s + int64_t(r) * K;
+        const float in = smem[lay.xin + r];
+        float acc = L.conv_bias ? smem[lay.row_b + r] : 0.0f;
+        for (int k = 0; k + 1 < K; ++k) acc += cw[k] * cs[k + 1];
         acc += cw[K - 1] * in;
         const float x = silu(acc);
-        __syncwarp();
-        if (lane == 0) {
-          for (int k = 0; k + 1 < K; ++k) cs[k] = cs[k + 1];
-          cs[K - 1] = in;
-        }
-        const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(__ldcg(a.zx + E + C + h) + L.dt_bias[h])));
-        const float decay = expf(dt * -expf(L.A_log[h])), dx = dt * x;
-        const float* row = sst + int64_t(e - s0) * N;
+        for (int k = lane; k < K; k += 32) L.conv_state[int64_t(e) * K + k] = k + 1 < K ? cs[k + 1] : in;
+        const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(smem[lay.dt + hr] + smem[lay.dt_bias + hr])));
+        const float decay = expf(dt * -expf(smem[lay.a_log + hr])), dx = dt * x;
+        const float* row = sst + int64_t(r) * N;
         float* dst = L.ssm_state + int64_t(e) * N;
         float out = 0.0f;
         for (int n = 4 * lane; n < N; n += 128) {
@@ -352,12 +445,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           *reinterpret_cast<float4*>(dst + n) = v;
           out += v.x * cv.x + v.y * cv.y + v.z * cv.z + v.w * cv.w;
         }
-        out = warp_sum(out) + d_skip * x;
+        out = warp_sum(out) + (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
         if (lane == 0) {
-          const float v = out * silu(z);
-          a.a_out[e] = alpha * gw * v;
+          const float v = out * silu(smem[lay.z + r]), gw = smem[lay.gn + r];
+          a.a_out[e] = smem[lay.alpha + r] * gw * v;
           sq += v * v;
-          ydot += beta * gw * v;
+          ydot += smem[lay.beta + r] * gw * v;
         }
       }
       write_slot(slots_y + 2 * b, sq, ydot, scratch);
@@ -371,22 +464,16 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       out_rows.wait(out_bytes);
       float sq = 0.0f, dot = 0.0f;
       for (int o = o0 + warp; o < o1; o += kLayersWarps) {
-        const float h_old = __ldcg(a.residual + o);  // loads before the lookups: their latency hides behind them
-        const DecodeLayerPointers& next = a.layer[more ? l + 1 : l];
-        const float w = next.norm_weight[o], alpha = next.in_alpha[o], beta = next.in_beta[o];
         const float d = table_dot(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
         if (lane == 0) {
-          const float hn = h_old + r * (d + tot.y);
+          const int k = o - o0;
+          const float hn = res[k] + r * (d + tot.y);
+          res[k] = hn;
           a.residual[o] = hn;
-          if (more) feed_next_in(w, alpha, beta, a.a_in, o, hn, sq, dot);
+          if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.a_in, o, hn,
+                                 sq, dot);
         }
       }
-      if (b == 0)  // the B / C conv state: every block has read it (STEP), no one reads it again this token
-        for (int j = tid; j < 2 * N; j += blockDim.x) {
-          float* s = L.conv_state + int64_t(E + j) * K;
-          for (int k = 0; k + 1 < K; ++k) s[k] = s[k + 1];
-          s[K - 1] = __ldcg(a.zx + 2 * E + j);
-        }
       if (more) {
         write_slot(slots_h + 2 * b, sq, dot, scratch);
         __syncthreads();
