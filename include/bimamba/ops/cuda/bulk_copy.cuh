@@ -5,8 +5,9 @@
 //   ... (every thread passes a __syncthreads() after the init before it waits) ...
 //   bulk_copy_wait(&bar);                                                                            // any thread
 //
-// One copy per barrier use (phase 0). Contracts: sm_90 or newer (callers check; elsewhere these trap), src and
-// dst 16-byte aligned, bytes a multiple of 16. The copy does not pass through the load/store units, so the
+// One arrival per barrier use (phase 0): bulk_copy_to_shared, or bulk_expect_bytes of the total and then one
+// bulk_copy_part per piece. Contracts: sm_90 or newer (callers check; elsewhere these trap), src and dst
+// 16-byte aligned, bytes a multiple of 16. The copy does not pass through the load/store units, so the
 // loads a thread issues while it is in flight do not queue behind it.
 #pragma once
 
@@ -38,11 +39,19 @@ __device__ inline void bulk_copy_fence_shared() {
 #endif
 }
 
-// Arrives on `bar` expecting `bytes`, then starts the copy that completes them.
-__device__ inline void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+// Arrives on `bar` expecting `bytes`, to be completed by the copies started after it (bulk_copy_part).
+__device__ inline void bulk_expect_bytes(uint64_t* bar, uint32_t bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
                : "memory");
+#else
+  __trap();
+#endif
+}
+
+// Starts one copy that completes `bytes` of what the barrier's arrival expects.
+__device__ inline void bulk_copy_part(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
                    shared_address(dst)),
                "l"(src), "r"(bytes), "r"(shared_address(bar))
@@ -50,6 +59,12 @@ __device__ inline void bulk_copy_to_shared(void* dst, const void* src, uint32_t 
 #else
   __trap();
 #endif
+}
+
+// Arrives on `bar` expecting `bytes`, then starts the copy that completes them.
+__device__ inline void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  bulk_expect_bytes(bar, bytes);
+  bulk_copy_part(dst, src, bytes, bar);
 }
 
 // Waits until the copy on `bar` (phase 0) has landed in shared memory.

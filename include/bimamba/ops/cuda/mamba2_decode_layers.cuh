@@ -8,16 +8,19 @@
 // with alpha' = alpha ⊙ w and beta' = beta ⊙ w folding the block's RMSNorm weight (IN) and the gated norm's
 // weight (OUT) into the FBI scale and offset: the same value as norm-then-project, to float rounding.
 //
-// Grid: at most one block per SM (all resident: cooperative launch), 16 warps. Every phase splits its rows into
-// one contiguous range per block and ends at a grid barrier (one arrival counter, every block spinning on it;
-// ctx.counters: zero on entry, returned to zero by the last block to leave). The vector a phase consumes
+// Grid: at most one block per SM (all resident: cooperative launch), 16 warps. Every phase splits its rows over
+// the blocks (BlockRows). STEP and OUT end at a grid barrier (one arrival counter, every block spinning on it;
+// ctx.counters: zero on entry, returned to zero by the last block to leave). IN does not (v5, session 22): a
+// block computes the in_proj rows of its own state rows (z, x, dt) into shared memory and its share of the B / C
+// rows, which every block needs, into global memory first, each bumping a counter that STEP waits for. The
+// vector a phase consumes
 // (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is written by the owners of its entries in the phase before, with
 // per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block adds the partial sums in block
 // order (deterministic, and the same in every block).
 //
 // The projections read their sign words from shared memory: each block copies its rows once per layer
-// (sm_90 cp.async.bulk on an mbarrier; a block's rows are contiguous), the next layer's in the phase before they
-// are needed, so the weight stream overlaps the barriers and the other phases. The dot products go through a
+// (sm_90 cp.async.bulk on an mbarrier; a block's rows are one to four contiguous runs), the next layer's in the
+// phase before they are needed, so the weight stream overlaps the barriers and the other phases. The dot products go through a
 // table per block (T-MAC's idea): for each 4-column group g of the input a,
 //   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
@@ -85,13 +88,13 @@ struct DecodeLayersArgs {
   float* a_in = nullptr;      // (D) alpha'_in ⊙ h of the next IN
   float* a_out = nullptr;     // (E) alpha'_out ⊙ y of the next OUT
   float* slots = nullptr;     // (2, blocks, 2) per-block (sum of squares, beta' . v) of h and of y
-  unsigned* counters = nullptr;  // (2) barrier arrivals, blocks gone; zero on entry and exit
+  unsigned* counters = nullptr;  // (3) barrier arrivals, blocks gone, B / C rows published; zero on entry and exit
 };
 
 // Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
   int64_t table, stage, sin, sout, sst, bc;  // lookup table, staged input, sign rows, state rows, SiLU(conv(B / C))
-  int64_t bc_w, bc_b, bc_s;                  // the 2N B / C channels: conv weights (K), bias, conv state (K)
+  int64_t bc_w, bc_b, bc_s, bc_in;           // the 2N B / C channels: conv weights (K), bias, conv state (K), input
   int64_t row_w, row_b, row_s, gn, alpha, beta;  // this block's state rows: conv as above, gated norm, out_proj
   int64_t dt_bias, a_log, d_skip;            // the heads of those rows
   int64_t next_w, next_alpha, next_beta, res;  // this block's residual rows: the next block's norm weight,
@@ -101,9 +104,9 @@ struct DecodeLayersSmem {
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
   DecodeLayersSmem s{};
-  const int64_t rows_in = (a.R + blocks - 1) / blocks, rows_out = (a.D + blocks - 1) / blocks;
+  const int64_t n2 = 2 * int64_t(a.N), rows_out = (a.D + blocks - 1) / blocks;
   const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks, heads = rows_state / a.P + 2;
-  const int64_t n2 = 2 * int64_t(a.N);
+  const int64_t rows_in = (n2 + blocks - 1) / blocks + 2 * rows_state + heads;  // BlockRows' in_proj rows
   s.table = 0;
   s.stage = s.table + 128 * int64_t(a.Wp);
   s.sin = s.stage + 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1);
@@ -113,7 +116,8 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   s.bc_w = s.bc + (n2 + 3) / 4 * 4;
   s.bc_b = s.bc_w + n2 * a.K;
   s.bc_s = s.bc_b + n2;
-  s.row_w = s.bc_s + n2 * a.K;
+  s.bc_in = s.bc_s + n2 * a.K;
+  s.row_w = s.bc_in + n2;
   s.row_b = s.row_w + rows_state * a.K;
   s.row_s = s.row_b + rows_state;
   s.gn = s.row_s + rows_state * a.K;
@@ -155,21 +159,34 @@ __device__ inline void grid_barrier(unsigned* arrivals, unsigned& target) {
 // One buffer of shared memory refilled from global memory once per layer: a bulk copy on an mbarrier whose
 // phase flips at each use, or (not 16-byte shaped) word copies by every thread, complete at the next
 // __syncthreads().
+struct RowRun {
+  const void* src;
+  uint32_t bytes;
+};
 struct StagedRows {
   uint64_t* bar;
   bool bulk;
   unsigned phase = 0;
-  __device__ void start(void* dst, const void* src, uint32_t bytes) {
+  // The runs land one after another from dst; `bytes` is their total.
+  __device__ void start(void* dst, const RowRun* runs, int n, uint32_t bytes) {
     if (bytes == 0) return;
+    char* to = static_cast<char*>(dst);
     if (bulk) {
       if (threadIdx.x == 0) {
         bulk_copy_fence_shared();
-        bulk_copy_to_shared(dst, src, bytes, bar);
+        bulk_expect_bytes(bar, bytes);
+        for (int k = 0; k < n; to += runs[k].bytes, ++k)
+          if (runs[k].bytes) bulk_copy_part(to, runs[k].src, runs[k].bytes, bar);
       }
     } else {
-      for (uint32_t i = threadIdx.x; i < bytes / 4; i += blockDim.x)
-        static_cast<uint32_t*>(dst)[i] = __ldcg(static_cast<const uint32_t*>(src) + i);
+      for (int k = 0; k < n; to += runs[k].bytes, ++k)
+        for (uint32_t i = threadIdx.x; i < runs[k].bytes / 4; i += blockDim.x)
+          reinterpret_cast<uint32_t*>(to)[i] = __ldcg(static_cast<const uint32_t*>(runs[k].src) + i);
     }
+  }
+  __device__ void start(void* dst, const void* src, uint32_t bytes) {
+    const RowRun run{src, bytes};
+    start(dst, &run, 1, bytes);
   }
   __device__ void wait(uint32_t bytes) {
     if (bytes == 0 || !bulk) return;
@@ -277,20 +294,48 @@ __device__ inline void feed_next_in(float w, float alpha, float beta, float* a_i
   dot += beta * w * hn;
 }
 
-// The rows of the projections and the state each block owns: in_proj [i0, i1), out_proj / residual [o0, o1),
-// state (head, p) rows [s0, s1) of heads [h0, h0 + heads).
+// The rows each block owns: state (head, p) rows [s0, s1) of heads [h0, h0 + heads), B / C channels [j0, j1),
+// out_proj / residual rows [o0, o1). Its in_proj rows follow from them, in this order in shared memory: the
+// B / C rows of its channels (written to global memory for every block), then the z, x and dt rows of its own
+// state rows and heads (kept in shared memory: no other block reads them; a head shared by two blocks has its
+// dt row computed by both, to the same bits).
 struct BlockRows {
-  int i0, i1, o0, o1, s0, s1, h0, heads;
+  int s0, s1, h0, heads, j0, j1, o0, o1;
   __device__ BlockRows(const DecodeLayersArgs& a, int nb, int b)
-      : i0(part_begin(a.R, nb, b)), i1(part_begin(a.R, nb, b + 1)), o0(part_begin(a.D, nb, b)),
-        o1(part_begin(a.D, nb, b + 1)), s0(part_begin(a.H * a.P, nb, b)), s1(part_begin(a.H * a.P, nb, b + 1)),
-        h0(s0 / a.P), heads(s1 > s0 ? (s1 - 1) / a.P - s0 / a.P + 1 : 0) {}
+      : s0(part_begin(a.H * a.P, nb, b)), s1(part_begin(a.H * a.P, nb, b + 1)), h0(s0 / a.P),
+        heads(s1 > s0 ? (s1 - 1) / a.P - s0 / a.P + 1 : 0), j0(part_begin(2 * a.N, nb, b)),
+        j1(part_begin(2 * a.N, nb, b + 1)), o0(part_begin(a.D, nb, b)), o1(part_begin(a.D, nb, b + 1)) {}
+  __device__ int bc() const { return j1 - j0; }
+  __device__ int state() const { return s1 - s0; }
+  __device__ int in_rows() const { return bc() + 2 * state() + heads; }
+  // The four runs of in_proj sign rows (R, W words each), in the order above.
+  __device__ void in_runs(const DecodeLayersArgs& a, const uint32_t* signs, RowRun* runs) const {
+    const int64_t W = a.Wd;
+    const uint32_t row = uint32_t(W) * 4u;
+    runs[0] = {signs + (2 * int64_t(a.E) + j0) * W, uint32_t(bc()) * row};
+    runs[1] = {signs + int64_t(s0) * W, uint32_t(state()) * row};
+    runs[2] = {signs + (int64_t(a.E) + s0) * W, uint32_t(state()) * row};
+    runs[3] = {signs + (int64_t(a.E) + a.C + h0) * W, uint32_t(heads) * row};
+  }
 };
+
+// Thread 0 waits until *counter reaches target, with acquire; then the block goes on together. The other half
+// of grid_barrier, for a counter its writers bump with release as they go.
+__device__ inline void wait_for_count(unsigned* counter, unsigned target) {
+  if (threadIdx.x == 0) {
+    cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*counter);
+    while (count.load(cuda::memory_order_relaxed) < target) {
+    }
+    cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+  }
+  __syncthreads();
+}
 
 // Starts the copies of every value of layer L that does not depend on the token into shared memory (the B / C
 // conv, this block's state rows and heads, and the next block's norm weight, alpha and beta at this block's
 // residual rows), so STEP and OUT read no global memory but what the phase before wrote. Issued at the start of
-// IN, waited for before its barrier: the conv states are rewritten in STEP.
+// IN, waited for at its end: the conv states are rewritten in STEP (a block's own rows) and, after the grid
+// barrier that ends STEP, in OUT (the B / C channels, whose staged state every block reads).
 __device__ inline void stage_layer_params(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
                                           const DecodeLayerPointers* next, const BlockRows& rows,
                                           const DecodeLayersSmem& lay, float* smem) {
@@ -317,34 +362,20 @@ __device__ inline void stage_layer_params(const DecodeLayersArgs& a, const Decod
   }
 }
 
-// STEP's prologue, one round of loads of what IN wrote: each of the 2N B / C inputs goes straight into its conv
-// (bc = SiLU(conv)), and the owner of the channel (blocks take the channels in contiguous shares) writes its
-// shifted conv state, which every block has staged by now; this block's z, x and dt into shared memory.
-__device__ inline void step_inputs(const DecodeLayersArgs& a, const DecodeLayerPointers& L, const BlockRows& rows,
-                                   const DecodeLayersSmem& lay, float* smem) {
-  const int K = a.K, n2 = 2 * a.N, E = a.E, nr = rows.s1 - rows.s0;
-  const int j0 = part_begin(n2, int(gridDim.x), int(blockIdx.x)), j1 = part_begin(n2, int(gridDim.x), int(blockIdx.x) + 1);
-  for (int j = int(threadIdx.x); j < n2 + 2 * nr + rows.heads; j += int(blockDim.x)) {
-    if (j < n2) {
-      const float in = __ldcg(a.zx + 2 * E + j);
-      const float* w = smem + lay.bc_w + int64_t(j) * K;
-      const float* s = smem + lay.bc_s + int64_t(j) * K;
-      float acc = L.conv_bias ? smem[lay.bc_b + j] : 0.0f;
-      for (int k = 0; k + 1 < K; ++k) acc += w[k] * s[k + 1];
-      acc += w[K - 1] * in;
-      smem[lay.bc + j] = silu(acc);
-      if (j >= j0 && j < j1) {
-        float* cs = L.conv_state + int64_t(E + j) * K;
-        for (int k = 0; k + 1 < K; ++k) cs[k] = s[k + 1];
-        cs[K - 1] = in;
-      }
-    } else if (j < n2 + nr) {
-      smem[lay.z + (j - n2)] = __ldcg(a.zx + rows.s0 + (j - n2));
-    } else if (j < n2 + 2 * nr) {
-      smem[lay.xin + (j - n2 - nr)] = __ldcg(a.zx + E + rows.s0 + (j - n2 - nr));
-    } else {
-      smem[lay.dt + (j - n2 - 2 * nr)] = __ldcg(a.zx + E + a.C + rows.h0 + (j - n2 - 2 * nr));
-    }
+// STEP's prologue: each of the 2N B / C inputs, written by their owners in IN, goes straight into its conv
+// (bc = SiLU(conv)); the inputs are kept for the owners' conv state shift in OUT.
+__device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
+                                    const DecodeLayersSmem& lay, float* smem) {
+  const int K = a.K;
+  for (int j = int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
+    const float in = __ldcg(a.zx + 2 * a.E + j);
+    const float* w = smem + lay.bc_w + int64_t(j) * K;
+    const float* s = smem + lay.bc_s + int64_t(j) * K;
+    float acc = L.conv_bias ? smem[lay.bc_b + j] : 0.0f;
+    for (int k = 0; k + 1 < K; ++k) acc += w[k] * s[k + 1];
+    acc += w[K - 1] * in;
+    smem[lay.bc + j] = silu(acc);
+    smem[lay.bc_in + j] = in;
   }
 }
 
@@ -369,17 +400,19 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   float* slots_y = a.slots + 2 * nb;
 
   const BlockRows rows(a, nb, b);
-  const int i0 = rows.i0, i1 = rows.i1, o0 = rows.o0, o1 = rows.o1, s0 = rows.s0, s1 = rows.s1;
-  const uint32_t in_bytes = uint32_t(i1 - i0) * uint32_t(a.Wd) * 4u;
+  const int o0 = rows.o0, o1 = rows.o1, s0 = rows.s0, s1 = rows.s1, nbc = rows.bc(), nr = rows.state();
+  const int n_in = rows.in_rows();
+  const uint32_t in_bytes = uint32_t(n_in) * uint32_t(a.Wd) * 4u;
   const uint32_t out_bytes = uint32_t(o1 - o0) * uint32_t(a.We) * 4u;
   const uint32_t state_bytes = uint32_t(s1 - s0) * uint32_t(N) * 4u;
   if (tid == 0)
     for (auto& bar : bars) bulk_barrier_init(&bar);
   __syncthreads();
   StagedRows in_rows{&bars[0], a.bulk_in}, out_rows{&bars[1], a.bulk_out}, state_rows{&bars[2], true};
-  unsigned target = 0;
-
-  in_rows.start(sin, a.layer[0].in_signs + int64_t(i0) * a.Wd, in_bytes);
+  unsigned target = 0, bc_target = 0;
+  RowRun in_runs[4];
+  rows.in_runs(a, a.layer[0].in_signs, in_runs);
+  in_rows.start(sin, in_runs, 4, in_bytes);
   out_rows.start(sout, a.layer[0].out_signs + int64_t(o0) * a.We, out_bytes);
   {  // The first IN's input from the residual stream, which this block keeps in shared memory from here on.
     float sq = 0.0f, dot = 0.0f;
@@ -398,31 +431,48 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     const DecodeLayerPointers& L = a.layer[l];
     const bool more = l + 1 < a.layers;
 
-    // IN: zx = r_h (S_in a_in + beta'_in . h).
+    // IN: zx = r_h (S_in a_in + beta'_in . h) at this block's rows: B / C first, each published as it is written
+    // (a release add on the B / C counter), so that the other blocks mostly find them all there when they need
+    // them; then z, x and dt into shared memory. No grid barrier: STEP waits for the B / C rows only.
     state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
     {
       const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
       stage_layer_params(a, L, more ? &a.layer[l + 1] : nullptr, rows, lay, smem);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
-      for (int i = i0 + warp; i < i1; i += kLayersWarps) {
-        const float dot = table_dot(sin + int64_t(i - i0) * a.Wd, table, a.Wd, a.Wp, lane);
-        if (lane == 0) a.zx[i] = r * (dot + tot.y);
+      for (int i = warp; i < n_in; i += kLayersWarps) {
+        const float v = r * (table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane) + tot.y);
+        if (lane == 0) {
+          if (i < nbc) {
+            a.zx[2 * E + rows.j0 + i] = v;
+            cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(a.counters[2]);
+            count.fetch_add(1u, cuda::memory_order_release);
+          } else if (i < nbc + nr) {
+            smem[lay.z + (i - nbc)] = v;
+          } else if (i < nbc + 2 * nr) {
+            smem[lay.xin + (i - nbc - nr)] = v;
+          } else {
+            smem[lay.dt + (i - nbc - 2 * nr)] = v;
+          }
+        }
       }
       async_copy_wait_all();
       __syncthreads();
-      if (more) in_rows.start(sin, a.layer[l + 1].in_signs + int64_t(i0) * a.Wd, in_bytes);
+      if (more) {
+        rows.in_runs(a, a.layer[l + 1].in_signs, in_runs);
+        in_rows.start(sin, in_runs, 4, in_bytes);
+      }
     }
-    grid_barrier(a.counters, target);
 
     // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
     {
-      step_inputs(a, L, rows, lay, smem);
+      wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));
+      step_bc_conv(a, L, lay, smem);
       __syncthreads();
       state_rows.wait(state_bytes);
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
       for (int e = s0 + warp; e < s1; e += kLayersWarps) {
-        const int r = e - s0, hr = e / P - rows.h0;
+        const int r = e - s0, hr = e / P - rows.h0;  // this block's state row and head
         const float* cw = smem + lay.row_w + int64_t(r) * K;
         const float* cs = smem + lay.row_s + int64_t(r) * K;
         const float in = smem[lay.xin + r];
@@ -474,6 +524,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
                                  sq, dot);
         }
       }
+      for (int j = rows.j0 + tid; j < rows.j1; j += blockDim.x) {  // every block has staged this conv state
+        float* cs = L.conv_state + int64_t(E + j) * K;
+        const float* staged = smem + lay.bc_s + int64_t(j) * K;
+        for (int k = 0; k + 1 < K; ++k) cs[k] = staged[k + 1];
+        cs[K - 1] = smem[lay.bc_in + j];
+      }
       if (more) {
         write_slot(slots_h + 2 * b, sq, dot, scratch);
         __syncthreads();
@@ -490,6 +546,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     if (atomicAdd(a.counters + 1, 1u) == unsigned(nb - 1)) {
       a.counters[0] = 0u;
       a.counters[1] = 0u;
+      a.counters[2] = 0u;
     }
   }
 }
@@ -563,7 +620,7 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
   a.a_in = ctx.workspace().take<float>(size_t(D));
   a.a_out = ctx.workspace().take<float>(size_t(E));
   a.slots = ctx.workspace().take<float>(size_t(4 * plan.blocks));
-  a.counters = ctx.counters(2);
+  a.counters = ctx.counters(3);
   auto kernel = gpu::mamba2_decode_layers_kernel<float>;
   for (size_t l0 = 0; l0 < blocks.size(); l0 += gpu::kLayersPerLaunch) {
     const size_t l1 = std::min(blocks.size(), l0 + size_t(gpu::kLayersPerLaunch));
