@@ -558,6 +558,18 @@ inline bool unit_stride(const TensorView<T, 1, Cuda>& v) {
   return !present(v) || v.stride(0) == 1;
 }
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The kernel's shape arguments (every field layers_smem reads), from the first block and the model width D:
+// the plan sizes shared memory from the same values the launch passes.
+inline gpu::DecodeLayersArgs shape_args(const Mamba2BlockDecodeWeights<Cuda>& first, int64_t D) {
+  const auto& s = first.step;
+  gpu::DecodeLayersArgs a;
+  a.D = int(D), a.E = int(s.heads * s.headdim), a.H = int(s.heads), a.P = int(s.headdim), a.N = int(s.d_state);
+  a.K = int(s.conv_weight.size(1)), a.C = a.E + 2 * a.N, a.R = int(first.in_signs.rows());
+  a.Wd = int(words_for<uint32_t>(D)), a.We = int(words_for<uint32_t>(a.E));
+  a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
+  return a;
+}
 }  // namespace decode_layers
 
 template <>
@@ -569,7 +581,7 @@ inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
   if (blocks.empty() || residual.size(0) != 1 || residual.stride(1) != 1) return {};
   const auto& first = blocks[0].step;
   const int64_t H = first.heads, P = first.headdim, N = first.d_state, K = first.conv_weight.size(1);
-  const int64_t D = residual.size(1), E = H * P;
+  const int64_t D = residual.size(1);
   if (first.groups != 1 || N % 4 != 0 || D <= 0 || K <= 0) return {};
   for (const auto& b : blocks) {
     const auto& s = b.step;
@@ -586,11 +598,7 @@ inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
   if (major < 9 || !cooperative) return {};
-  gpu::DecodeLayersArgs shape;
-  shape.D = int(D), shape.E = int(E), shape.H = int(H), shape.P = int(P), shape.N = int(N);
-  shape.R = int(blocks[0].in_signs.rows());
-  shape.Wd = int(words_for<uint32_t>(D)), shape.We = int(words_for<uint32_t>(E));
-  shape.Wp = int((std::max(shape.Wd, shape.We) + 31) / 32 * 32);
+  const gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);
   int nb = max_blocks > 0 ? std::min(sms, max_blocks) : sms;
   const int64_t smem = gpu::layers_smem(shape, nb).total;
   constexpr int64_t kStaticSmem = 1024;  // bound on the kernel's static shared memory (barriers, scratch)
@@ -607,18 +615,13 @@ template <>
 inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector<Mamba2BlockDecodeWeights<Cuda>>& blocks,
                                            TensorView<float, 2, Cuda> residual, const DecodeLayersPlan& plan) {
   using decode_layers::aligned16;
-  const auto& first = blocks[0].step;
-  const int64_t H = first.heads, P = first.headdim, N = first.d_state, E = H * P, D = residual.size(1);
-  gpu::DecodeLayersArgs a;
-  a.D = int(D), a.E = int(E), a.H = int(H), a.P = int(P), a.N = int(N), a.K = int(first.conv_weight.size(1));
-  a.C = int(E + 2 * N), a.R = int(blocks[0].in_signs.rows());
-  a.Wd = int(words_for<uint32_t>(D)), a.We = int(words_for<uint32_t>(E));
-  a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
+  const int64_t D = residual.size(1);
+  gpu::DecodeLayersArgs a = decode_layers::shape_args(blocks[0], D);
   WorkspaceScope<Cuda> scope(ctx.workspace());
   a.residual = residual.data();
   a.zx = ctx.workspace().take<float>(size_t(a.R));
   a.a_in = ctx.workspace().take<float>(size_t(D));
-  a.a_out = ctx.workspace().take<float>(size_t(E));
+  a.a_out = ctx.workspace().take<float>(size_t(a.E));
   a.slots = ctx.workspace().take<float>(size_t(4 * plan.blocks));
   a.counters = ctx.counters(3);
   auto kernel = gpu::mamba2_decode_layers_kernel<float>;
