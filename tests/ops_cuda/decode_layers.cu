@@ -15,6 +15,9 @@
 // The kernel is deterministic for a given grid: two runs from the same state give the same bits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include <bimamba/cuda.hpp>
@@ -158,6 +161,59 @@ TEST_F(DecodeLayers, RefusesMismatchedBlocks) {
   std::vector<Mamba2BlockDecodeWeights<Cuda>> dw{dev.weights(s)};
   Tensor<float, 2, Cuda> wrong({1, 65});
   EXPECT_THROW(mamba2_decode_layers(*dev_, dw, wrong.view()), InvalidArgument);
+}
+
+// The kernel's shared-memory layout holds every block's rows, for every grid size (host only: no device needed).
+// Each block takes from BlockRows its in_proj rows (its B / C share, then the z, x and dt rows of its state rows
+// and heads), its out_proj / residual rows and its state rows; layers_smem sizes each region for the largest
+// share. The regions follow one another without overlap, and those read as float4 or filled by bulk copies start
+// on 16 bytes.
+TEST(DecodeLayersLayout, EveryBlocksRowsFitTheirSharedMemory) {
+  struct LayoutShape {
+    int D, P, H, N, K;
+  };
+  const LayoutShape shapes[] = {{96, 16, 12, 12, 4},   {256, 64, 8, 128, 4}, {32, 8, 8, 8, 4},
+                                {1536, 64, 48, 128, 4}, {2560, 64, 80, 128, 4}, {100, 3, 7, 4, 2}};
+  for (const LayoutShape& sh : shapes)
+    for (int nb : {1, 2, 3, 5, 7, 64, 114, 132}) {
+      detail::gpu::DecodeLayersArgs a;
+      a.D = sh.D, a.P = sh.P, a.H = sh.H, a.N = sh.N, a.K = sh.K, a.E = sh.H * sh.P, a.C = a.E + 2 * sh.N;
+      a.R = a.E + a.C + a.H;
+      a.Wd = (a.D + 31) / 32, a.We = (a.E + 31) / 32, a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
+      const detail::gpu::DecodeLayersSmem lay = detail::gpu::layers_smem(a, nb);
+      const std::string at = "D=" + std::to_string(sh.D) + " blocks " + std::to_string(nb);
+      const int64_t offsets[] = {lay.table, lay.stage, lay.sin, lay.sout, lay.sst, lay.bc, lay.bc_w, lay.bc_b,
+                                 lay.bc_s, lay.bc_in, lay.row_w, lay.row_b, lay.row_s, lay.gn, lay.alpha, lay.beta,
+                                 lay.dt_bias, lay.a_log, lay.d_skip, lay.next_w, lay.next_alpha, lay.next_beta,
+                                 lay.res, lay.z, lay.xin, lay.dt};
+      for (size_t k = 1; k < std::size(offsets); ++k) EXPECT_LE(offsets[k - 1], offsets[k]) << at << " region " << k;
+      for (int64_t aligned : {lay.stage, lay.sin, lay.sout, lay.sst, lay.bc}) EXPECT_EQ(aligned % 4, 0) << at;
+      EXPECT_GE(lay.bc_w - lay.bc, 2 * sh.N) << at;
+      int64_t rows_in = 0, rows_state = 0, rows_out = 0, heads = 0, channels = 0, all_state = 0, all_bc = 0;
+      for (int b = 0; b < nb; ++b) {
+        const detail::gpu::BlockRows rows(a, nb, b);
+        rows_in = std::max<int64_t>(rows_in, rows.in_rows());
+        rows_state = std::max<int64_t>(rows_state, rows.state());
+        rows_out = std::max<int64_t>(rows_out, rows.o1 - rows.o0);
+        heads = std::max<int64_t>(heads, rows.heads);
+        channels = std::max<int64_t>(channels, rows.bc());
+        all_state += rows.state(), all_bc += rows.bc();
+        if (rows.state() > 0) EXPECT_EQ(rows.h0 + rows.heads - 1, (rows.s1 - 1) / sh.P) << at << " block " << b;
+      }
+      EXPECT_EQ(all_state, int64_t(sh.H) * sh.P) << at;  // every state row and B / C channel has one owner
+      EXPECT_EQ(all_bc, 2 * sh.N) << at;
+      EXPECT_LE(rows_in * a.Wd, lay.sout - lay.sin) << at;
+      EXPECT_LE(rows_out * a.We, lay.sst - lay.sout) << at;
+      EXPECT_LE(rows_state * sh.N, lay.bc - lay.sst) << at;
+      EXPECT_LE(rows_state * sh.K, lay.row_b - lay.row_w) << at;
+      EXPECT_LE(rows_state, lay.row_s - lay.row_b) << at;
+      EXPECT_LE(rows_state * sh.K, lay.gn - lay.row_s) << at;
+      EXPECT_LE(heads, lay.a_log - lay.dt_bias) << at;
+      EXPECT_LE(rows_out, lay.next_alpha - lay.next_w) << at;
+      EXPECT_LE(rows_state, lay.xin - lay.z) << at;
+      EXPECT_LE(4 * (lay.dt + heads), lay.total) << at;
+      EXPECT_LE(channels, (2 * sh.N + nb - 1) / nb) << at;
+    }
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   return s;
 }
 
-__device__ inline int part_begin(int total, int parts, int i) { return int(int64_t(total) * i / parts); }
+__host__ __device__ inline int part_begin(int total, int parts, int i) { return int(int64_t(total) * i / parts); }
 
 // All blocks arrive, then leave together; the writes of every block before it are visible after it. Thread 0
 // arrives with a release (cumulative over the block's writes ordered before it by __syncthreads), spins with
@@ -301,13 +301,13 @@ __device__ inline void feed_next_in(float w, float alpha, float beta, float* a_i
 // dt row computed by both, to the same bits).
 struct BlockRows {
   int s0, s1, h0, heads, j0, j1, o0, o1;
-  __device__ BlockRows(const DecodeLayersArgs& a, int nb, int b)
+  __host__ __device__ BlockRows(const DecodeLayersArgs& a, int nb, int b)
       : s0(part_begin(a.H * a.P, nb, b)), s1(part_begin(a.H * a.P, nb, b + 1)), h0(s0 / a.P),
         heads(s1 > s0 ? (s1 - 1) / a.P - s0 / a.P + 1 : 0), j0(part_begin(2 * a.N, nb, b)),
         j1(part_begin(2 * a.N, nb, b + 1)), o0(part_begin(a.D, nb, b)), o1(part_begin(a.D, nb, b + 1)) {}
-  __device__ int bc() const { return j1 - j0; }
-  __device__ int state() const { return s1 - s0; }
-  __device__ int in_rows() const { return bc() + 2 * state() + heads; }
+  __host__ __device__ int bc() const { return j1 - j0; }
+  __host__ __device__ int state() const { return s1 - s0; }
+  __host__ __device__ int in_rows() const { return bc() + 2 * state() + heads; }
   // The four runs of in_proj sign rows (R, W words each), in the order above.
   __device__ void in_runs(const DecodeLayersArgs& a, const uint32_t* signs, RowRun* runs) const {
     const int64_t W = a.Wd;
