@@ -107,33 +107,24 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   const int64_t n2 = 2 * int64_t(a.N), rows_out = (a.D + blocks - 1) / blocks;
   const int64_t rows_state = (int64_t(a.H) * a.P + blocks - 1) / blocks, heads = rows_state / a.P + 2;
   const int64_t rows_in = (n2 + blocks - 1) / blocks + 2 * rows_state + heads;  // BlockRows' in_proj rows
-  s.table = 0;
-  s.stage = s.table + 128 * int64_t(a.Wp);
-  s.sin = s.stage + 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1);
-  s.sout = s.sin + (rows_in * a.Wd + 3) / 4 * 4;
-  s.sst = s.sout + (rows_out * a.We + 3) / 4 * 4;
-  s.bc = s.sst + rows_state * a.N;
-  s.bc_w = s.bc + (n2 + 3) / 4 * 4;
-  s.bc_b = s.bc_w + n2 * a.K;
-  s.bc_s = s.bc_b + n2;
-  s.bc_in = s.bc_s + n2 * a.K;
-  s.row_w = s.bc_in + n2;
-  s.row_b = s.row_w + rows_state * a.K;
-  s.row_s = s.row_b + rows_state;
-  s.gn = s.row_s + rows_state * a.K;
-  s.alpha = s.gn + rows_state;
-  s.beta = s.alpha + rows_state;
-  s.dt_bias = s.beta + rows_state;
-  s.a_log = s.dt_bias + heads;
-  s.d_skip = s.a_log + heads;
-  s.next_w = s.d_skip + heads;
-  s.next_alpha = s.next_w + rows_out;
-  s.next_beta = s.next_alpha + rows_out;
-  s.res = s.next_beta + rows_out;
-  s.z = s.res + rows_out;
-  s.xin = s.z + rows_state;
-  s.dt = s.xin + rows_state;
-  s.total = 4 * (s.dt + heads);
+  int64_t at = 0;  // each region starts where the one before ends; the first six on 16 bytes
+  auto place = [&at](int64_t& region, int64_t floats, bool aligned) {
+    region = at;
+    at += aligned ? (floats + 3) / 4 * 4 : floats;
+  };
+  place(s.table, 128 * int64_t(a.Wp), true);
+  place(s.stage, 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1), true);
+  place(s.sin, rows_in * a.Wd, true);
+  place(s.sout, rows_out * a.We, true);
+  place(s.sst, rows_state * a.N, true);
+  place(s.bc, n2, true);
+  for (int64_t* region : {&s.bc_w, &s.bc_s}) place(*region, n2 * a.K, false);
+  for (int64_t* region : {&s.bc_b, &s.bc_in}) place(*region, n2, false);
+  for (int64_t* region : {&s.row_w, &s.row_s}) place(*region, rows_state * a.K, false);
+  for (int64_t* region : {&s.row_b, &s.gn, &s.alpha, &s.beta, &s.z, &s.xin}) place(*region, rows_state, false);
+  for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
+  for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
+  s.total = 4 * at;
   return s;
 }
 
