@@ -1,6 +1,7 @@
 // The machinery of the CUDA CPU emulator (tools/cuda_emu/README.md), behind the shim headers:
 //   fibers      one per thread of a block, with a hand-written context switch (x86-64; ucontext elsewhere); the
-//               blocks of a grid run one after another, the threads of a block until each reaches a barrier
+//               blocks of a grid run one after another, the threads of a block until each reaches a barrier;
+//               the blocks of a cooperative launch in turns, each until it waits on an atomic load
 //   barriers    __syncthreads over the block, warp collectives over the lanes of their mask; a block whose
 //               threads cannot all go on (some exited or wait elsewhere), lanes that disagree on a collective, or
 //               threads at different __syncthreads are reported (bimamba_emu::Error) with every thread's state
@@ -208,6 +209,7 @@ struct Fiber {
   unsigned mask = 0;
   int arg = 0, width = 32;
   size_t bytes = 0;
+  bool spun = false;  // its turn ended at an atomic load of a cooperative launch (a wait on other blocks)
   alignas(16) unsigned char in[16], out[16];
 };
 
@@ -215,11 +217,16 @@ struct Block {
   const Launch* launch = nullptr;
   std::string name;
   int nthreads = 0, arrived = 0, done = 0;
+  int fiber0 = 0;           // its threads are fibers[fiber0 ..]: one set per block of a cooperative launch
+  std::vector<int> order;   // the order in which its threads run between barriers
   unsigned warp_arrived[32] = {};
   uint64_t serial = 0, spin_loads = 0;
   size_t static_bytes = 0;
   std::exception_ptr error;
   uint3 error_thread{};
+  uint3 idx{};                                  // blockIdx
+  std::vector<char> saved_dynamic;              // a cooperative block's shared memory while another one runs
+  std::vector<std::vector<char>> saved_static;
 };
 
 std::vector<std::unique_ptr<Fiber>> fibers;
@@ -231,6 +238,9 @@ std::map<const void*, int> max_dynamic_smem;           // cudaFuncAttributeMaxDy
 char* dyn_shared_end = nullptr;                        // the dynamic shared buffer ends at a guard page
 char* dyn_shared_base = nullptr;
 uint64_t fpu_state = 0;
+std::vector<std::pair<void*, size_t>> launch_statics;  // the static __shared__ arrays the running launch declared
+
+Fiber& fiber_of(int i) { return *fibers[size_t(block->fiber0 + i)]; }
 
 #if defined(__x86_64__)
 extern "C" void bimamba_emu_switch(void** save_sp, void* load_sp);
@@ -304,15 +314,23 @@ void start_fiber(Fiber& f) {
 #endif
 }
 
+// The first 1024 fibers (a block's) get a stack each below a guard page. The further ones, for the blocks of a
+// cooperative launch (up to 132 x 1024 threads), come in chunks of 256 stacks with one guard page per chunk: two
+// mappings per fiber would pass the kernel's default limit of 65530 mappings a process.
 void ensure_fibers(int n) {
+  constexpr int kGuarded = 1024, kChunk = 256;
   while (int(fibers.size()) < n) {
-    auto f = std::make_unique<Fiber>();
-    void* m =
-        mmap(nullptr, kFiberStack + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    const bool guarded = fibers.size() < size_t(kGuarded);
+    const int count = guarded ? 1 : kChunk;
+    const size_t len = kPage + size_t(count) * kFiberStack;
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) throw Error("cannot map a fiber stack");
     mprotect(m, kPage, PROT_NONE);
-    f->stack = static_cast<char*>(m) + kPage;
-    fibers.push_back(std::move(f));
+    for (int i = 0; i < count; ++i) {
+      auto f = std::make_unique<Fiber>();
+      f->stack = static_cast<char*>(m) + kPage + size_t(i) * kFiberStack;
+      fibers.push_back(std::move(f));
+    }
   }
 }
 
@@ -344,7 +362,7 @@ std::string site(const Fiber& f) { return std::string(f.file) + ":" + std::to_st
 std::string block_report() {
   std::map<std::string, std::vector<uint3>> groups;
   for (int i = 0; i < block->nthreads; ++i) {
-    const Fiber& f = *fibers[size_t(i)];
+    const Fiber& f = fiber_of(i);
     std::string key;
     if (f.state == Fiber::Done) key = "exited";
     else if (f.state == Fiber::AtBarrier) key = "wait at __syncthreads() at " + site(f);
@@ -367,18 +385,19 @@ std::string where() {
   return "kernel " + block->name + ", block " + format_dim(now.block_idx);
 }
 
-void run_block() {
+// Starts the block's threads and picks the order in which they run between barriers.
+void start_block() {
   const int n = block->nthreads;
   for (int i = 0; i < n; ++i) {
-    Fiber& f = *fibers[size_t(i)];
+    Fiber& f = fiber_of(i);
     f.state = Fiber::Ready;
     f.linear = i;
     const unsigned bx = now.block_dim.x, by = now.block_dim.y;
     f.tid = {unsigned(i) % bx, unsigned(i) / bx % by, unsigned(i) / (bx * by)};
     start_fiber(f);
   }
-  // The order in which the threads run between barriers.
-  std::vector<int> order(static_cast<size_t>(n));
+  std::vector<int>& order = block->order;
+  order.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) order[size_t(i)] = i;
   const Order opt = order_option();
   const bool reverse = opt == Order::Reverse || (opt == Order::Alternate && (block->serial & 1));
@@ -388,31 +407,54 @@ void run_block() {
                                                             : 1u);
     std::shuffle(order.begin(), order.end(), rng);
   }
+}
+
+// Runs the block's threads in turn until every one has ended, an error, or (cooperative launches) a round in which
+// every thread that ran only waited on an atomic load: then it waits for another block. Returns whether any thread
+// got further than such a load.
+struct BlockRun {
+  bool progress = false, waiting = false;
+};
+BlockRun resume_block() {
+  const int n = block->nthreads;
+  BlockRun run;
   for (;;) {
-    bool ran = false;
-    for (int i : order) {
-      Fiber* f = fibers[size_t(i)].get();
+    bool ran = false, moved = false;
+    for (int i : block->order) {
+      Fiber* f = &fiber_of(i);
       if (f->state != Fiber::Ready) continue;
       now.thread_idx = f->tid;
       current = f;
+      f->spun = false;
       to_fiber(f);
       current = nullptr;
       ran = true;
-      if (block->error) return;
+      moved = moved || !f->spun;
+      if (block->error) return run;
     }
-    if (block->done == n) return;
+    run.progress = run.progress || moved;
+    if (block->done == n) return run;
+    if (ran && !moved) {
+      run.waiting = true;
+      return run;
+    }
     if (!ran) {
       block->error = std::make_exception_ptr(
           Error(where() + ": the block's threads cannot all go on (a divergent barrier or warp collective):" +
                 block_report()));
-      return;
+      return run;
     }
   }
 }
 
+void run_block() {
+  start_block();
+  resume_block();
+}
+
 void release_block_barrier() {
   for (int i = 0; i < block->nthreads; ++i)
-    if (fibers[size_t(i)]->state == Fiber::AtBarrier) fibers[size_t(i)]->state = Fiber::Ready;
+    if (fiber_of(i).state == Fiber::AtBarrier) fiber_of(i).state = Fiber::Ready;
   block->arrived = 0;
 }
 
@@ -421,7 +463,7 @@ void complete_collective(Fiber* f, int warp) {
   const unsigned mask = f->mask;
   Fiber* lanes[32] = {};
   for (int l = 0; l < 32; ++l)
-    if (mask >> l & 1) lanes[l] = fibers[size_t(warp * 32 + l)].get();
+    if (mask >> l & 1) lanes[l] = &fiber_of(warp * 32 + l);
   const bool shuffle = f->kind != Collective::SyncWarp && f->kind != Collective::Ballot && f->kind != Collective::Any &&
                        f->kind != Collective::All;
   for (int l = 0; l < 32; ++l) {
@@ -556,6 +598,23 @@ void set_last_error(cudaError_t e) {
   if (e != cudaSuccess) last_error = e;
 }
 
+// Throws the error of the block (if any) out of the launch, naming the kernel, the block and the thread.
+void throw_block_error(const Block& B) {
+  if (!B.error) return;
+  std::string message;
+  try {
+    std::rethrow_exception(B.error);
+  } catch (const Error& e) {
+    message = e.what();
+    if (message.rfind("kernel ", 0) != 0) message = where() + ", thread " + format_dim(B.error_thread) + ": " + message;
+  } catch (const std::exception& e) {
+    message = where() + ", thread " + format_dim(B.error_thread) + ": exception " + e.what();
+  }
+  block = nullptr;
+  current = nullptr;
+  throw Error(message);
+}
+
 cudaError_t run_kernel(const Launch& L) {
   if (current) throw Error("a kernel launched another kernel: dynamic parallelism is not emulated");
   if (!valid_stream(L.stream)) return cudaErrorInvalidResourceHandle;
@@ -574,25 +633,27 @@ cudaError_t run_kernel(const Launch& L) {
   if (L.cooperative && blocks > uint64_t(kSMs) * uint64_t(std::max(1, 2048 / nthreads)))
     return cudaErrorCooperativeLaunchTooLarge;
 
-  ensure_fibers(nthreads);
-  Block B;
-  B.launch = &L;
-  B.name = kernel_name(L.kernel);
-  B.nthreads = nthreads;
-  block = &B;
+  ensure_fibers(nthreads * int(L.cooperative ? blocks : 1));
+  const std::string name = kernel_name(L.kernel);
   now.grid_dim = g;
   now.block_dim = b;
-  dyn_shared_base = dyn_shared_end - round_up(L.smem, 16);
+  const size_t dynamic_bytes = round_up(L.smem, 16);
+  dyn_shared_base = dyn_shared_end - dynamic_bytes;
   char* poison_from = std::max(dyn_shared_end - round_up(kSmemOptin, kPage) - kPage, dyn_shared_base - kPage);
-  for (uint64_t i = 0; i < blocks; ++i) {
-    now.block_idx = {unsigned(i % g.x), unsigned(i / g.x % g.y), unsigned(i / (uint64_t(g.x) * g.y))};
+  launch_statics.clear();
+  auto setup = [&](Block& B, uint64_t i) {
+    B.launch = &L;
+    B.name = name;
+    B.nthreads = nthreads;
+    B.idx = {unsigned(i % g.x), unsigned(i / g.x % g.y), unsigned(i / (uint64_t(g.x) * g.y))};
     B.serial = ++block_serial;
     B.arrived = B.done = 0;
     B.spin_loads = 0;
     B.static_bytes = 0;
     std::fill(std::begin(B.warp_arrived), std::end(B.warp_arrived), 0u);
-    std::memset(poison_from, 0xFF, size_t(dyn_shared_end - poison_from));
-    run_block();
+  };
+  // After a block has ended: the shared-memory checks of a launch, then any error out of the launch.
+  auto finish = [&](Block& B) {
     if (!B.error && attr == max_dynamic_smem.end() && B.static_bytes + L.smem > kSmemDefault)
       B.error = std::make_exception_ptr(Error(where() + ": " + std::to_string(B.static_bytes) + " bytes of static and " +
                                               std::to_string(L.smem) + " of dynamic shared memory, above the 48 KiB " +
@@ -604,28 +665,69 @@ cudaError_t run_kernel(const Launch& L) {
       B.error = std::make_exception_ptr(
           Error(where() + ": " + std::to_string(B.static_bytes) + " bytes of static and " + std::to_string(L.smem) +
                 " of dynamic shared memory, above the " + std::to_string(kSmemOptin) + " a block may have"));
-    if (B.error) {
-      std::string message;
-      try {
-        std::rethrow_exception(B.error);
-      } catch (const Error& e) {
-        message = e.what();
-        if (message.rfind("kernel ", 0) != 0)
-          message = where() + ", thread " + format_dim(B.error_thread) + ": " + message;
-      } catch (const std::exception& e) {
-        message = where() + ", thread " + format_dim(B.error_thread) + ": exception " + e.what();
+    throw_block_error(B);
+  };
+  if (!L.cooperative) {  // the blocks one after another
+    Block B;
+    block = &B;
+    for (uint64_t i = 0; i < blocks; ++i) {
+      setup(B, i);
+      now.block_idx = B.idx;
+      std::memset(poison_from, 0xFF, size_t(dyn_shared_end - poison_from));
+      run_block();
+      finish(B);
+    }
+  } else {  // every block resident: each runs until it waits on another, then the next one (shared memory swapped)
+    std::vector<Block> all(blocks);
+    for (uint64_t i = 0; i < blocks; ++i) setup(all[i], i), all[i].fiber0 = int(i) * nthreads;
+    std::vector<bool> ended(blocks, false);
+    for (bool left = true; left;) {
+      bool progress = false;
+      left = false;
+      for (uint64_t i = 0; i < blocks; ++i) {
+        if (ended[i]) continue;
+        Block& B = all[i];
+        block = &B;
+        now.block_idx = B.idx;
+        if (B.order.empty()) {
+          std::memset(poison_from, 0xFF, size_t(dyn_shared_end - poison_from));
+          start_block();
+        } else {
+          std::memcpy(dyn_shared_base, B.saved_dynamic.data(), dynamic_bytes);
+          for (size_t k = 0; k < launch_statics.size(); ++k) {
+            const auto [p, bytes] = launch_statics[k];
+            if (k < B.saved_static.size()) std::memcpy(p, B.saved_static[k].data(), bytes);
+            else std::memset(p, 0xFF, bytes);
+            static_shared_serial[p] = B.serial;
+          }
+        }
+        const BlockRun run = resume_block();
+        progress = progress || run.progress;
+        if (B.done == nthreads || B.error) {
+          ended[i] = true;
+          finish(B);
+          continue;
+        }
+        left = true;
+        B.saved_dynamic.assign(dyn_shared_base, dyn_shared_base + dynamic_bytes);
+        B.saved_static.resize(launch_statics.size());
+        for (size_t k = 0; k < launch_statics.size(); ++k)
+          B.saved_static[k].assign(static_cast<char*>(launch_statics[k].first),
+                                   static_cast<char*>(launch_statics[k].first) + launch_statics[k].second);
       }
-      block = nullptr;
-      current = nullptr;
-      throw Error(message);
+      if (left && !progress) {
+        block = nullptr;
+        throw Error("kernel " + name + ": every block that has not ended waits on an atomic load that no block will "
+                    "change (a grid-wide wait that never ends)");
+      }
     }
   }
   block = nullptr;
-  Stats::Kernel& k = stats.kernels[B.name];
+  Stats::Kernel& k = stats.kernels[name];
   ++k.launches;
   k.blocks += blocks;
   k.threads += blocks * uint64_t(nthreads);
-  check_slack("after kernel " + B.name);
+  check_slack("after kernel " + name);
   return cudaSuccess;
 }
 
@@ -642,7 +744,7 @@ void syncthreads(const char* file, int line) {
   ++stats.barriers;
   if (++block->arrived == block->nthreads) {
     for (int i = 0; i < block->nthreads; ++i) {
-      const Fiber& g = *fibers[size_t(i)];
+      const Fiber& g = fiber_of(i);
       if (&g != f && !same_site(g, *f))
         throw Error(where() + ": threads wait at different __syncthreads(): thread " + format_dim(f->tid) + " at " +
                     site(*f) + ", thread " + format_dim(g.tid) + " at " + site(g));
@@ -688,7 +790,7 @@ unsigned active_mask() {
   const int warp = f->linear >> 5;
   unsigned m = 0;
   for (int l = 0; l < 32 && warp * 32 + l < block->nthreads; ++l)
-    if (fibers[size_t(warp * 32 + l)]->state != Fiber::Done) m |= 1u << l;
+    if (fiber_of(warp * 32 + l).state != Fiber::Done) m |= 1u << l;
   return m;
 }
 
@@ -701,6 +803,8 @@ void static_shared(void* p, size_t bytes) {
   require_fiber("__shared__");
   uint64_t& serial = static_shared_serial[p];
   if (serial == block->serial) return;
+  if (std::none_of(launch_statics.begin(), launch_statics.end(), [p](const auto& s) { return s.first == p; }))
+    launch_statics.emplace_back(p, bytes);
   serial = block->serial;
   std::memset(p, 0xFF, bytes);
   block->static_bytes += bytes;
@@ -727,6 +831,11 @@ void trap(const char* what) {
 }
 
 void count_spin_load() {
+  if (block && current && block->launch->cooperative) {  // let the other blocks run: this one may wait on them
+    current->spun = true;
+    to_scheduler(current);
+    return;
+  }
   if (block && ++block->spin_loads > (uint64_t(1) << 24))
     throw Error(where() + ": 2^24 atomic loads in one block: it seems to wait for another block, which never runs "
                 "while it does (grid-wide synchronization is not emulated)");
