@@ -412,12 +412,9 @@ void start_block() {
 // Runs the block's threads in turn until every one has ended, an error, or (cooperative launches) a round in which
 // every thread that ran only waited on an atomic load: then it waits for another block. Returns whether any thread
 // got further than such a load.
-struct BlockRun {
-  bool progress = false, waiting = false;
-};
-BlockRun resume_block() {
+bool resume_block() {
   const int n = block->nthreads;
-  BlockRun run;
+  bool progress = false;
   for (;;) {
     bool ran = false, moved = false;
     for (int i : block->order) {
@@ -430,19 +427,15 @@ BlockRun resume_block() {
       current = nullptr;
       ran = true;
       moved = moved || !f->spun;
-      if (block->error) return run;
+      if (block->error) return progress;
     }
-    run.progress = run.progress || moved;
-    if (block->done == n) return run;
-    if (ran && !moved) {
-      run.waiting = true;
-      return run;
-    }
+    progress = progress || moved;
+    if (block->done == n || (ran && !moved)) return progress;
     if (!ran) {
       block->error = std::make_exception_ptr(
           Error(where() + ": the block's threads cannot all go on (a divergent barrier or warp collective):" +
                 block_report()));
-      return run;
+      return progress;
     }
   }
 }
@@ -701,8 +694,7 @@ cudaError_t run_kernel(const Launch& L) {
             static_shared_serial[p] = B.serial;
           }
         }
-        const BlockRun run = resume_block();
-        progress = progress || run.progress;
+        progress = resume_block() || progress;
         if (B.done == nthreads || B.error) {
           ended[i] = true;
           finish(B);
