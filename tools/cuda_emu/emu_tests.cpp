@@ -1,12 +1,14 @@
 // The CUDA CPU emulator's own tests (tools/cuda_emu/README.md), run by tools/cuda_emu/run.sh next to the real
 // device tests (tests/*_cuda/*.cu, transformed and linked in by run.sh: they check the Cuda ops against the Host ops).
 //   EmuSelfCheck.* the emulator itself: it must catch divergent barriers, mismatched warp collectives, reads of
-//                  unwritten shared memory, writes outside an allocation, bad launches and bad cuBLAS arguments;
+//                  unwritten shared memory, writes outside an allocation, bad launches and bad cuBLAS arguments, and
+//                  grid-wide waits that never end; cooperative launches must let blocks meet at a grid barrier;
 //                  and the WMMA stand-in (shim/mma.h): TF32 tiles, __float_to_tf32, alignment checks, 3xTF32
 // This file is CUDA C++ (kernels, <<< >>>, __shared__): run.sh passes it through transform.py like the headers.
 #include <gtest/gtest.h>
 
 #include <cublas_v2.h>
+#include <cuda/atomic>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -63,6 +65,43 @@ __global__ void block_sum_ok(const float* in, float* out) {
     for (unsigned w = 0; w < blockDim.x / 32; ++w) s += warp_sums[w];
     out[blockIdx.x] = s;
   }
+}
+
+// Cooperative: every block publishes a value, waits at a grid barrier (an arrival counter), then adds every block's
+// value; a static and a dynamic shared value written before the barrier must still be there after it (the emulator
+// swaps shared memory between blocks). `extra` arrivals short makes the wait endless.
+__global__ void grid_barrier_sum(float* values, unsigned* arrivals, float* out, unsigned extra) {
+  __shared__ float mine;
+  extern __shared__ float dynamic[];
+  if (threadIdx.x == 0) {
+    mine = float(blockIdx.x + 1);
+    dynamic[0] = 10.0f * float(blockIdx.x + 1);
+    values[blockIdx.x] = mine;
+    cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*arrivals);
+    count.fetch_add(1u, cuda::memory_order_release);
+    while (count.load(cuda::memory_order_acquire) < gridDim.x + extra) {
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f;
+    for (unsigned b = 0; b < gridDim.x; ++b) s += values[b];
+    out[blockIdx.x] = s + (mine == float(blockIdx.x + 1) ? 0.0f : 1000.0f) +
+                      (dynamic[0] == 10.0f * float(blockIdx.x + 1) ? 0.0f : 2000.0f);
+  }
+}
+
+cudaError_t launch_cooperative(unsigned blocks, float* values, unsigned* arrivals, float* out, unsigned extra) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(64);
+  config.dynamicSmemBytes = sizeof(float);
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeCooperative;
+  attribute.val.cooperative = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, grid_barrier_sum, values, arrivals, out, extra);
 }
 
 float* device_floats(size_t n) {
@@ -139,6 +178,39 @@ TEST(EmuSelfCheck, BadLaunchesFail) {
   std::vector<float> host(4);
   EXPECT_THROW(bounded<<<1, 4>>>(host.data()), bimamba_emu::Error);  // a host pointer
   cudaFree(out);
+}
+
+TEST(EmuSelfCheck, CooperativeBlocksMeetAtAGridBarrier) {
+  constexpr unsigned kBlocks = 5;
+  float* values = device_floats(kBlocks);
+  float* out = device_floats(kBlocks);
+  unsigned* arrivals = nullptr;
+  ASSERT_EQ(cudaMalloc(&arrivals, sizeof(unsigned)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(arrivals, 0, sizeof(unsigned)), cudaSuccess);
+  ASSERT_EQ(launch_cooperative(kBlocks, values, arrivals, out, 0), cudaSuccess);
+  std::vector<float> h(kBlocks);
+  ASSERT_EQ(cudaMemcpy(h.data(), out, h.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (float v : h) EXPECT_EQ(v, 15.0f) << "a block read a value before its owner wrote it, or lost its shared memory";
+  cudaFree(values);
+  cudaFree(out);
+  cudaFree(arrivals);
+}
+
+TEST(EmuSelfCheck, AGridWideWaitThatNeverEndsThrows) {
+  float* values = device_floats(3);
+  float* out = device_floats(3);
+  unsigned* arrivals = nullptr;
+  ASSERT_EQ(cudaMalloc(&arrivals, sizeof(unsigned)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(arrivals, 0, sizeof(unsigned)), cudaSuccess);
+  try {
+    (void)launch_cooperative(3, values, arrivals, out, 1);
+    ADD_FAILURE() << "not reported";
+  } catch (const bimamba_emu::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("never ends"), std::string::npos) << e.what();
+  }
+  cudaFree(values);
+  cudaFree(out);
+  cudaFree(arrivals);
 }
 
 TEST(EmuSelfCheck, CublasChecksItsArguments) {
