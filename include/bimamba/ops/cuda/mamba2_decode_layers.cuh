@@ -13,15 +13,14 @@
 // ctx.counters: zero on entry, returned to zero by the last block to leave). IN does not (v5, session 22): a
 // block computes the in_proj rows of its own state rows (z, x, dt) into shared memory and its share of the B / C
 // rows, which every block needs, into global memory first, each bumping a counter that STEP waits for. The
-// vector a phase consumes
-// (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is written by the owners of its entries in the phase before, with
-// per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block adds the partial sums in block
-// order (deterministic, and the same in every block).
+// vector a GEMV phase consumes (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is written by the owners of its entries in
+// the phase before, with per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block adds the
+// partial sums in block order (deterministic, and the same in every block).
 //
 // The projections read their sign words from shared memory: each block copies its rows once per layer
 // (sm_90 cp.async.bulk on an mbarrier; a block's rows are one to four contiguous runs), the next layer's in the
-// phase before they are needed, so the weight stream overlaps the barriers and the other phases. The dot products go through a
-// table per block (T-MAC's idea): for each 4-column group g of the input a,
+// phase before they are needed, so the weight stream overlaps the barriers and the other phases. The dot products
+// go through a table per block (T-MAC's idea): for each 4-column group g of the input a,
 //   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
 // 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks.
