@@ -210,6 +210,12 @@ struct Fiber {
   int arg = 0, width = 32;
   size_t bytes = 0;
   bool spun = false;  // its turn ended at an atomic load of a cooperative launch (a wait on other blocks)
+  struct PendingCopy {
+    void* dst;
+    unsigned char bytes[16];
+    size_t n;
+  };
+  std::vector<PendingCopy> pending;  // its cp.async copies not waited for yet
   alignas(16) unsigned char in[16], out[16];
 };
 
@@ -291,6 +297,7 @@ void to_fiber(Fiber* f) { swapcontext(&scheduler_ctx, &f->ctx); }
       block->error_thread = f->tid;
     }
   }
+  land_async_copies();  // copies nobody waited for land in the end
   f->state = Fiber::Done;
   ++block->done;
   to_scheduler(f);
@@ -820,6 +827,22 @@ void inline_asm(const char* ptx) {
 void trap(const char* what) {
   throw Error(std::string(what) + " in device code (the emulator defines no __CUDA_ARCH__: this may be the fallback "
               "branch of code written for the GPU only, such as inline PTX)");
+}
+
+void async_copy(void* dst, const void* src, size_t bytes) {
+  Fiber* f = require_fiber("cp.async");
+  if (bytes > sizeof(Fiber::PendingCopy::bytes))
+    throw Error(where() + ": a cp.async of " + std::to_string(bytes) + " bytes (at most 16)");
+  Fiber::PendingCopy c{dst, {}, bytes};
+  std::memcpy(c.bytes, src, bytes);
+  std::memset(dst, 0xFF, bytes);
+  f->pending.push_back(c);
+}
+
+void land_async_copies() {
+  Fiber* f = require_fiber("cp.async.wait_all");
+  for (const Fiber::PendingCopy& c : f->pending) std::memcpy(c.dst, c.bytes, c.n);
+  f->pending.clear();
 }
 
 void count_spin_load() {

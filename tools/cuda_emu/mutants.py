@@ -186,6 +186,13 @@ MUTANTS = {
         "",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "the residual rows kept in shared memory are not updated: every layer adds to the launch's first h"),
+    "decode_params_not_waited": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "      async_copy_wait_all();\n",
+        "",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "IN does not wait for its cp.async copies of the layer's parameters: STEP reads them before they land "
+        "(the emulator lands a cp.async only at its thread's wait): NaN"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

@@ -14,8 +14,9 @@ cannot express as macros, and nothing else, so that the emulator compiles and ch
                                                    ::bimamba_emu::check_launch_bounds(n);
   asm volatile("ptx" : operands);              ->  ::bimamba_emu::inline_asm("ptx");  (no-op for hints such as
                                                    prefetch / griddepcontrol, a runtime error for anything else)
-and one library-specific hook (HOOKS below): Workspace::take_bytes poisons the device scratch it hands out, so that
-a kernel reading scratch nobody wrote sees NaN, not what the previous op left there.
+and library-specific hooks (HOOKS below): Workspace::take_bytes poisons the device scratch it hands out, so that
+a kernel reading scratch nobody wrote sees NaN, not what the previous op left there; async_copy.cuh's cp.async
+lands at the issuing thread's wait, so that a read before the wait sees NaN.
 
 Comments and string literals are left alone. Line numbers are kept and every file starts with a #line directive
 naming the original, so compiler messages, __FILE__ (the barrier sites in the emulator's reports) and gdb point at
@@ -245,6 +246,11 @@ def rewrite_asm(text, m, edits):
 HOOKS = [
     ("core/workspace.hpp", "void* p = static_cast<char*>(blocks_.back().data) + offset_;",
      " ::bimamba_emu::poison_device(p, bytes);"),
+    # cp.async lands at the issuing thread's wait, not at once: a read of the destination before it sees poison.
+    ("ops/cuda/async_copy.cuh", "__device__ inline void async_copy_float(float* dst, const float* src) {",
+     " ::bimamba_emu::rt::async_copy(dst, src, sizeof(float)); return;"),
+    ("ops/cuda/async_copy.cuh", "__device__ inline void async_copy_wait_all() {",
+     " ::bimamba_emu::rt::land_async_copies();"),
 ]
 
 

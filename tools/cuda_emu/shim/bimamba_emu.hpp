@@ -217,6 +217,10 @@ void check_launch_bounds(unsigned max_threads);
 void inline_asm(const char* ptx);
 [[noreturn]] void trap(const char* what);
 void count_spin_load();  // cuda::atomic_ref::load: throws when a block seems to wait for another one
+// cp.async (ops/cuda/async_copy.cuh, through transform.py's hooks): the copy lands in `dst` only when the issuing
+// thread waits (or ends); until then `dst` holds poison, so a read before the wait shows as NaN.
+void async_copy(void* dst, const void* src, size_t bytes);
+void land_async_copies();
 
 // Device memory (guard pages, NaN poison): is [p, p + bytes) inside one live allocation?
 bool device_range(const void* p, size_t bytes);
