@@ -37,7 +37,6 @@ __device__ inline void bulk_barrier_init(uint64_t* bar) {
 __device__ inline void bulk_copy_fence_shared() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#else
 #endif
 }
 
