@@ -8,6 +8,11 @@
 //   BM_cuda_decode_graph_per_block/<preset>/B1  batch 1 without the persistent kernel (FastPath::persistent
 //                                       off: three launches a block), the baseline of the same run.
 //   BM_cuda_prefill/<preset>/L<l>       forward over (1, l) ids.
+//   BM_cuda_decode_layers/<preset>      the persistent kernel alone (ops/mamba2_decode_layers.hpp) on the
+//                                       preset's blocks (random packed weights, batch 1): us per token, and
+//                                       ns_<phase>: from one more launch with DecodeLayersPlan::stamps set, the
+//                                       mean over layers and blocks of each phase's time (DecodePhase in
+//                                       ops/cuda/mamba2_decode_layers.cuh; they add up to ns_layer).
 //   BM_cuda_grid_barrier/<variant>      the floor of the persistent kernel's phases: one cooperative launch of
 //                                       one 16-warp block per SM passing 1000 grid barriers, us per barrier
 //                                       (the launch of the same kernel passing none subtracted). "fenced": a
@@ -29,7 +34,9 @@
 #include <bimamba/model/presets.hpp>
 #include <bimamba/ops/mamba2_decode_layers.hpp>
 
+#include <cmath>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -127,6 +134,105 @@ void BM_cuda_prefill(benchmark::State& st, std::string preset, int64_t L) {
   cudaStreamDestroy(stream);
 }
 
+// The preset's blocks with random weights (packed signs uniform over +-1), built on the host and copied over.
+struct RandomBlocks {
+  struct Block {
+    Tensor<float, 1, Cuda> norm_w, in_alpha, in_beta, conv_b, dt_bias, a_log, d, gn_w, out_alpha, out_beta;
+    Tensor<float, 2, Cuda> conv_w;
+    BitTensor<uint32_t, Cuda> in_bits, out_bits;
+    Tensor<float, 3, Cuda> conv;
+    Tensor<float, 4, Cuda> ssm;
+  };
+  std::vector<Block> blocks;
+  std::vector<Mamba2BlockDecodeWeights<Cuda>> weights;
+
+  explicit RandomBlocks(const ModelConfig& c) {
+    const int64_t D = c.d_model, E = c.expand * D, P = c.headdim, H = E / P, N = c.d_state, K = c.d_conv;
+    const int64_t C = E + 2 * N, R = E + C + H;
+    BIMAMBA_CHECK(c.ngroups == 1 && D % 32 == 0 && E % 32 == 0, "RandomBlocks: one group, D and E multiples of 32");
+    uint64_t seed = 1;
+    auto vec = [&seed](int64_t n, float lo, float hi) {
+      return to<Cuda>(tensor_from<float, 1>(uniform(size_t(n), seed++, lo, hi), {n}));
+    };
+    auto bits = [&seed](int64_t rows, int64_t cols) {
+      BitTensor<uint32_t, Cuda> t(rows, cols);
+      std::mt19937_64 rng(seed++);
+      std::vector<uint32_t> words(t.storage_bytes() / 4);
+      for (auto& w : words) w = uint32_t(rng());
+      BIMAMBA_CUDA_CHECK(cudaMemcpy(t.data(), words.data(), t.storage_bytes(), cudaMemcpyHostToDevice));
+      return t;
+    };
+    const float in_scale = 1.0f / std::sqrt(float(D)), out_scale = 1.0f / std::sqrt(float(E));
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+      blocks.push_back(Block{vec(D, 0.5f, 1.5f), vec(D, 0.5f * in_scale, 1.5f * in_scale),
+                             vec(D, -0.2f * in_scale, 0.2f * in_scale), vec(C, -1.0f, 1.0f), vec(H, -3.0f, 0.0f),
+                             vec(H, 0.0f, 2.0f), vec(H, 0.5f, 1.5f), vec(E, 0.5f, 1.5f),
+                             vec(E, 0.5f * out_scale, 1.5f * out_scale), vec(E, -0.2f * out_scale, 0.2f * out_scale),
+                             to<Cuda>(tensor_from<float, 2>(uniform(size_t(C * K), seed++, -0.5f, 0.5f), {C, K})),
+                             bits(R, D), bits(D, E),
+                             to<Cuda>(tensor_from<float, 3>(uniform(size_t(C * K), seed++, -1.0f, 1.0f), {1, C, K})),
+                             to<Cuda>(tensor_from<float, 4>(uniform(size_t(H * P * N), seed++, -1.0f, 1.0f),
+                                                            {1, H, P, N}))});
+    }
+    for (auto& b : blocks) {
+      const Mamba2DecodeWeights<Cuda> step{b.conv_w.cview(), b.conv_b.cview(), b.dt_bias.cview(), b.a_log.cview(),
+                                           b.d.cview(), b.gn_w.cview(), H, P, 1, N, 1e-5f, 0.0f, 0.5f};
+      weights.push_back({b.norm_w.cview(), 1e-5f, b.in_bits.cview(), b.in_alpha.cview(), b.in_beta.cview(), step,
+                         b.out_bits.cview(), b.out_alpha.cview(), b.out_beta.cview(), b.conv.view(), b.ssm.view()});
+    }
+  }
+};
+
+void BM_cuda_decode_layers(benchmark::State& st, std::string preset) {
+  cudaStream_t stream;
+  BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
+  {
+    Context<Cuda> ctx(stream);
+    const ModelConfig cfg = model_preset(preset);
+    RandomBlocks r(cfg);
+    auto residual = to<Cuda>(tensor_from<float, 2>(uniform(size_t(cfg.d_model), 7, -1.0f, 1.0f), {1, cfg.d_model}));
+    detail::DecodeLayersPlan plan = detail::decode_layers_plan(ctx, r.weights, residual.cview(), 0);
+    if (plan.blocks == 0) {
+      st.SkipWithError("the persistent kernel does not apply");
+      cudaStreamDestroy(stream);
+      return;
+    }
+    detail::decode_layers_persistent(ctx, r.weights, residual.view(), plan);  // warm-up
+    ctx.synchronize();
+    EventTimer timer(stream);
+    constexpr int kSteps = 20;
+    for (auto _ : st) {
+      timer.start();
+      for (int k = 0; k < kSteps; ++k) detail::decode_layers_persistent(ctx, r.weights, residual.view(), plan);
+      st.SetIterationTime(timer.stop_ms() * 1e-3 / kSteps);
+    }
+    const auto h = to<Host>(residual);
+    for (int64_t i = 0; i < cfg.d_model; ++i)
+      if (!std::isfinite(h.data()[i])) st.SkipWithError("the residual stream is not finite");
+
+    // One more launch with stamps: each phase's time, averaged over layers and blocks.
+    const int64_t rows = 1 + cfg.n_layer * detail::gpu::kDecodePhases;
+    Tensor<unsigned long long, 2, Cuda> stamps({rows, plan.blocks});
+    plan.stamps = stamps.data();
+    detail::decode_layers_persistent(ctx, r.weights, residual.view(), plan);
+    const auto t = to<Host>(stamps);
+    std::vector<double> phase_ns(detail::gpu::kDecodePhases, 0.0);
+    for (int64_t row = 1; row < rows; ++row)
+      for (int64_t b = 0; b < plan.blocks; ++b)
+        phase_ns[size_t((row - 1) % detail::gpu::kDecodePhases)] +=
+            double(t.data()[row * plan.blocks + b] - t.data()[(row - 1) * plan.blocks + b]);
+    double layer_ns = 0.0;
+    for (int p = 0; p < detail::gpu::kDecodePhases; ++p) {
+      const double ns = phase_ns[size_t(p)] / double(cfg.n_layer * plan.blocks);
+      st.counters[std::string("ns_") + detail::gpu::kDecodePhaseNames[p]] = ns;
+      layer_ns += ns;
+    }
+    st.counters["ns_layer"] = layer_ns;
+    st.counters["blocks"] = plan.blocks;
+  }
+  cudaStreamDestroy(stream);
+}
+
 template <int Variant>
 __global__ void barrier_loop_kernel(unsigned* counters, int n) {
   unsigned target = 0;
@@ -207,6 +313,9 @@ int register_all() {
     benchmark::RegisterBenchmark((std::string("BM_cuda_decode_graph_per_block/") + preset + "/B1").c_str(),
                                  BM_cuda_decode, std::string(preset), int64_t(1), true, false)
         ->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("BM_cuda_decode_layers/") + preset).c_str(), BM_cuda_decode_layers,
+                                 std::string(preset))
+        ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string("BM_cuda_prefill/") + preset + "/L2048").c_str(), BM_cuda_prefill,
                                  std::string(preset), int64_t(2048))
         ->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);

@@ -88,7 +88,44 @@ struct DecodeLayersArgs {
   float* a_out = nullptr;     // (E) alpha'_out ⊙ y of the next OUT
   float* slots = nullptr;     // (2, blocks, 2) per-block (sum of squares, beta' . v) of h and of y
   unsigned* counters = nullptr;  // (3) barrier arrivals, blocks gone, B / C rows published; zero on entry and exit
+  unsigned long long* stamps = nullptr;  // (1 + layers kDecodePhases, blocks) phase ends, ns, when profiling
 };
+
+// Profiling (DecodeLayersPlan::stamps): thread 0 of every block records %globaltimer at the start of the launch
+// (row 0) and at the end of each phase of each layer (row 1 + l kDecodePhases + p), so a phase's time is its
+// stamp minus the one before. Thread 0 is the thread that waits at the barriers and counters.
+enum DecodePhase : int {
+  kInTable,      // IN: the per-block sums and a_in from L2, the table built
+  kInSigns,      // the in_proj sign rows landed
+  kInRows,       // thread 0's warp has its in_proj rows
+  kInEnd,        // every warp done, the layer's parameters landed
+  kStepBC,       // every B / C row published
+  kStepConv,     // the B / C conv
+  kStepState,    // the state rows landed
+  kStepRows,     // thread 0's warp has its state rows
+  kStepSlot,     // every warp done, the block's y sums written
+  kStepBarrier,  // the grid barrier
+  kOutTable,     // OUT: the sums and a_out from L2, the table built
+  kOutSigns,     // the out_proj sign rows landed
+  kOutRows,      // thread 0's warp has its out_proj rows, the B / C conv state shifted
+  kOutSlot,      // every warp done, the block's h sums written, the next sign rows requested
+  kOutBarrier,   // the grid barrier (none after the last layer)
+  kDecodePhases
+};
+inline constexpr const char* kDecodePhaseNames[kDecodePhases] = {
+    "in_table",  "in_signs",   "in_rows",      "in_end",    "step_bc",   "step_conv", "step_state", "step_rows",
+    "step_slot", "step_barrier", "out_table", "out_signs", "out_rows", "out_slot",  "out_barrier"};
+__device__ inline void stamp(unsigned long long* stamps, int row) {
+#if defined(__CUDA_ARCH__)
+  if (stamps && threadIdx.x == 0) {
+    unsigned long long ns;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+    stamps[int64_t(row) * gridDim.x + blockIdx.x] = ns;
+  }
+#else
+  (void)stamps, (void)row;
+#endif
+}
 
 // Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
@@ -416,10 +453,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     write_slot(slots_h + 2 * b, sq, dot, scratch);
   }
   grid_barrier(a.counters, target);
+  stamp(a.stamps, 0);
 
   for (int l = 0; l < a.layers; ++l) {
     const DecodeLayerPointers& L = a.layer[l];
     const bool more = l + 1 < a.layers;
+    auto phase_end = [&](DecodePhase p) { stamp(a.stamps, 1 + l * kDecodePhases + p); };
 
     // IN: zx = r_h (S_in a_in + beta'_in . h) at this block's rows: B / C first, each published as it is written
     // (a release add on the B / C counter), so that the other blocks mostly find them all there when they need
@@ -428,8 +467,10 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     {
       const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
       stage_layer_params(a, L, more ? &a.layer[l + 1] : nullptr, rows, lay, smem);
+      phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
+      phase_end(kInSigns);
       for (int i = warp; i < n_in; i += kLayersWarps) {
         const float v = r * (table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane) + tot.y);
         if (lane == 0) {
@@ -446,8 +487,10 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           }
         }
       }
+      phase_end(kInRows);
       async_copy_wait_all();
       __syncthreads();
+      phase_end(kInEnd);
       if (more) {
         rows.in_runs(a, a.layer[l + 1].in_signs, in_runs);
         in_rows.start(sin, in_runs, 4, in_bytes);
@@ -457,9 +500,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
     {
       wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));
+      phase_end(kStepBC);
       step_bc_conv(a, L, lay, smem);
       __syncthreads();
+      phase_end(kStepConv);
       state_rows.wait(state_bytes);
+      phase_end(kStepState);
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
       for (int e = s0 + warp; e < s1; e += kLayersWarps) {
         const int r = e - s0, hr = e / P - rows.h0;  // this block's state row and head
@@ -493,15 +539,20 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           ydot += smem[lay.beta + r] * gw * v;
         }
       }
+      phase_end(kStepRows);
       write_slot(slots_y + 2 * b, sq, ydot, scratch);
+      phase_end(kStepSlot);
     }
     grid_barrier(a.counters, target);
+    phase_end(kStepBarrier);
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
       const float2 tot = gemv_prologue(slots_y, a.a_out, E, a.We, a.Wp, stage, table, &totals);
+      phase_end(kOutTable);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
+      phase_end(kOutSigns);
       float sq = 0.0f, dot = 0.0f;
       for (int o = o0 + warp; o < o1; o += kLayersWarps) {
         const float d = table_dot(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
@@ -520,12 +571,15 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         for (int k = 0; k + 1 < K; ++k) cs[k] = staged[k + 1];
         cs[K - 1] = smem[lay.bc_in + j];
       }
+      phase_end(kOutRows);
       if (more) {
         write_slot(slots_h + 2 * b, sq, dot, scratch);
         __syncthreads();
         out_rows.start(sout, a.layer[l + 1].out_signs + int64_t(o0) * a.We, out_bytes);
-        grid_barrier(a.counters, target);
       }
+      phase_end(kOutSlot);
+      if (more) grid_barrier(a.counters, target);
+      phase_end(kOutBarrier);
     }
   }
 
@@ -633,6 +687,7 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
       a.bulk_in = a.bulk_in && aligned16(p.in_signs);
       a.bulk_out = a.bulk_out && aligned16(p.out_signs);
     }
+    a.stamps = plan.stamps ? plan.stamps + l0 * gpu::kDecodePhases * size_t(plan.blocks) : nullptr;
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(unsigned(plan.blocks));
     config.blockDim = dim3(gpu::kLayersThreads);
