@@ -18,7 +18,9 @@
 //                                       (the launch of the same kernel passing none subtracted). "fenced": a
 //                                       __threadfence on each side, acquire spin (the kernel's barrier up to
 //                                       v2); "acquire_release": the kernel's grid_barrier since v3 (release
-//                                       arrival, relaxed spin, one acquire fence).
+//                                       arrival, relaxed spin, one acquire fence); "flags": one flag per block
+//                                       (thread 0 stores the barrier's epoch with release, warp 0 polls all
+//                                       flags, relaxed, then one acquire fence): no atomics on one word.
 // The model runs the decode fast path: the fused Mamba-2 step (ops/mamba2_decode.hpp), the bf16 head and,
 // at batch 1, every block in one persistent launch (ops/mamba2_decode_layers.hpp).
 // Counters: tokens_per_s, and bytes_per_token = the bytes one step must move (packed signs, fp32 alpha / beta,
@@ -249,14 +251,35 @@ __global__ void barrier_loop_kernel(unsigned* counters, int n) {
         __threadfence();
       }
       __syncthreads();
-    } else {
+    } else if constexpr (Variant == 1) {
       detail::gpu::grid_barrier(counters, target);
+    } else {  // one flag per block, no atomics: thread 0 stores the epoch (release), warp 0 polls every flag
+      __syncthreads();
+      unsigned* flags = counters + 2;
+      const unsigned epoch = unsigned(i + 1);
+      if (threadIdx.x < 32) {
+        if (threadIdx.x == 0)
+          cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[blockIdx.x]).store(epoch, cuda::memory_order_release);
+        bool all = false;
+        while (!all) {
+          bool mine = true;
+          for (unsigned j = threadIdx.x; j < gridDim.x; j += 32)
+            mine = mine && cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[j]).load(
+                               cuda::memory_order_relaxed) >= epoch;
+          all = __all_sync(0xffffffffu, mine);
+        }
+        cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+      }
+      __syncthreads();
     }
   }
   __syncthreads();
   if (threadIdx.x == 0) {
     __threadfence();
-    if (atomicAdd(counters + 1, 1u) == gridDim.x - 1) counters[0] = 0u, counters[1] = 0u;
+    if (atomicAdd(counters + 1, 1u) == gridDim.x - 1) {
+      counters[0] = 0u, counters[1] = 0u;
+      for (unsigned j = 0; j < gridDim.x; ++j) counters[2 + j] = 0u;
+    }
   }
 }
 
@@ -266,9 +289,9 @@ void BM_cuda_grid_barrier(benchmark::State& st) {
   BIMAMBA_CUDA_CHECK(cudaStreamCreate(&stream));
   {
     Context<Cuda> ctx(stream);
-    unsigned* counters = ctx.counters(2);
     int sms = 0;
     BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
+    unsigned* counters = ctx.counters(2 + size_t(sms));
     auto launch = [&](int n) {
       cudaLaunchConfig_t config{};
       config.gridDim = dim3(unsigned(sms));
@@ -302,6 +325,8 @@ int register_all() {
   benchmark::RegisterBenchmark("BM_cuda_grid_barrier/fenced", BM_cuda_grid_barrier<0>)
       ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_cuda_grid_barrier/acquire_release", BM_cuda_grid_barrier<1>)
+      ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_cuda_grid_barrier/flags", BM_cuda_grid_barrier<2>)
       ->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
   for (const char* preset : {"bimamba-780m", "bimamba-2.7b"}) {
     for (int64_t b : {1, 16, 64})
