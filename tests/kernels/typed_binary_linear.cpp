@@ -1,8 +1,11 @@
 // binary_linear (FBI-Linear forward on packed signs) against the double reference, on any backend:
 // odd shapes (in not a multiple of 32 or 8, out odd, T in {1, 3, 17}), padding bits set to 1 change nothing,
-// strided x / y, and shape errors name the tensor. The fused forms of ops/binary_linear_fused.hpp (input
-// RMSNorm; accumulate into y) against the same reference applied to the normalized input / added to y.
+// strided x / y, and shape errors name the tensor; the same for bf16 activations. The fused forms of
+// ops/binary_linear_fused.hpp (input RMSNorm; accumulate into y) against the same reference applied to the
+// normalized input / added to y.
 #include "test_support.hpp"
+
+#include <type_traits>
 
 #include <bimamba/ops/binary_linear.hpp>
 #include <bimamba/ops/binary_linear_fused.hpp>
@@ -142,6 +145,76 @@ TYPED_TEST(BinaryLinear, ShapeErrorsNameTheTensor) {
     EXPECT_NE(std::string(e.what()).find("binary_linear_rms_normed: the norm weight is empty"), std::string::npos)
         << e.what();
   }
+}
+
+// bf16 x and y (alpha, beta float): x is rounded to bf16 first and the reference takes float(x_bf16), the
+// op's exact input. Tolerance: y is the fp32 result y32 rounded once to bf16, |y - y32| <= 2^-8 |y32| (round
+// to nearest with 8 significant bits), and y32 is within the fp32 bound of MatchesReferenceOnOddShapes, so
+//   |y - ref| <= bound + 2^-8 (|ref| + bound).
+// x rows at a stride of in + 3 and y rows at out + 5 for T = 3 and 17 (odd strides: the scalar loads and stores).
+// On Host, y is also bit-for-bit the float op on float(x_bf16), rounded (ops/binary_linear.hpp).
+TYPED_TEST(BinaryLinear, Bf16ActivationsMatchReferenceOnOddShapes) {
+  for (int64_t T : {1, 3, 17})
+    for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {33, 3}, {100, 31}, {259, 17}, {1027, 65},
+                           {300, 257}, {2052, 9}}) {
+      Problem p(T, in, out, uint64_t(T * 100000 + in * 100 + out + 1));
+      const bool strided = T > 1;
+      const int64_t ldx = strided ? in + 3 : in, ldy = strided ? out + 5 : out;
+      std::vector<bfloat16> xb(size_t(T * ldx), bfloat16(1e30f));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < in; ++j) {
+          float& v = p.x[size_t(t * in + j)];
+          xb[size_t(t * ldx + j)] = bfloat16(v);
+          v = float(xb[size_t(t * ldx + j)]);
+        }
+      auto weights = tensor_from<float, 2>(p.w, {out, in});
+      const auto bits = pack_signs<uint32_t>(weights.cview());
+      auto x = to<TypeParam>(tensor_from<bfloat16, 2>(xb, {T, ldx}));
+      auto alpha = to<TypeParam>(tensor_from<float, 1>(p.alpha, {in}));
+      auto beta = to<TypeParam>(tensor_from<float, 1>(p.beta, {in}));
+      auto s = to<TypeParam>(bits);
+      Tensor<bfloat16, 2, TypeParam> yd({T, ldy});
+      binary_linear<TypeParam>(this->ctx(), x.cview().narrow(1, 0, in), s.cview(), alpha, beta,
+                               yd.view().narrow(1, 0, out));
+      const auto y = to_vector(yd);
+      const auto ref = p.reference(bits);
+      const auto bound = p.fp32_bound();
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < out; ++i) {
+          const double r = ref[size_t(t * out + i)], b = bound[size_t(t)];
+          ASSERT_NEAR(float(y[size_t(t * ldy + i)]), r, b + std::ldexp(std::abs(r) + b, -8))
+              << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
+        }
+      if constexpr (std::is_same_v<TypeParam, Host>) {
+        const auto yf = this->run(p, bits);  // the float op on float(x_bf16)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t i = 0; i < out; ++i)
+            ASSERT_EQ(y[size_t(t * ldy + i)].bits, bfloat16(yf[size_t(t * out + i)]).bits)
+                << "T=" << T << " in=" << in << " out=" << out << " at (" << t << ", " << i << ")";
+      }
+    }
+}
+
+TYPED_TEST(BinaryLinear, Bf16ShapeErrorsNameTheTensor) {
+  Tensor<bfloat16, 2, TypeParam> x({2, 40}), y({2, 5}), ybad({2, 6});
+  Tensor<float, 1, TypeParam> alpha({40}), beta({40}), alpha_bad({41});
+  BitTensor<uint32_t, TypeParam> s(5, 40), s_bad(5, 41);
+  auto expect_error = [&](auto&& call, const std::string& what) {
+    try {
+      call();
+      FAIL() << "no exception, expected " << what;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { binary_linear<TypeParam>(this->ctx(), x, s.cview(), alpha, beta, ybad); }, "binary_linear: y");
+  expect_error([&] { binary_linear<TypeParam>(this->ctx(), x, s.cview(), alpha_bad, beta, y); }, "binary_linear: alpha");
+  expect_error([&] { binary_linear<TypeParam>(this->ctx(), x, s_bad.cview(), alpha, beta, y); },
+               "binary_linear: signs have 41 columns, x has 40");
+  Tensor<bfloat16, 2, TypeParam> wide({2, 80});
+  const TensorView<const bfloat16, 2, TypeParam> every_other(wide.data(), {2, 40}, {80, 2});  // inner stride 2
+  expect_error([&] { binary_linear<TypeParam>(this->ctx(), every_other, s.cview(), alpha, beta, y); },
+               "binary_linear: x has inner stride 2, must be 1");
 }
 
 // The reference input of the norm fusions: x / sqrt(mean x^2 + eps) * w in double, rounded to float like the

@@ -10,11 +10,17 @@
 // For decoding at memory speed on Host, re-lay the signs out once as TiledSigns and call the overload at the
 // end of this file (int16 shuffle tables on activations quantized per 32 columns; relative error ~7e-4).
 //
+// bf16 activations (the overload on bfloat16 x and y, both backends; alpha and beta stay float): x's values
+// are exact in float and go through the same fp32 arithmetic, and y is rounded once to bf16 (round to nearest
+// even) at the end, adding |error| <= 2^-8 |y| per element. On Host the result is bit-for-bit the float op on
+// float(x), rounded; on Cuda the kernels read bf16 x and write bf16 y themselves (ops/cuda/binary_linear.cuh).
+//
 // Backend is deduced from the Context alone (ops/common.hpp View), so Tensors and BitTensors may be passed.
 #pragma once
 
 #include <cstdint>
 
+#include "../core/dtype.hpp"
 #include "../tensor/bit_tensor.hpp"
 #include "common.hpp"
 #include "host/binary_linear.hpp"
@@ -28,9 +34,10 @@
 namespace bimamba {
 
 namespace detail {
-template <class Backend>
-void check_binary_linear(View<const float, 2, Backend> x, int64_t rows, int64_t cols, View<const float, 1, Backend> alpha,
-                         View<const float, 1, Backend> beta, View<float, 2, Backend> y) {
+// Act: the activations' type (float or bfloat16), deduced from x and y.
+template <class Backend, class Act>
+void check_binary_linear(View<const Act, 2, Backend> x, int64_t rows, int64_t cols, View<const float, 1, Backend> alpha,
+                         View<const float, 1, Backend> beta, View<Act, 2, Backend> y) {
   const int64_t T = x.size(0), in = x.size(1);
   BIMAMBA_CHECK(cols == in, "binary_linear: signs have ", cols, " columns, x has ", in);
   check_shape(alpha, {in}, "binary_linear: alpha");
@@ -47,6 +54,18 @@ void binary_linear(Context<Backend>& ctx, View<const float, 2, Backend> x,      
                    View<const float, 1, Backend> alpha,                                             // (in)
                    View<const float, 1, Backend> beta,                                              // (in)
                    View<float, 2, Backend> y) {                                                     // (T, out)
+  detail::check_binary_linear<Backend>(x, signs.rows(), signs.cols(), alpha, beta, y);
+  if (x.size(0) == 0 || signs.rows() == 0) return;
+  detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);
+}
+
+// bf16 activations: the same shapes and contracts, fp32 arithmetic, y rounded once to bf16 (top of this file).
+template <class Backend>
+void binary_linear(Context<Backend>& ctx, View<const bfloat16, 2, Backend> x,                      // (T, in)
+                   BitTensorView<const uint32_t, typename detail::NonDeduced<Backend>::type> signs,  // (out, in)
+                   View<const float, 1, Backend> alpha,                                             // (in)
+                   View<const float, 1, Backend> beta,                                              // (in)
+                   View<bfloat16, 2, Backend> y) {                                                  // (T, out)
   detail::check_binary_linear<Backend>(x, signs.rows(), signs.cols(), alpha, beta, y);
   if (x.size(0) == 0 || signs.rows() == 0) return;
   detail::binary_linear_impl(ctx, x, signs, alpha, beta, y);

@@ -39,6 +39,8 @@
 #include "../../core/cuda_runtime.hpp"
 #include "../../tensor/bit_tensor.hpp"
 #include "../../tensor/tensor_view.hpp"
+#include "../common.hpp"
+#include "activation_io.cuh"
 #include "binary_mma.cuh"
 #include "bulk_copy.cuh"
 #include "launch.cuh"
@@ -62,16 +64,17 @@ struct GemvConfig {
   int mtiles = 1;  // warps along rows (16-row tiles) per block
 };
 
+template <class Act>  // the activations' stored type: float or bfloat16 (activation_io.cuh)
 struct BinaryGemvArgs {
-  const float* x;  // (tokens, in), row stride ldx
+  const Act* x;  // (tokens, in), row stride ldx
   int64_t ldx;
   int tokens;
   int64_t in;
   TensorView<const float, 1, Cuda> alpha, beta;  // (in)
-  bool vec4;  // float4 loads of x, alpha, beta, norm weight: in, ldx % 4 == 0, unit strides, 16-byte aligned
+  bool vec4;  // 4-element loads of x, alpha, beta, norm weight: in, ldx % 4 == 0, unit strides, aligned
   SignRows signs;
   bool bulk;  // bulk copy of the sign words: sm_90, wpr % 4 == 0, words 16-byte aligned
-  float* y;   // (tokens, rows), row stride ldy
+  Act* y;     // (tokens, rows), row stride ldy
   int64_t ldy;
   int iters;  // 512-column iterations of a row
   GemvConfig config;
@@ -95,8 +98,8 @@ struct GemvSmem {
   }
 };
 
-template <int NT>
-__global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryGemvArgs a) {
+template <int NT, class Act>
+__global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryGemvArgs<Act> a) {
   extern __shared__ __align__(16) unsigned char gemv_shared[];
   constexpr int TT = 2 * NT;
   __shared__ float s_red[3][kGemvMaxWarps][TT];
@@ -152,7 +155,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
-        const float4 xv = *reinterpret_cast<const float4*>(a.x + t * a.ldx + c);
+        const float4 xv = load_activation4(a.x + t * a.ldx + c);
         const float4 av = make_float4(al.x * xv.x, al.y * xv.y, al.z * xv.z, al.w * xv.w);
         *reinterpret_cast<float4*>(s_a + t * cols + c) = av;
         m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(av.x), fabsf(av.y))), fmaxf(fabsf(av.z), fabsf(av.w)));
@@ -167,7 +170,7 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
-        const float xv = a.x[t * a.ldx + c], av = al * xv;
+        const float xv = load_activation(a.x + t * a.ldx + c), av = al * xv;
         s_a[t * cols + c] = av;
         m[t] = fmaxf(m[t], fabsf(av));
         bs[t] += be * xv;
@@ -281,8 +284,8 @@ __global__ void __launch_bounds__(kGemvMaxWarps * 32) binary_gemv_kernel(BinaryG
       R += 65536ll * p[2] + 256ll * p[1] + p[0];
     }
     const float value = s_rms[t] * (float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t]);
-    float& out = a.y[t * a.ldy + row0 + r];
-    out = a.accumulate ? out + value : value;
+    Act* out = a.y + t * a.ldy + row0 + r;
+    store_activation(out, a.accumulate ? load_activation(out) + value : value);
   }
 }
 
@@ -313,11 +316,14 @@ inline bool gemv_fits(int64_t tokens, int64_t wpr, int iters, int smem) {
 
 // y = binary_linear(x) (with `fusion`) through the decode kernel; `config` from gpu::config_gemv unless a
 // benchmark sets it. Preconditions (try_binary_gemv checks them): 1 <= T <= kGemvMaxTokens, gemv_fits, compute
-// capability >= 8; the norm weight has unit stride.
-inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2, Cuda> x,  // (T, in)
-                        BitTensorView<const uint32_t, Cuda> signs,                        // (out, in)
+// capability >= 8; the norm weight has unit stride. Act, the activations' type (float or bfloat16), is named,
+// not deduced (float by default), so that Tensors may be passed.
+template <class Act = float>
+inline void binary_gemv(Context<Cuda>& ctx, int major,
+                        TensorView<const typename NonDeduced<Act>::type, 2, Cuda> x,  // (T, in)
+                        BitTensorView<const uint32_t, Cuda> signs,                     // (out, in)
                         TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
-                        TensorView<float, 2, Cuda> y,  // (T, out)
+                        TensorView<typename NonDeduced<Act>::type, 2, Cuda> y,  // (T, out)
                         gpu::GemvConfig config, const gpu::GemvFusion& fusion = {}) {
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
@@ -328,7 +334,7 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
                 "binary_gemv: block shape ips ", config.ips, " ksplit ", config.ksplit, " mtiles ", config.mtiles,
                 " does not cover ", iters, " iterations in at most ", kGemvMaxWarps, " warps");
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  BinaryGemvArgs args{};
+  BinaryGemvArgs<Act> args{};
   args.x = x.data();
   args.ldx = x.stride(0);
   args.tokens = int(T);
@@ -339,8 +345,8 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   BIMAMBA_CHECK(!norm_weight || fusion.norm_weight.stride(0) == 1 || in <= 1,
                 "binary_gemv: the norm weight needs unit stride");
   args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
-              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data()) &&
-              aligned16(norm_weight);
+              beta.stride(0) == 1 && activation_quads_aligned(x.data()) && aligned16(alpha.data()) &&
+              aligned16(beta.data()) && aligned16(norm_weight);
   args.norm_weight = norm_weight;
   args.eps = fusion.eps;
   args.accumulate = fusion.accumulate;
@@ -354,16 +360,18 @@ inline void binary_gemv(Context<Cuda>& ctx, int major, TensorView<const float, 2
   const dim3 grid{unsigned((rows + block_rows - 1) / block_rows)};
   const dim3 block(unsigned(32 * config.ksplit * config.mtiles));
   const int smem = GemvSmem(int(T), wpr, iters, config).total;
-  launch_dependent(ctx.stream(), major, T <= 2 ? binary_gemv_kernel<1> : binary_gemv_kernel<2>, grid, block, smem, args);
+  launch_dependent(ctx.stream(), major, T <= 2 ? binary_gemv_kernel<1, Act> : binary_gemv_kernel<2, Act>, grid, block,
+                   smem, args);
 }
 
 // Runs y = binary_linear(x) (with `fusion`) through the decode kernel when it takes this call (T tokens, the
 // planes in shared memory, compute capability >= 8) and returns true; returns false, launching nothing, otherwise.
-// The fusion as arguments: norm_weight (in) with unit stride, or empty; eps; accumulate.
-inline bool try_binary_gemv(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
-                            BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
+// The fusion as arguments: norm_weight (in) with unit stride, or empty; eps; accumulate. Act: float or bfloat16.
+template <class Act>
+inline bool try_binary_gemv(Context<Cuda>& ctx, TensorView<const Act, 2, Cuda> x,  // (T, in)
+                            BitTensorView<const uint32_t, Cuda> signs,              // (out, in)
                             TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
-                            TensorView<float, 2, Cuda> y,  // (T, out)
+                            TensorView<Act, 2, Cuda> y,  // (T, out)
                             TensorView<const float, 1, Cuda> norm_weight = {}, float eps = 0.0f,
                             bool accumulate = false) {
   using namespace gpu;
@@ -377,8 +385,8 @@ inline bool try_binary_gemv(Context<Cuda>& ctx, TensorView<const float, 2, Cuda>
   const int64_t T = x.size(0), wpr = signs.words_per_row();
   const int dynamic_smem = smem_optin - kGemvStaticSmem;
   if (major < 8 || !gemv_fits(T, wpr, int(iters), dynamic_smem)) return false;
-  binary_gemv(ctx, major, x, signs, alpha, beta, y,
-              config_gemv(int(T), signs.rows(), wpr, int(iters), sms, dynamic_smem), fusion);
+  binary_gemv<Act>(ctx, major, x, signs, alpha, beta, y,
+                   config_gemv(int(T), signs.rows(), wpr, int(iters), sms, dynamic_smem), fusion);
   return true;
 }
 

@@ -26,9 +26,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../../core/workspace.hpp"
 #include "../../tensor/bit_tensor.hpp"
+#include "activation_io.cuh"
 #include "binary_gemv.cuh"
 #include "binary_mma.cuh"
 #include "gemm.cuh"
@@ -43,15 +45,16 @@ inline constexpr int kBlMaxTokens = 16;        // tokens per launch (NT = 8 mma 
 inline constexpr int kBlDenseTokens = 16;      // more tokens than this: unpacked signs and a GEMM
 inline constexpr int kBlDepth = 4;             // iterations of sign words in flight per thread (8 x 16 bytes)
 
+template <class Act>  // the activations' stored type: float or bfloat16 (activation_io.cuh)
 struct BinaryLinearArgs {
-  const float* x;  // (tokens, in), row stride ldx
+  const Act* x;  // (tokens, in), row stride ldx
   int64_t ldx;
   int tokens;
   int64_t in;
   TensorView<const float, 1, Cuda> alpha, beta;  // (in)
   SignRows signs;                                // (rows, wpr) words
-  bool vec4;          // float4 loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, 16-byte aligned
-  float* y;           // (tokens, rows), row stride ldy
+  bool vec4;          // 4-element loads of x, alpha, beta: in, ldx % 4 == 0, unit strides, aligned
+  Act* y;             // (tokens, rows), row stride ldy
   int64_t ldy;
   int ips;            // iterations (of 512 columns) per slice
   int slices;
@@ -59,8 +62,8 @@ struct BinaryLinearArgs {
   unsigned* counters;  // (row groups) arrival counters, zero on entry and on exit
 };
 
-template <int NT>
-__global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLinearArgs a) {
+template <int NT, class Act>
+__global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLinearArgs<Act> a) {
   extern __shared__ __align__(16) unsigned char planes[];
   __shared__ float s_scale[kBlMaxTokens], s_bias[kBlMaxTokens], s_red[2][kBlWarps][kBlMaxTokens];
   __shared__ long long s_q[kBlMaxTokens];
@@ -102,7 +105,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
-        const float4 xv = *reinterpret_cast<const float4*>(a.x + t * a.ldx + col0 + c);
+        const float4 xv = load_activation4(a.x + t * a.ldx + col0 + c);
         const float4 av = make_float4(al.x * xv.x, al.y * xv.y, al.z * xv.z, al.w * xv.w);
         *reinterpret_cast<float4*>(s_a + t * slice_cols + c) = av;
         m[t] = fmaxf(fmaxf(m[t], fmaxf(fabsf(av.x), fabsf(av.y))), fmaxf(fabsf(av.z), fabsf(av.w)));
@@ -116,7 +119,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
 #pragma unroll
       for (int t = 0; t < TT; ++t) {
         if (t >= a.tokens) break;
-        const float xv = a.x[t * a.ldx + col0 + c], av = al * xv;
+        const float xv = load_activation(a.x + t * a.ldx + col0 + c), av = al * xv;
         s_a[t * slice_cols + c] = av;
         m[t] = fmaxf(m[t], fabsf(av));
         bs[t] += be * xv;
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
     const int* p = &s_acc[r / 16][r % 16][(t / 2) * 8 + (t % 2) * 3];
     const long long R = 65536ll * p[2] + 256ll * p[1] + p[0];
     const float value = float(double(2 * R - s_q[t]) * (double(s_scale[t]) / 4194304.0)) + s_bias[t];
-    if (a.slices == 1) a.y[t * a.ldy + row] = value;
+    if (a.slices == 1) store_activation(a.y + t * a.ldy + row, value);
     else a.partials[(int64_t(slice) * a.tokens + t) * a.signs.rows + row] = value;
   }
   if (a.slices == 1) return;
@@ -232,7 +235,7 @@ __global__ void __launch_bounds__(kBlWarps * 32) binary_linear_kernel(BinaryLine
     if (row >= a.signs.rows) continue;
     float sum = 0.0f;
     for (int sl = 0; sl < a.slices; ++sl) sum += __ldcg(&a.partials[(int64_t(sl) * a.tokens + t) * a.signs.rows + row]);
-    a.y[t * a.ldy + row] = sum;
+    store_activation(a.y + t * a.ldy + row, sum);
   }
   if (tid == 0) a.counters[blockIdx.x] = 0;
 }
@@ -248,15 +251,15 @@ __global__ void unpack_signs_kernel(const uint32_t* words, int64_t rows, int64_t
   }
 }
 
-// Dense path, one block per token t: a(t, :) = alpha ⊙ x(t, :) and bx[t] = beta . x(t, :).
-template <class T>
-__global__ void scale_tokens_kernel(const T* x, int64_t ldx, int64_t in, TensorView<const T, 1, Cuda> alpha,
-                                    TensorView<const T, 1, Cuda> beta, T* a, T* bx) {
-  __shared__ T scratch[32];
+// Dense path, one block per token t: a(t, :) = alpha ⊙ x(t, :) and bx[t] = beta . x(t, :), x read as float.
+template <class Act>
+__global__ void scale_tokens_kernel(const Act* x, int64_t ldx, int64_t in, TensorView<const float, 1, Cuda> alpha,
+                                    TensorView<const float, 1, Cuda> beta, float* a, float* bx) {
+  __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
-  T sum = T(0);
+  float sum = 0.0f;
   for (int64_t j = threadIdx.x; j < in; j += blockDim.x) {
-    const T xv = x[t * ldx + j];
+    const float xv = load_activation(x + t * ldx + j);
     a[t * in + j] = alpha(j) * xv;
     sum += beta(j) * xv;
   }
@@ -270,6 +273,14 @@ __global__ void fill_token_rows_kernel(const T* bx, int64_t tokens, int64_t rows
   const int64_t n = tokens * rows;
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x)
     y[(k / rows) * ldy + k % rows] = bx[k / rows];
+}
+
+// Dense path with bf16 y: y(t, i) = yf(t, i) rounded once, yf (tokens, rows) the fp32 result.
+template <class Act>
+__global__ void store_token_rows_kernel(const float* yf, int64_t tokens, int64_t rows, Act* y, int64_t ldy) {
+  const int64_t n = tokens * rows;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x)
+    store_activation(y + (k / rows) * ldy + k % rows, yf[k]);
 }
 
 // Dynamic shared memory of a launch: the planes of NT tiles and alpha ⊙ x of `tokens` tokens over the slice.
@@ -290,32 +301,50 @@ inline void choose_slices(int64_t row_groups, int64_t iters, int sms, int max_ip
 inline int tiles_for(int tokens) { return tokens <= 2 ? 1 : tokens <= 4 ? 2 : tokens <= 8 ? 4 : 8; }
 }  // namespace gpu
 
-inline void binary_linear_dense(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
-                                BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
-                                TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
-                                TensorView<float, 2, Cuda> y) {                           // (T, out)
+// Act: float (the GEMM accumulates into y) or bfloat16 (into fp32 scratch, rounded into y by one more pass).
+template <class Act>
+void binary_linear_dense(Context<Cuda>& ctx, TensorView<const Act, 2, Cuda> x,  // (T, in)
+                         BitTensorView<const uint32_t, Cuda> signs,              // (out, in)
+                         TensorView<const float, 1, Cuda> alpha, TensorView<const float, 1, Cuda> beta,
+                         TensorView<Act, 2, Cuda> y) {  // (T, out)
   using namespace gpu;
+  constexpr bool kFloat = std::is_same_v<Act, float>;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows();
   auto& ws = ctx.workspace();
   WorkspaceScope<Cuda> scope(ws);
   float* S = ws.take<float>(size_t(rows * in));  // (rows, in)
   float* a = ws.take<float>(size_t(T * in));     // (T, in)
   float* bx = ws.take<float>(size_t(T));         // (T)
+  float* yf;                                     // (T, rows), row stride ldyf: the fp32 result
+  int64_t ldyf;
+  if constexpr (kFloat) {
+    yf = y.data();
+    ldyf = y.stride(0);
+  } else {
+    yf = ws.take<float>(size_t(T * rows));
+    ldyf = rows;
+  }
   unpack_signs_kernel<float><<<grid_for(rows * in), kThreads, 0, ctx.stream()>>>(signs.data(), rows, signs.words_per_row(),
                                                                           in, S);
   check_launch();
-  scale_tokens_kernel<float><<<unsigned(T), kThreads, 0, ctx.stream()>>>(x.data(), x.stride(0), in, alpha, beta, a, bx);
+  scale_tokens_kernel<Act><<<unsigned(T), kThreads, 0, ctx.stream()>>>(x.data(), x.stride(0), in, alpha, beta, a, bx);
   check_launch();
-  fill_token_rows_kernel<float><<<grid_for(T * rows), kThreads, 0, ctx.stream()>>>(bx, T, rows, y.data(), y.stride(0));
+  fill_token_rows_kernel<float><<<grid_for(T * rows), kThreads, 0, ctx.stream()>>>(bx, T, rows, yf, ldyf);
   check_launch();
-  gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, rows, T, in, S, in, a, in, 1.0f, y.data(), std::max(y.stride(0), rows));
+  gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, rows, T, in, S, in, a, in, 1.0f, yf, std::max(ldyf, rows));
+  if constexpr (!kFloat) {
+    store_token_rows_kernel<Act><<<grid_for(T * rows), kThreads, 0, ctx.stream()>>>(yf, T, rows, y.data(), y.stride(0));
+    check_launch();
+  }
 }
 
-inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cuda> x,  // (T, in)
-                               BitTensorView<const uint32_t, Cuda> signs,                // (out, in)
-                               TensorView<const float, 1, Cuda> alpha,                   // (in)
-                               TensorView<const float, 1, Cuda> beta,                    // (in)
-                               TensorView<float, 2, Cuda> y) {                           // (T, out)
+// Act: float or bfloat16 (activation_io.cuh); every path reads x and writes y in it, computing in fp32.
+template <class Act>
+void binary_linear_impl(Context<Cuda>& ctx, TensorView<const Act, 2, Cuda> x,  // (T, in)
+                        BitTensorView<const uint32_t, Cuda> signs,              // (out, in)
+                        TensorView<const float, 1, Cuda> alpha,                 // (in)
+                        TensorView<const float, 1, Cuda> beta,                  // (in)
+                        TensorView<Act, 2, Cuda> y) {                           // (T, out)
   using namespace gpu;
   const int64_t T = x.size(0), in = x.size(1), rows = signs.rows(), wpr = signs.words_per_row();
   static_assert(kBlDenseTokens <= kBlMaxTokens, "the tensor-core path takes every token in one launch");
@@ -337,14 +366,15 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   int ips = 1, slices = 1;
   choose_slices(row_groups, iters, sms, max_ips, ips, slices);
 
-  BinaryLinearArgs args{};
+  BinaryLinearArgs<Act> args{};
   args.in = in;
   args.alpha = alpha;
   args.beta = beta;
   args.signs = {signs.data(), rows, wpr, wpr % 4 == 0 && reinterpret_cast<uintptr_t>(signs.data()) % 16 == 0};
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   args.vec4 = in % 4 == 0 && (x.stride(0) % 4 == 0 || T == 1) && x.stride(1) == 1 && alpha.stride(0) == 1 &&
-              beta.stride(0) == 1 && aligned16(x.data()) && aligned16(alpha.data()) && aligned16(beta.data());
+              beta.stride(0) == 1 && activation_quads_aligned(x.data()) && aligned16(alpha.data()) &&
+              aligned16(beta.data());
   args.ldx = x.stride(0);
   args.ldy = y.stride(0);
   args.ips = ips;
@@ -361,10 +391,10 @@ inline void binary_linear_impl(Context<Cuda>& ctx, TensorView<const float, 2, Cu
   const int smem = binary_linear_smem(nt, tokens, ips);
   const dim3 block(kBlWarps * 32);
   switch (nt) {
-    case 1: launch_dependent(ctx.stream(), major, binary_linear_kernel<1>, grid, block, smem, args); break;
-    case 2: launch_dependent(ctx.stream(), major, binary_linear_kernel<2>, grid, block, smem, args); break;
-    case 4: launch_dependent(ctx.stream(), major, binary_linear_kernel<4>, grid, block, smem, args); break;
-    default: launch_dependent(ctx.stream(), major, binary_linear_kernel<8>, grid, block, smem, args); break;
+    case 1: launch_dependent(ctx.stream(), major, binary_linear_kernel<1, Act>, grid, block, smem, args); break;
+    case 2: launch_dependent(ctx.stream(), major, binary_linear_kernel<2, Act>, grid, block, smem, args); break;
+    case 4: launch_dependent(ctx.stream(), major, binary_linear_kernel<4, Act>, grid, block, smem, args); break;
+    default: launch_dependent(ctx.stream(), major, binary_linear_kernel<8, Act>, grid, block, smem, args); break;
   }
 }
 

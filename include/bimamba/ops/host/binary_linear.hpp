@@ -6,6 +6,10 @@
 // rows, each row's words are read once per block). Per block: build the tables in ctx.workspace(), split
 // over the workers by column groups, then the output rows over the same workers. b = beta · x is summed
 // in double.
+//
+// bf16 activations: each block of tokens is converted (exactly) to float in a workspace buffer, runs through the
+// float kernel into fp32 scratch, and is rounded once into y; blocks of kBlockTokens are the kernel's own, so y
+// is the float kernel's result on float(x), rounded to bf16.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +17,7 @@
 #include <cstring>
 
 #include "../../core/context.hpp"
+#include "../../core/dtype.hpp"
 #include "../../core/workspace.hpp"
 #include "../../tensor/bit_tensor.hpp"
 #include "../../tensor/tensor_view.hpp"
@@ -78,6 +83,28 @@ inline void binary_linear_impl(Context<Host>& ctx, TensorView<const float, 2, Ho
         }
       });
     }
+  }
+}
+
+inline void binary_linear_impl(Context<Host>& ctx, TensorView<const bfloat16, 2, Host> x,  // (T, in)
+                               BitTensorView<const uint32_t, Host> signs,                   // (out, in)
+                               TensorView<const float, 1, Host> alpha,                      // (in)
+                               TensorView<const float, 1, Host> beta,                       // (in)
+                               TensorView<bfloat16, 2, Host> y) {                           // (T, out)
+  constexpr int64_t B = lut::kBlockTokens;
+  const int64_t T = x.size(0), in = x.size(1), out = signs.rows();
+  Workspace<Host>& ws = ctx.workspace();
+  WorkspaceScope<Host> scope(ws);
+  float* xf = ws.take<float>(size_t(B * in));   // (B, in) float(x) of the block
+  float* yf = ws.take<float>(size_t(B * out));  // (B, out) the block's fp32 result
+  for (int64_t t0 = 0; t0 < T; t0 += B) {
+    const int64_t tb = std::min<int64_t>(B, T - t0);
+    for (int64_t l = 0; l < tb; ++l)
+      for (int64_t j = 0; j < in; ++j) xf[l * in + j] = float(x(t0 + l, j));
+    binary_linear_impl(ctx, TensorView<const float, 2, Host>(xf, {tb, in}), signs, alpha, beta,
+                       TensorView<float, 2, Host>(yf, {tb, out}));
+    for (int64_t l = 0; l < tb; ++l)
+      for (int64_t i = 0; i < out; ++i) y(t0 + l, i) = bfloat16(yf[l * out + i]);
   }
 }
 
