@@ -425,6 +425,73 @@ TEST_F(DeviceOps, BinaryLinearMatchesHostFromDecodeToSmallBatch) {
     }
 }
 
+// The bf16 copy of a host tensor (round to nearest even).
+Tensor<bfloat16, 2, Host> to_bf16(const Tensor<float, 2, Host>& x) {
+  Tensor<bfloat16, 2, Host> b(x.shape());
+  for (int64_t t = 0; t < x.size(0); ++t)
+    for (int64_t j = 0; j < x.size(1); ++j) b(t, j) = bfloat16(x(t, j));
+  return b;
+}
+
+std::vector<float> floats(const std::vector<bfloat16>& v) {
+  std::vector<float> f(v.size());
+  for (size_t k = 0; k < v.size(); ++k) f[k] = float(v[k]);
+  return f;
+}
+
+TEST_F(DeviceOps, BinaryLinearBf16MatchesHostFromDecodeToSmallBatch) {
+  // bf16 x and y (alpha, beta float). (out, in): odd (in = 333 and 9001: scalar loads of x; 4500: 4-element
+  // loads), and the 2.7B in_proj and out_proj shapes. T: the decode kernel (1, 2), the split-K tensor-core
+  // kernel (8, 16) and the dense GEMM path (17, 64).
+  // Tolerance (the issue's): relative L2 < 1e-2 against the host's bf16 op. Both backends round once to bf16
+  // an fp32 result that agrees to ~1e-6 (the float test's 1e-5 bound); they differ only where the two fp32
+  // values fall on either side of a rounding boundary, by one bf16 ulp (<= 2^-7 relative) there.
+  // The bf16 kernels differ from the float kernels only in loading x and storing y: on the packed paths
+  // (T <= 16) y is bit-for-bit the float op on float(x_bf16), rounded; the dense path's GEMM writes to fp32
+  // scratch instead of y, so there it is compared within the rounding of y (2^-8 relative).
+  const std::pair<int64_t, int64_t> shapes[] = {{77, 333}, {301, 4500}, {45, 9001}, {10576, 2560}, {2560, 5120}};
+  for (auto [out, in] : shapes)
+    for (int64_t T : {1, 2, 8, 16, 17, 64}) {
+      auto w = rand_host<2>({out, in}, 500 + uint64_t(out));
+      BitTensor<uint32_t, Host> bits(out, in);
+      pack_signs<uint32_t>(w.cview(), bits.view());
+      const auto xb = to_bf16(rand_host<2>({T, in}, 600 + uint64_t(T), -2, 2));
+      auto alpha = rand_host<1>({in}, 601, 0.01f, 1);
+      auto beta = rand_host<1>({in}, 602, -0.2f, 0.2f);
+      Tensor<bfloat16, 2, Host> y({T, out});
+      binary_linear(host_, xb, bits.cview(), alpha, beta, y);
+      auto bitsd = to<Cuda>(bits);
+      auto alphad = to<Cuda>(alpha);
+      auto betad = to<Cuda>(beta);
+      Tensor<bfloat16, 2, Cuda> yd({T, out});
+      binary_linear(*dev_, to<Cuda>(xb), bitsd.cview(), alphad, betad, yd);
+      const auto got = to_vector(yd);
+      EXPECT_LT(relative_l2(floats(got), floats(to_vector(y))), 1e-2) << out << " x " << in << " T=" << T;
+
+      Tensor<float, 2, Host> xf({T, in});
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < in; ++j) xf(t, j) = float(xb(t, j));
+      Tensor<float, 2, Cuda> yfd({T, out});
+      binary_linear(*dev_, to<Cuda>(xf), bitsd.cview(), alphad, betad, yfd);
+      const auto yf = to_vector(yfd);
+      std::vector<bfloat16> rounded(yf.size());
+      for (size_t k = 0; k < yf.size(); ++k) rounded[k] = bfloat16(yf[k]);
+      if (T <= 16) {
+        size_t mismatches = 0;
+        for (size_t k = 0; k < got.size(); ++k) mismatches += got[k].bits != rounded[k].bits;
+        EXPECT_EQ(mismatches, 0u) << out << " x " << in << " T=" << T;
+      } else {
+        EXPECT_LT(relative_l2(floats(got), yf), std::ldexp(1.0, -8)) << out << " x " << in << " T=" << T;
+      }
+      // Deterministic: a second call gives the same bits.
+      binary_linear(*dev_, to<Cuda>(xb), bitsd.cview(), alphad, betad, yd);
+      const auto again = to_vector(yd);
+      size_t changed = 0;
+      for (size_t k = 0; k < got.size(); ++k) changed += again[k].bits != got[k].bits;
+      EXPECT_EQ(changed, 0u) << out << " x " << in << " T=" << T;
+    }
+}
+
 TEST_F(DeviceOps, BinaryLinearChainReplayedFromAGraphEqualsEagerCalls) {
   // Eight dependent calls (each output is the next input), with split-K fix-ups (2560 x 2560 runs in several
   // K slices) and, on sm_90, programmatic dependent launch: captured into one graph and replayed, the result
