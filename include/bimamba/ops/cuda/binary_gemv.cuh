@@ -27,6 +27,9 @@
 //   accumulate: y += the result (out_proj writing the residual stream: each row has one owner block).
 // Without them alpha' = alpha, beta' = beta, r_t = 1.
 //
+// x and y are float or bfloat16 (the kernel's template argument Act; activation_io.cuh): x is read as float in
+// step 1, y written (rounded for bf16) in step 4; all else is the same fp32 and integer arithmetic.
+//
 // The launcher (binary_linear_impl) uses it when T <= kGemvMaxTokens and its shared memory fits; config_gemv
 // picks ips / ksplit / mtiles (bench_cuda_gemv times other choices through the same entry point).
 #pragma once

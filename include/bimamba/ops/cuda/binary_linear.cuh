@@ -20,6 +20,12 @@
 // and beta . x are formed per token, and one GEMM computes y = a S^T + (beta . x) 1: every weight is
 // read once for all tokens (the tensor-core kernel would re-stream them for every 16 tokens), fp32
 // accumulation, no quantization.
+//
+// Activations: every path is a template on x's and y's stored type Act, float or bfloat16 (activation_io.cuh).
+// The kernels read x as float where they stage it (alpha ⊙ x, beta . x: bf16 widens exactly) and write y
+// once, rounded for bf16, in the epilogue or the split-K fix-up (the partials stay fp32); the dense path widens
+// x while forming a and, for bf16, lets the GEMM write fp32 scratch that one more pass rounds into y.
+// Everything between is the float arithmetic above.
 #pragma once
 
 #include <cuda_runtime.h>
