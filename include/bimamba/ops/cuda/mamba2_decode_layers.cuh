@@ -27,10 +27,12 @@
 // The step phase owns (head, p) state rows, also copied ahead into shared memory; every block recomputes the
 // conv of the 2N B / C channels (shared by all heads), and the blocks shift their shares of its conv state.
 // Every value that does not depend on the token (conv weights and states, the per-row and per-head parameters,
-// the next block's norm weight, alpha and beta at the residual rows) is copied into shared memory by cp.async
-// during IN, and each block keeps its residual rows there across layers: STEP and OUT then wait on L2 only for
-// the values written in the phase before (v4, session 22; before, each state row waited on a round trip to
-// HBM for its parameters).
+// the next block's norm weight, alpha and beta at the residual rows) is copied into shared memory by cp.async,
+// and each block keeps its residual rows there across layers: STEP and OUT then wait on L2 only for the values
+// written in the phase before (v4, session 22; before, each state row waited on a round trip to HBM for its
+// parameters). The state rows and those parameters of layer l + 1 are requested as soon as layer l is done
+// with their buffers (after its STEP, or its OUT), a layer ahead (v6, session 23; v4 / v5 requested them at the
+// start of the layer's IN, and STEP waited for the state rows).
 //
 // Contracts (checked by the launcher): one sequence; G = 1; N % 4 == 0; sm_90 or newer; the shared memory of
 // one block fits. Reads of values written during the launch use ld.global.cg (L2), never a stale L1 line.
@@ -358,17 +360,20 @@ __device__ inline void wait_for_count(unsigned* counter, unsigned target) {
   __syncthreads();
 }
 
-// Starts the copies of every value of layer L that does not depend on the token into shared memory (the B / C
-// conv, this block's state rows and heads, and the next block's norm weight, alpha and beta at this block's
-// residual rows), so STEP and OUT read no global memory but what the phase before wrote. Issued at the start of
-// IN, waited for at its end: the conv states are rewritten in STEP (a block's own rows) and, after the grid
-// barrier that ends STEP, in OUT (the B / C channels, whose staged state every block reads).
-__device__ inline void stage_layer_params(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
-                                          const DecodeLayerPointers* next, const BlockRows& rows,
-                                          const DecodeLayersSmem& lay, float* smem) {
+// Copies of the values of a layer that do not depend on the token into shared memory, issued one phase or more
+// before they are needed (cp.async, waited for at the end of IN), in two parts by when their buffers come free:
+//   stage_step_params (after STEP of the layer before: its readers are done): the B / C conv weights and bias,
+//     this block's state rows' conv weights, bias and state, gated-norm weight, out_proj alpha and beta, and its
+//     heads' dt bias, A_log and D;
+//   stage_out_params (after OUT of the layer before): the B / C conv state (OUT reads the staged copy of the
+//     layer before to shift it) and the next block's norm weight, in_proj alpha and beta at this block's residual
+//     rows.
+// The conv states are rewritten in STEP (a block's own rows) and, after the grid barrier that ends STEP, in OUT
+// (the B / C channels, whose staged state every block reads): both after the layer's copies have landed.
+__device__ inline void stage_step_params(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
+                                         const BlockRows& rows, const DecodeLayersSmem& lay, float* smem) {
   const int K = a.K, n2 = 2 * a.N, E = a.E, s0 = rows.s0, nr = rows.s1 - rows.s0;
   async_copy_floats(smem + lay.bc_w, L.conv_weight + int64_t(E) * K, n2 * K);
-  async_copy_floats(smem + lay.bc_s, L.conv_state + int64_t(E) * K, n2 * K);
   async_copy_floats(smem + lay.row_w, L.conv_weight + int64_t(s0) * K, nr * K);
   async_copy_floats(smem + lay.row_s, L.conv_state + int64_t(s0) * K, nr * K);
   if (L.conv_bias) {
@@ -381,6 +386,12 @@ __device__ inline void stage_layer_params(const DecodeLayersArgs& a, const Decod
   async_copy_floats(smem + lay.dt_bias, L.dt_bias + rows.h0, rows.heads);
   async_copy_floats(smem + lay.a_log, L.A_log + rows.h0, rows.heads);
   if (L.D) async_copy_floats(smem + lay.d_skip, L.D + rows.h0, rows.heads);
+}
+__device__ inline void stage_out_params(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
+                                        const DecodeLayerPointers* next, const BlockRows& rows,
+                                        const DecodeLayersSmem& lay, float* smem) {
+  const int K = a.K;
+  async_copy_floats(smem + lay.bc_s, L.conv_state + int64_t(a.E) * K, 2 * a.N * K);
   if (next) {
     const int no = rows.o1 - rows.o0;
     async_copy_floats(smem + lay.next_w, next->norm_weight + rows.o0, no);
@@ -441,6 +452,9 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   rows.in_runs(a, a.layer[0].in_signs, in_runs);
   in_rows.start(sin, in_runs, 4, in_bytes);
   out_rows.start(sout, a.layer[0].out_signs + int64_t(o0) * a.We, out_bytes);
+  state_rows.start(sst, a.layer[0].ssm_state + int64_t(s0) * N, state_bytes);
+  stage_step_params(a, a.layer[0], rows, lay, smem);
+  stage_out_params(a, a.layer[0], a.layers > 1 ? &a.layer[1] : nullptr, rows, lay, smem);
   {  // The first IN's input from the residual stream, which this block keeps in shared memory from here on.
     float sq = 0.0f, dot = 0.0f;
     const DecodeLayerPointers& first = a.layer[0];
@@ -463,10 +477,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // IN: zx = r_h (S_in a_in + beta'_in . h) at this block's rows: B / C first, each published as it is written
     // (a release add on the B / C counter), so that the other blocks mostly find them all there when they need
     // them; then z, x and dt into shared memory. No grid barrier: STEP waits for the B / C rows only.
-    state_rows.start(sst, L.ssm_state + int64_t(s0) * N, state_bytes);
     {
       const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
-      stage_layer_params(a, L, more ? &a.layer[l + 1] : nullptr, rows, lay, smem);
       phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
@@ -541,6 +553,10 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       }
       phase_end(kStepRows);
       write_slot(slots_y + 2 * b, sq, ydot, scratch);
+      if (more) {  // every warp is past its state rows (write_slot's first __syncthreads): their buffers are free
+        state_rows.start(sst, a.layer[l + 1].ssm_state + int64_t(s0) * N, state_bytes);
+        stage_step_params(a, a.layer[l + 1], rows, lay, smem);
+      }
       phase_end(kStepSlot);
     }
     grid_barrier(a.counters, target);
@@ -576,6 +592,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         write_slot(slots_h + 2 * b, sq, dot, scratch);
         __syncthreads();
         out_rows.start(sout, a.layer[l + 1].out_signs + int64_t(o0) * a.We, out_bytes);
+        stage_out_params(a, a.layer[l + 1], l + 2 < a.layers ? &a.layer[l + 2] : nullptr, rows, lay, smem);
       }
       phase_end(kOutSlot);
       if (more) grid_barrier(a.counters, target);
