@@ -101,6 +101,7 @@ enum DecodePhase : int {
   kInSigns,      // the in_proj sign rows landed
   kInRows,       // thread 0's warp has its in_proj rows
   kInEnd,        // every warp done, the layer's parameters landed
+  kStepPre,      // each state row's conv of x, dt, decay, dt x and gate (what does not need B / C)
   kStepBC,       // every B / C row published
   kStepConv,     // the B / C conv
   kStepState,    // the state rows landed
@@ -115,7 +116,7 @@ enum DecodePhase : int {
   kDecodePhases
 };
 inline constexpr const char* kDecodePhaseNames[kDecodePhases] = {
-    "in_table",  "in_signs",   "in_rows",      "in_end",    "step_bc",   "step_conv", "step_state", "step_rows",
+    "in_table",  "in_signs",   "in_rows",      "in_end",    "step_pre",  "step_bc",   "step_conv", "step_state", "step_rows",
     "step_slot", "step_barrier", "out_table", "out_signs", "out_rows", "out_slot",  "out_barrier"};
 __device__ inline void stamp(unsigned long long* stamps, int row) {
 #if defined(__CUDA_ARCH__)
@@ -137,7 +138,9 @@ struct DecodeLayersSmem {
   int64_t dt_bias, a_log, d_skip;            // the heads of those rows
   int64_t next_w, next_alpha, next_beta, res;  // this block's residual rows: the next block's norm weight,
                                                // in_proj alpha and beta; h itself, kept across layers
-  int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads
+  int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads; STEP
+                                             // replaces z by the gate SiLU(z) and xin by x = SiLU(conv)
+  int64_t decay, dx;                         // this block's state rows: exp(dt A), dt x
   int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
@@ -159,7 +162,8 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   for (int64_t* region : {&s.bc_w, &s.bc_s}) place(*region, n2 * a.K, false);
   for (int64_t* region : {&s.bc_b, &s.bc_in}) place(*region, n2, false);
   for (int64_t* region : {&s.row_w, &s.row_s}) place(*region, rows_state * a.K, false);
-  for (int64_t* region : {&s.row_b, &s.gn, &s.alpha, &s.beta, &s.z, &s.xin}) place(*region, rows_state, false);
+  for (int64_t* region : {&s.row_b, &s.gn, &s.alpha, &s.beta, &s.z, &s.xin, &s.decay, &s.dx})
+    place(*region, rows_state, false);
   for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
   for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
   s.total = 4 * at;
@@ -400,6 +404,30 @@ __device__ inline void stage_out_params(const DecodeLayersArgs& a, const DecodeL
   }
 }
 
+// STEP's first part, before the B / C rows are there: per state row (a thread each), x = SiLU(conv of x) (and
+// the row's conv state shifted), dt of its head, decay = exp(dt A), dt x, and the gate SiLU(z), into shared memory.
+__device__ inline void step_rows_without_bc(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
+                                            const BlockRows& rows, const DecodeLayersSmem& lay, float* smem) {
+  const int K = a.K;
+  for (int e = rows.s0 + int(threadIdx.x); e < rows.s1; e += int(blockDim.x)) {
+    const int r = e - rows.s0, hr = e / a.P - rows.h0;
+    const float* cw = smem + lay.row_w + int64_t(r) * K;
+    const float* cs = smem + lay.row_s + int64_t(r) * K;
+    const float in = smem[lay.xin + r];
+    float acc = L.conv_bias ? smem[lay.row_b + r] : 0.0f;
+    for (int k = 0; k + 1 < K; ++k) acc += cw[k] * cs[k + 1];
+    acc += cw[K - 1] * in;
+    for (int k = 0; k + 1 < K; ++k) L.conv_state[int64_t(e) * K + k] = cs[k + 1];
+    L.conv_state[int64_t(e) * K + K - 1] = in;
+    const float x = silu(acc);
+    const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(smem[lay.dt + hr] + smem[lay.dt_bias + hr])));
+    smem[lay.xin + r] = x;
+    smem[lay.decay + r] = expf(dt * -expf(smem[lay.a_log + hr]));
+    smem[lay.dx + r] = dt * x;
+    smem[lay.z + r] = silu(smem[lay.z + r]);
+  }
+}
+
 // STEP's prologue: each of the 2N B / C inputs, written by their owners in IN, goes straight into its conv
 // (bc = SiLU(conv)); the inputs are kept for the owners' conv state shift in OUT.
 __device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
@@ -511,7 +539,9 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
     {
-      wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));
+      step_rows_without_bc(a, L, rows, lay, smem);
+      phase_end(kStepPre);
+      wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));  // its __syncthreads orders the part above
       phase_end(kStepBC);
       step_bc_conv(a, L, lay, smem);
       __syncthreads();
@@ -521,16 +551,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
       for (int e = s0 + warp; e < s1; e += kLayersWarps) {
         const int r = e - s0, hr = e / P - rows.h0;  // this block's state row and head
-        const float* cw = smem + lay.row_w + int64_t(r) * K;
-        const float* cs = smem + lay.row_s + int64_t(r) * K;
-        const float in = smem[lay.xin + r];
-        float acc = L.conv_bias ? smem[lay.row_b + r] : 0.0f;
-        for (int k = 0; k + 1 < K; ++k) acc += cw[k] * cs[k + 1];
-        acc += cw[K - 1] * in;
-        const float x = silu(acc);
-        for (int k = lane; k < K; k += 32) L.conv_state[int64_t(e) * K + k] = k + 1 < K ? cs[k + 1] : in;
-        const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(smem[lay.dt + hr] + smem[lay.dt_bias + hr])));
-        const float decay = expf(dt * -expf(smem[lay.a_log + hr])), dx = dt * x;
+        const float x = smem[lay.xin + r], decay = smem[lay.decay + r], dx = smem[lay.dx + r];
         const float* row = sst + int64_t(r) * N;
         float* dst = L.ssm_state + int64_t(e) * N;
         float out = 0.0f;
@@ -545,7 +566,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         }
         out = warp_sum(out) + (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
         if (lane == 0) {
-          const float v = out * silu(smem[lay.z + r]), gw = smem[lay.gn + r];
+          const float v = out * smem[lay.z + r], gw = smem[lay.gn + r];
           a.a_out[e] = smem[lay.alpha + r] * gw * v;
           sq += v * v;
           ydot += smem[lay.beta + r] * gw * v;
