@@ -537,7 +537,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       }
     }
 
-    // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
+    // STEP: the per-row work that does not need B / C, then (once every B / C row is published) the conv of B / C
+    // (all blocks) and this block's state rows, from shared memory but for the state stores.
     {
       step_rows_without_bc(a, L, rows, lay, smem);
       phase_end(kStepPre);
