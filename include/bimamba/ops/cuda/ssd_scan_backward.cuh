@@ -26,26 +26,27 @@
 // (Checked in float64 against the sequential recurrence at L = 1 .. 300 with chunks of 4 .. 64, G = 1, 2, 3,
 // B = 1 .. 3: every gradient to ~1e-15 relative.)
 //
-// Steps per slab of batch rows (all products batched over (b, c, g) or (b, c, h), once over the full chunks and
-// once over a last shorter one):
+// Steps per slab of batch rows (the cuBLAS products batched over (b, c, g), once over the full chunks and once
+// over a last shorter one):
 //   1. ssd_chunk_states (ops/cuda/ssd_chunks.cuh, the forward's): cs, decays, Xw, S_in[c]
 //      with dyw = exp(cs_i) dy_i from the same prep kernel
 //   2. F: C_c^T dyw_c (ssd_chunk_products), the carry from the last chunk
 //   3. ssd_state_readout_kernel (ops/cuda/ssd_state_readouts.cuh), per (b, c, h) on tensor cores: Y0 = C_c S0 and
-//      U = B_c F on chip, s0 = dyw . Y0 and E = Xw . U (row dots), v = el U, <F, S0>;
-//      products that need only the states:  CB = C_c B_c^T (Q x Q per group), Gm = dy_c x_c^T (Q x Q per head),
-//      dCg = dyw_c S0^T and dBg = Xw_c F^T (Q x N per group, over Hg P columns)
-//   4. ssd_bwd_decay_kernel                 grid (chunks, rows x H): Gm -> Wd and M (masks and decays), Z's
-//      rectangle sums (warp scans); with s0, E and <F, S0> writes dl, the chunk's dA / dD terms
-//      ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
-//   5. products that need Wd and M:          dCg += Wsum B_c, dBg += Wsum^T C_c (per group), v = el U + M^T dy_c
-//   6. ssd_bwd_token_kernel                  16 or 32 lanes per (b, t, h): dx = dt v + D dy, ddt = x.v + A dl
-//   7. ssd_bwd_put_group_kernel              grid-stride over (b, t, g, n): dB, dC from dBg, dCg
-//   8. ssd_bwd_heads_kernel (once)           one thread per head: dA, dD = sums over (b, chunk)
+//      U = B_c F on chip, s0 = dyw . Y0 and E = Xw . U (row dots), v0 = el U, <F, S0>;
+//      products that need only the states:  CB = C_c B_c^T (Q x Q per group), dCg = dyw_c S0^T and dBg = Xw_c F^T
+//      (Q x N per group, over Hg P columns)
+//   4. - 6. ssd_bwd_chunk_kernel (ops/cuda/ssd_bwd_chunk.cuh), per (b, c, h) on tensor cores: Gm = dy_c x_c^T, Wd
+//      and M (masks and decays), Z's rectangle sums (warp scans), dl and the chunk's dA / dD terms, v = v0 + M^T dy_c,
+//      dx = dt v + D dy, ddt = x . v + A dl; only Wd leaves the chip (session 24; before: a cuBLAS product, a decay
+//      kernel, a second product and a token kernel, with Gm, Wd, M and v through HBM)
+//   7. ssd_bwd_wsum_kernel                  thread per (b, c, g, i, j): Wsum = sum of Wd over the group's heads
+//   8. products that need Wsum:             dCg += Wsum B_c, dBg += Wsum^T C_c (per group)
+//   9. ssd_bwd_put_group_kernel             grid-stride over (b, t, g, n): dB, dC from dBg, dCg
+//  10. ssd_bwd_heads_kernel (once)          one thread per head: dA, dD = sums over (b, chunk)
 // Profiler ranges (core/profile_range.hpp) inside the caller's: states (1, 2), readouts (3's kernel),
-// state_products (3's cuBLAS products), decay (4), mask_products (5), tokens (6, 7).
-// The products are float (cuBLAS SGEMM; 3xTF32 in the read-out kernel) when the context's GemmPrecision is Fp32,
-// TF32 tensor cores otherwise (gemm_batched; one TF32 pass in the read-out kernel), as in the forward. Every sum
+// state_products (3's cuBLAS products), chunks (4 - 6), group_products (7 - 9).
+// The products are float (cuBLAS SGEMM; 3xTF32 in the read-out and chunk kernels) when the context's GemmPrecision
+// is Fp32, TF32 tensor cores otherwise (gemm_batched; one TF32 pass in those kernels), as in the forward. Every sum
 // has a fixed order (cuBLAS's, warp trees, heads in head order, chunks in order; no atomics): the same bits on
 // every run. Element arithmetic is float (Wsum too), with the cumulative sums, the decay-path sums and the
 // reductions over tokens in double; against the host's double recurrence that is ~1e-6 relative in fp32.
@@ -59,18 +60,18 @@
 // layer on an H100; bench/RESULTS_CUDA.md).
 //
 // Contracts as ops/ssd_scan_backward.hpp: zero initial state; x, B, C, dy with unit stride along their last
-// dimension and rows along L that do not overlap (x, B, C are column ranges of one tensor in the model; cuBLAS's
-// leading dimension), both checked; outputs of any strides, each put through put_grad under its mode (dD under
+// dimension, and B, C with rows along L that do not overlap (B and C are column ranges of one tensor in the model;
+// cuBLAS's leading dimension), both checked; outputs of any strides, each put through put_grad under its mode (dD under
 // modes.params, the others under modes.inputs); dD may be empty (then untouched). Everything runs on ctx.stream();
 // nothing synchronizes.
 //
 // Scratch (ctx.workspace()), per slab of batch rows (as many as fit in 1 GiB, at least one): states S_in and
-// F (rows, chunks, N, H, P), Xw, dyw, v (rows, L, H, P), Gm / Wd and M (rows, chunks, H, Q, Q), CB and Wsum
-// (rows, chunks, G, Q, Q), dBg and dCg (rows, L, G, N) floats; cs, dl, s0 and E (rows, H, chunks, Q), <F, S0>
-// (rows, H, chunks) doubles; plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
-// 2 x 50.3 + 3 x 25.2 + 2 x 25.2 + 2 x 0.5 + 2 x 1.0 + 4 x 0.8 MB = 233 MB.
-// Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), strided or overlapping
-// input rows.
+// F (rows, chunks, N, H, P), Xw, dyw, v (rows, L, H, P), Wd (rows, chunks, H, Q, Q), CB and Wsum (rows, chunks, G,
+// Q, Q), dBg and dCg (rows, L, G, N) floats; cs, s0 and E (rows, H, chunks, Q), <F, S0> (rows, H, chunks) doubles;
+// plus the dA / dD terms (B, H, chunks) doubles. At the 780M shape, B = 1, L = 2048:
+// 2 x 50.3 + 3 x 25.2 + 25.2 + 2 x 0.5 + 2 x 1.0 + 3 x 0.8 MB = 207 MB.
+// Refused: L beyond 65535 chunks, a slab's (row, head) pairs beyond 65535 (grid limits), input rows with a stride along
+// their last dimension, overlapping rows of B or C.
 #pragma once
 
 #include <algorithm>
@@ -81,243 +82,15 @@
 #include "../../core/workspace.hpp"
 #include "gemm.cuh"
 #include "launch_backward.cuh"
+#include "ssd_bwd_chunk.cuh"
 #include "ssd_chunks.cuh"
 #include "ssd_state_readouts.cuh"
 
 namespace bimamba::detail {
 
 namespace gpu {
-inline constexpr int kSsdBwdChunk = 64;     // Q: tokens per chunk
-inline constexpr int kSsdBwdThreads = 256;  // threads of the per-chunk and per-token kernels
-inline constexpr int kSsdBwdPitch = kSsdBwdChunk + 1;  // row pitch of Q x Q tiles in shared memory: a column
-                                                       // read hits 32 banks
-inline constexpr size_t kSsdBwdSlabBytes = size_t(1) << 30;  // scratch per slab of batch rows (at least one row)
-static_assert(kSsdBwdChunk == 64, "the warp scans hold two of the 64 tokens per lane");
 static_assert(kSsdBwdChunk <= kSsdReadoutChunk && kSsdBwdThreads == kSsdReadoutThreads,
               "the read-out kernel's chunk and block (ssd_bwd_launch)");
-static_assert(kSsdBwdChunk * kSsdBwdChunk % kSsdBwdThreads == 0, "whole blocks per tile (wsum), whole loads per thread");
-static_assert(kSsdBwdChunk % (kSsdBwdThreads / 32) == 0, "ssd_bwd_decay_kernel: the same tokens in every warp");
-
-// Shared memory of ssd_bwd_decay_kernel: 3 Q doubles, 3 Q floats, one Q x (Q + 1) float tile.
-inline constexpr size_t kSsdBwdDecaySmem = 3 * kSsdBwdChunk * sizeof(double) +
-                                           3 * kSsdBwdChunk * sizeof(float) +
-                                           size_t(kSsdBwdChunk) * kSsdBwdPitch * sizeof(float);
-static_assert(kSsdBwdDecaySmem <= (48 << 10), "no shared-memory opt-in (builds for sm_80 too)");
-
-// Scratch of one slab beyond the chunk states (SsdChunks: cs, decays, Xw, S_in).
-struct SsdBwdScratch {
-  float* dstates;   // (rows, chunks, N, H, P)  F_c = dLoss / dS_in[c + 1]
-  float* dyw;       // (rows, L, H, P)          exp(cs_i) dy_i
-  float* v;         // (rows, L, H, P)          U = B F, then el U, then v
-  float* cb;        // (rows, chunks, G, Q, Q)  [i Q + j] = C_i . B_j
-  float* wd;        // (rows, chunks, H, Q, Q)  [i Q + j] = dy_i . x_j, then Wd[i, j]
-  float* m;         // (rows, chunks, H, Q, Q)  [i Q + j] = M[i, j]
-  float* wsum;      // (rows, chunks, G, Q, Q)  sum of Wd over the heads of the group, in head order
-  float* dBg;       // (rows, L, G, N)          dB of the slab before put_grad
-  float* dCg;       // (rows, L, G, N)          dC of the slab before put_grad
-  double* dl;       // (rows, H, chunks, Q)     dl_t
-  double* s0;       // (rows, H, chunks, Q)     s0_i = dyw_i . (C_i S0)
-  double* e;        // (rows, H, chunks, Q)     E_j = Xw_j . (B_j F)
-  double* fs;       // (rows, H, chunks)        <F, S0> of the head's state at the chunk's start
-  double* dA_part;  // (rows, H, chunks)        sum over the chunk of dt_t dl_t (the slab's rows of (B, H, chunks))
-  double* dD_part;  // (rows, H, chunks)        sum over the chunk of dy . x
-};
-
-// Exclusive prefix sums of 64 values in scan order, by one warp (all lanes): lane l holds the values at
-// positions 2 l and 2 l + 1 (v0, v1) and gets the sums of all values before each (e0, e1).
-__device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, double& e1) {
-  const int lane = int(threadIdx.x) & 31;
-  double inclusive = v0 + v1;
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const double u = __shfl_up_sync(0xffffffffu, inclusive, offset);
-    if (lane >= offset) inclusive += u;
-  }
-  double before = __shfl_up_sync(0xffffffffu, inclusive, 1);
-  if (lane == 0) before = 0.0;
-  e0 = before;
-  e1 = before + v0;
-}
-
-// One (b, h, chunk) per block (top comment, step 4): the masks and decays of the chunk's Q x Q products, the
-// decay path dl, and the chunk's dA / dD terms.
-template <class T>
-__global__ void __launch_bounds__(kSsdBwdThreads)
-    ssd_bwd_decay_kernel(SsdChunks chunks, SsdBwdScratch s, TensorView<const T, 3, Cuda> dt) {
-  constexpr int Q = kSsdBwdChunk, QP = kSsdBwdPitch;
-  extern __shared__ double dsmem[];
-  double* cs = dsmem;                              // (Q) cumulative sums of dt A within the chunk
-  double* s0 = cs + Q;                             // (Q) s0_i (the read-out kernel's)
-  double* ej = s0 + Q;                             // (Q) E_j, later dl_t
-  float* dts = reinterpret_cast<float*>(ej + Q);   // (Q) dt_j
-  float* diag = dts + Q;                           // (Q) dy_i . x_i
-  float* dlz = diag + Q;                           // (Q) sum_{i >= t} sum_{j < t} Z[i, j]
-  float* Z = dlz + Q;                              // (Q, QP) Z, then its exclusive row prefix sums
-
-  const SsdGeometry& geo = chunks.geo;
-  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  constexpr int kWarps = kSsdBwdThreads / 32;
-  const int64_t c = blockIdx.x, pair = blockIdx.y, b = pair / geo.H, h = pair % geo.H, g = h / (geo.H / geo.G);
-  const int64_t c0 = c * Q;
-  const int Qc = int(geo.tokens_in(c));
-  const int64_t tile = ((b * geo.chunks + c) * geo.H + h) * Q * Q;
-  const float* cb = s.cb + ((b * geo.chunks + c) * geo.G + g) * Q * Q;
-  float* wd = s.wd + tile;
-  float* m = s.m + tile;
-
-  if (tid < Qc) {
-    const int64_t at = (pair * geo.chunks + c) * Q + tid;
-    cs[tid] = chunks.cs[at];
-    s0[tid] = s.s0[at];
-    ej[tid] = s.e[at];
-    dts[tid] = float(dt(b, c0 + tid, h));
-  }
-  __syncthreads();
-  const double last = cs[Qc - 1];
-
-  // Gm -> Wd, M; Z = CB Wd (j < i); the diagonal of Gm (dD). Entries of the tiles outside Qc x Qc were not written
-  // by the products: only those inside are read, and Wd, M are written as zeros there for the next products.
-  // A thread's kTileLoads elements: every load before the first store (a store to wd may alias a later load as
-  // far as the compiler knows). The kernel took 0.63 ms at batch 4 with or without this (H100, session 18): it
-  // moves ~1.2 GB there (1.9 TB/s), so fewer bytes, not fewer waits, would speed it up.
-  constexpr int kTileLoads = Q * Q / kSsdBwdThreads;
-  float gm[kTileLoads], cbv[kTileLoads];
-#pragma unroll
-  for (int u = 0; u < kTileLoads; ++u) {
-    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
-    gm[u] = i < Qc && j < Qc ? wd[e] : 0.0f;
-    cbv[u] = j <= i && i < Qc ? cb[e] : 0.0f;
-  }
-#pragma unroll
-  for (int u = 0; u < kTileLoads; ++u) {
-    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
-    const bool in = j <= i && i < Qc;
-    const float decay = in ? expf(float(cs[i] - cs[j])) : 0.0f;
-    const float w = decay * (in ? dts[j] : 0.0f) * gm[u];
-    wd[e] = w;
-    m[e] = cbv[u] * decay;
-    Z[i * QP + j] = j < i ? cbv[u] * w : 0.0f;
-    if (i == j) diag[i] = gm[u];
-  }
-  __syncthreads();
-
-  // Exclusive row prefix sums R[i, t] = sum_{j < t} Z[i, j], one warp per row (in place); then
-  // dlz_t = sum_{i >= t} R[i, t], one warp per t.
-  for (int i = warp; i < Q; i += kWarps) {
-    const int j0 = 2 * lane, j1 = j0 + 1;
-    double r0, r1;
-    ssd_bwd_warp_scan64(Z[i * QP + j0], Z[i * QP + j1], r0, r1);
-    Z[i * QP + j0] = float(r0);
-    Z[i * QP + j1] = float(r1);
-  }
-  __syncthreads();
-  for (int t = warp; t < Q; t += kWarps) {
-    const int i0 = 2 * lane, i1 = i0 + 1;
-    double v = (i0 >= t ? double(Z[i0 * QP + t]) : 0.0) + (i1 >= t ? double(Z[i1 * QP + t]) : 0.0);
-    v = warp_sum(v);
-    if (lane == 0) dlz[t] = float(v);  // float, as the rows' prefix sums it adds
-  }
-  __syncthreads();  // dlz published
-  const double fs = s.fs[pair * geo.chunks + c] * exp(last);  // exp(cs_last) <F, S0>
-
-  // dl_t = dlz_t + sum_{i >= t} s0_i + sum_{j < t} E_j + exp(cs_last) <F, S0>; the chunk's dA and dD terms.
-  if (warp == 0) {
-    const int k0 = 2 * lane, k1 = k0 + 1;
-    const double e_0 = k0 < Qc ? ej[k0] : 0.0, e_1 = k1 < Qc ? ej[k1] : 0.0;
-    const int r0 = Q - 1 - k0, r1 = Q - 1 - k1;  // reversed: suffix sums as prefix sums
-    const double s_0 = r0 < Qc ? s0[r0] : 0.0, s_1 = r1 < Qc ? s0[r1] : 0.0;
-    double pe0, pe1, ps0, ps1;
-    ssd_bwd_warp_scan64(e_0, e_1, pe0, pe1);  // sum_{j < t} E_j at t = k0, k1
-    ssd_bwd_warp_scan64(s_0, s_1, ps0, ps1);  // sum_{i > t} s0_i at t = r0, r1
-    __syncwarp();
-    ej[k0] = pe0;
-    ej[k1] = pe1;
-    s0[r0] = ps0 + s_0;
-    s0[r1] = ps1 + s_1;
-    __syncwarp();
-    double da = 0.0, dd = 0.0;
-    double* dl = s.dl + (pair * geo.chunks + c) * Q;
-    for (int t = lane; t < Qc; t += 32) {
-      const double v = double(dlz[t]) + s0[t] + ej[t] + fs;
-      dl[t] = v;
-      da += double(dts[t]) * v;
-      dd += diag[t];
-    }
-    da = warp_sum(da);
-    dd = warp_sum(dd);
-    if (lane == 0) {
-      s.dA_part[pair * geo.chunks + c] = da;
-      s.dD_part[pair * geo.chunks + c] = dd;
-    }
-  }
-}
-
-// Per (b, t, h) (step 6): dx = dt v + D dy, ddt = x . v + A dl, in rounds of 64 p. V = 4 (P % 4 == 0, x, dy, dx
-// in aligned float4 rows): 16 lanes an item, four consecutive p a lane, float4 loads and stores; V = 1: a warp an
-// item, p = lane and lane + 32. Each lane loads all its values of a round (v, x, dy, and dx under Accumulate)
-// before its first store; x . v is summed in double over the item's lanes (xor shuffles within them). (A warp an
-// item in single floats took 0.27 ms a layer at batch 4 on an H100 with dx read under Accumulate, session 20;
-// before that a block per token with a warp per head at a time took 0.38 ms.)
-template <class T, int V>
-__global__ void ssd_bwd_token_kernel(SsdGeometry geo, const float* v, const double* dl, TensorView<const T, 4, Cuda> x,
-                                     TensorView<const T, 3, Cuda> dt, TensorView<const T, 1, Cuda> A,
-                                     TensorView<const T, 1, Cuda> D, TensorView<const T, 4, Cuda> dy,
-                                     TensorView<T, 4, Cuda> dx, TensorView<T, 3, Cuda> ddt, GradientMode mode) {
-  constexpr int kLanes = V == 4 ? 16 : 32, kPer = 64 / kLanes;  // lanes an item; p a lane per round of 64
-  const int lane = int(threadIdx.x) % kLanes;
-  const int64_t n_items = geo.B * geo.L * geo.H;
-  const int64_t item = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / kLanes;  // (b, t, h), h fastest
-  const bool valid = item < n_items;  // every lane of a warp stays for the shuffles
-  const int64_t it = valid ? item : n_items - 1;
-  const int64_t bt = it / geo.H, h = it % geo.H, b = bt / geo.L, t = bt % geo.L, c = t / geo.Q, i = t % geo.Q;
-  const float dth = float(dt(b, t, h)), Dh = present(D) ? float(D(h)) : 0.0f;
-  const bool accumulate = mode == GradientMode::Accumulate;
-  const float* vh = v + it * geo.P;
-  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * lane + u : p0 + lane + 32 * u; };  // p of value u
-  double xv = 0.0;
-  for (int64_t p0 = 0; p0 < geo.P; p0 += 64) {
-    float vv[kPer] = {}, xx[kPer] = {}, dd[kPer] = {}, old[kPer] = {};
-    if constexpr (V == 4) {
-      const int64_t p = at(p0, 0);
-      auto unpack = [](const float* src, float* dst) {
-        const float4 q = *reinterpret_cast<const float4*>(src);
-        dst[0] = q.x, dst[1] = q.y, dst[2] = q.z, dst[3] = q.w;
-      };
-      if (valid && p < geo.P) {
-        unpack(vh + p, vv);
-        unpack(&x(b, t, h, p), xx);
-        unpack(&dy(b, t, h, p), dd);
-        if (accumulate) unpack(&dx(b, t, h, p), old);
-      }
-    } else {
-#pragma unroll
-      for (int u = 0; u < kPer; ++u) {
-        const int64_t p = at(p0, u);
-        if (!valid || p >= geo.P) continue;
-        vv[u] = vh[p];
-        xx[u] = float(x(b, t, h, p));
-        dd[u] = float(dy(b, t, h, p));
-        old[u] = accumulate ? float(dx(b, t, h, p)) : 0.0f;
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      xv += double(xx[u]) * vv[u];
-      put_grad(old[u], double(dth) * vv[u] + double(Dh) * double(dd[u]), mode);
-    }
-    if (!valid) continue;
-    if constexpr (V == 4) {
-      const int64_t p = at(p0, 0);
-      if (p < geo.P) *reinterpret_cast<float4*>(&dx(b, t, h, p)) = make_float4(old[0], old[1], old[2], old[3]);
-    } else {
-#pragma unroll
-      for (int u = 0; u < kPer; ++u)
-        if (at(p0, u) < geo.P) dx(b, t, h, at(p0, u)) = old[u];
-    }
-  }
-  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);
-  if (valid && lane == 0)
-    put_grad(ddt(b, t, h), xv + double(A(h)) * dl[((b * geo.H + h) * geo.chunks + c) * geo.Q + i], mode);
-}
 
 // wsum[b, c, g] = the sum of Wd over the heads of group g, in head order (Q x Q tiles, zeros outside Qc x Qc);
 // grid (b * c * g, Q * Q / kSsdBwdThreads), a thread per tile element: a warp's loads of each head are coalesced
@@ -373,11 +146,11 @@ void ssd_bwd_launch(cudaStream_t stream, void (*kernel)(KernelArgs...), dim3 gri
 }
 }  // namespace gpu
 
-// Steps 3 and 5 of the top comment: the batched products of one slab (rows of B, C, x, dy with strides along
-// (b, t, group or head); every scratch tensor contiguous as SsdBwdScratch says).
+// Steps 3 and 8 of the top comment: the batched products of one slab (rows of B and C with strides along (b, t,
+// group), cuBLAS leading dimensions ld_b, ld_c; every scratch tensor contiguous as SsdBwdScratch says).
 struct SsdBwdOperands {
   TensorView<const float, 4, Cuda> x, Bm, Cm, dy;
-  int64_t ld_x, ld_b, ld_c, ld_dy;
+  int64_t ld_b, ld_c;
 };
 
 // The rows of v (B, L, group or head, .) as a batched product's operand over (b, chunk, group or head, -), from
@@ -395,10 +168,6 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
     gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, N, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Bm, first, Q),
                  o.ld_b, ssd_chunk_rows(o.Cm, first, Q), o.ld_c, 0.0f,
                  {s.cb + first * G * QQ, {C * G * QQ, G * QQ, QQ, 0}}, Q);
-    // Gm [i Q + j] = dy_i . x_j: column-major (j, i) = x_c dy_c^T, per (b, c, h).
-    gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, P, {{g.B, count, H, 1}}, ssd_chunk_rows(o.x, first, Q),
-                 o.ld_x, ssd_chunk_rows(o.dy, first, Q), o.ld_dy, 0.0f,
-                 {s.wd + first * H * QQ, {C * H * QQ, H * QQ, QQ, 0}}, Q);
     // Per group: dCg = dyw_c S0^T, dBg = Xw_c F^T (Qc, N), over the group's Hg P columns at once (the heads' sum):
     // column-major (N, Qc) = the states' rows (N, Hg P) times the weighted rows transposed.
     const auto group_state_times = [&](const float* states, const float* w, float* out) {
@@ -412,10 +181,9 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
   });
 }
 
-inline void ssd_bwd_mask_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g, const gpu::SsdBwdScratch& s,
-                                  const SsdBwdOperands& o) {
-  const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, HP = H * P, GN = G * N, L = g.L,
-                C = g.chunks;
+inline void ssd_bwd_group_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g, const gpu::SsdBwdScratch& s,
+                                   const SsdBwdOperands& o) {
+  const int64_t Q = g.Q, QQ = Q * Q, N = g.N, G = g.G, GN = G * N, L = g.L, C = g.chunks;
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {
     const gpu::BatchOperand wsum = {s.wsum + first * G * QQ, {C * G * QQ, G * QQ, QQ, 0}};
     // dCg[i] += sum_j Wsum[i, j] B_j: column-major (N, Qc) += B_c^T Wsum^T (Wsum [i Q + j] is column-major (j, i)).
@@ -424,10 +192,6 @@ inline void ssd_bwd_mask_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g,
     // dBg[j] += sum_i Wsum[i, j] C_i: column-major (N, Qc) += C_c^T Wsum.
     gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Cm, first, Q),
                  o.ld_c, wsum, Q, 1.0f, {s.dBg + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
-    // v[j] += sum_i M[i, j] dy_i: column-major (P, Qc) += dy_c^T M.
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, P, Qc, Qc, {{g.B, count, H, 1}}, ssd_chunk_rows(o.dy, first, Q),
-                 o.ld_dy, {s.m + first * H * QQ, {C * H * QQ, H * QQ, QQ, 0}}, Q, 1.0f,
-                 {s.v + first * Q * HP, {L * HP, Q * HP, P, 0}}, HP);
   });
 }
 
@@ -444,17 +208,15 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   const int64_t Q = kSsdBwdChunk, chunks = (L + Q - 1) / Q, QQ = Q * Q, HP = H * P;
   BIMAMBA_CHECK(chunks < 65536, "ssd_scan_backward (Cuda): L = ", L, " needs ", chunks, " chunks of ", Q,
                 " tokens, above the Cuda grid limit of 65535");
-  BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31) && B * L * H / (kSsdBwdThreads / 32) < (int64_t(1) << 31),
-                "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
-                " tokens exceed the Cuda grid limits (65535 heads, 2^31 - 1 tokens, 2^34 (token, head) pairs)");
+  BIMAMBA_CHECK(H < 65536 && B * L < (int64_t(1) << 31), "ssd_scan_backward (Cuda): ", H, " heads or ", B * L,
+                " tokens exceed the Cuda grid limits (65535 heads, 2^31 - 1 tokens)");
   BIMAMBA_CHECK(x.stride(3) == 1 && Bm.stride(3) == 1 && Cm.stride(3) == 1 && dy.stride(3) == 1,
                 "ssd_scan_backward (Cuda): x, B, C and dy need unit stride along their last dimension (cuBLAS rows)");
-  const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(x.stride(1), P, L, "x"),
-                           ssd_leading_dim(Bm.stride(1), N, L, "B"), ssd_leading_dim(Cm.stride(1), N, L, "C"),
-                           ssd_leading_dim(dy.stride(1), P, L, "dy")};
+  const SsdBwdOperands ops{x, Bm, Cm, dy, ssd_leading_dim(Bm.stride(1), N, L, "B"),
+                           ssd_leading_dim(Cm.stride(1), N, L, "C")};
   const int64_t per_row = int64_t(sizeof(float)) * (2 * chunks * N * HP + H * chunks + 3 * L * HP +
-                                                    chunks * 2 * (G + H) * QQ + 2 * L * G * N) +
-                          int64_t(sizeof(double)) * (4 * Q + 1) * H * chunks;
+                                                    chunks * (2 * G + H) * QQ + 2 * L * G * N) +
+                          int64_t(sizeof(double)) * (3 * Q + 1) * H * chunks;
   const int64_t bs = std::max<int64_t>(
       1, std::min<int64_t>({B, 65535 / H, int64_t(kSsdBwdSlabBytes) / std::max<int64_t>(1, per_row)}));
   auto& ws = ctx.workspace();
@@ -468,11 +230,9 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
   s.v = ws.take<float>(size_t(bs * L * HP));
   s.cb = ws.take<float>(size_t(bs * chunks * G * QQ));
   s.wd = ws.take<float>(size_t(bs * chunks * H * QQ));
-  s.m = ws.take<float>(size_t(bs * chunks * H * QQ));
   s.wsum = ws.take<float>(size_t(bs * chunks * G * QQ));
   s.dBg = ws.take<float>(size_t(bs * L * G * N));
   s.dCg = ws.take<float>(size_t(bs * L * G * N));
-  s.dl = ws.take<double>(size_t(bs * H * chunks * Q));
   s.s0 = ws.take<double>(size_t(bs * H * chunks * Q));
   s.e = ws.take<double>(size_t(bs * H * chunks * Q));
   s.fs = ws.take<double>(size_t(bs * H * chunks));
@@ -518,27 +278,25 @@ inline void ssd_scan_backward_impl(Context<Cuda>& ctx, TensorView<const float, 4
       ssd_bwd_state_products(ctx, geo, chunk_scratch, s, slab);  // 3.
     }
     {
-      ProfileRange<Cuda> range(ctx, "decay");
-      ssd_bwd_launch(stream, ssd_bwd_decay_kernel<float>, dim3(unsigned(chunks), unsigned(rows * H)),  // 4.
-                     kSsdBwdDecaySmem, chunk_scratch, s, dts);
-      ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G), QQ / kSsdBwdThreads), 0,
-                     geo, s);
+      ProfileRange<Cuda> range(ctx, "chunks");  // 4. - 6.
+      const auto dx_rows = dx.narrow(0, b0, rows);
+      const bool quads = P % 4 == 0 && float4_rows(slab.x) && float4_rows(slab.dy) && float4_rows(dx_rows);
+      auto kernel = ctx.gemm_precision() == GemmPrecision::Fp32 ? ssd_bwd_chunk_kernel<float, true>
+                                                                : ssd_bwd_chunk_kernel<float, false>;
+      BIMAMBA_CUDA_CHECK(
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSsdBwdChunkSmem)));
+      ssd_bwd_launch(stream, kernel, dim3(unsigned(chunks), unsigned(rows * H)), kSsdBwdChunkSmem, chunk_scratch, s,
+                     slab.x, dts, A, D, slab.dy, dx_rows, ddt.narrow(0, b0, rows), modes.inputs, quads);
     }
     {
-      ProfileRange<Cuda> range(ctx, "mask_products");
-      ssd_bwd_mask_products(ctx, geo, s, slab);  // 5.
+      ProfileRange<Cuda> range(ctx, "group_products");  // 7., 8.
+      ssd_bwd_launch(stream, ssd_bwd_wsum_kernel<float>, dim3(unsigned(rows * chunks * G), QQ / kSsdBwdThreads), 0,
+                     geo, s);
+      ssd_bwd_group_products(ctx, geo, s, slab);
+      if (N > 0)
+        ssd_bwd_launch(stream, ssd_bwd_put_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,
+                       dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), modes.inputs);
     }
-    ProfileRange<Cuda> range(ctx, "tokens");
-    const auto dx_rows = dx.narrow(0, b0, rows);
-    const bool quads = P % 4 == 0 && float4_rows(slab.x) && float4_rows(slab.dy) && float4_rows(dx_rows);
-    const int64_t items_per_block = kSsdBwdThreads / (quads ? 16 : 32);
-    ssd_bwd_launch(stream, quads ? ssd_bwd_token_kernel<float, 4> : ssd_bwd_token_kernel<float, 1>,  // 6.
-                   dim3(unsigned((rows * L * H + items_per_block - 1) / items_per_block)), 0, geo,
-                   static_cast<const float*>(s.v), static_cast<const double*>(s.dl), slab.x, dts, A, D, slab.dy,
-                   dx_rows, ddt.narrow(0, b0, rows), modes.inputs);
-    if (N > 0)
-      ssd_bwd_launch(stream, ssd_bwd_put_group_kernel<float>, dim3(grid_for(rows * L * G * N)), 0, geo, s,  // 7.
-                     dB.narrow(0, b0, rows), dC.narrow(0, b0, rows), modes.inputs);
   }
   ssd_bwd_launch(stream, ssd_bwd_heads_kernel<float>, dim3(unsigned((H + kSsdBwdThreads - 1) / kSsdBwdThreads)), 0, B,
                  chunks, static_cast<const double*>(dA_part), static_cast<const double*>(dD_part), dA, dD, modes);
