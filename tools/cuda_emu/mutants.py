@@ -71,18 +71,24 @@ MUTANTS = {
         "",
         "TrainOpsCuda.Norms",
         "under Accumulate the held columns' dy overwrites instead of adding: wrong dy"),
-    "token_quad_lane_offset": (
-        "ops/cuda/ssd_scan_backward.cuh",
-        "  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * lane + u : p0 + lane + 32 * u; };",
-        "  auto at = [&](int64_t p0, int u) { return V == 4 ? p0 + 4 * (lane % 8) + u : p0 + lane + 32 * u; };",
+    "chunk_quads_skip_columns": (
+        "ops/cuda/ssd_bwd_chunk.cuh",
+        "    const int col = 4 * (tid % (W / 4));",
+        "    const int col = 4 * (tid % (W / 8));",
         "TrainOpsCuda.SsdScan",
-        "the float4 token lanes cover only the first 32 p of a round: dx left unwritten (NaN poison), wrong ddt"),
-    "token_half_warp_returns": (
-        "ops/cuda/ssd_scan_backward.cuh",
-        "  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);",
-        "  if (!valid) return;\n  for (int offset = kLanes / 2; offset > 0; offset >>= 1) xv += __shfl_xor_sync(0xffffffffu, xv, offset);",
+        "the chunk kernel's float4 staging covers only the first 32 columns of a slab: wrong dx, ddt, dB, dC"),
+    "chunk_m_not_transposed": (
+        "ops/cuda/ssd_bwd_chunk.cuh",
+        "    tg[j * PT + i] = tf32_operand<kSplit>(cbv * decay);",
+        "    tg[i * PT + j] = tf32_operand<kSplit>(cbv * decay);",
         "TrainOpsCuda.SsdScan",
-        "lanes past the last item leave before the full-mask shuffle the others wait at"),
+        "the chunk kernel's v product takes M for M^T: wrong dx, ddt"),
+    "chunk_dot_half_reduced": (
+        "ops/cuda/ssd_bwd_chunk.cuh",
+        "    dot += __shfl_xor_sync(0xffffffffu, dot, 2);\n",
+        "",
+        "TrainOpsCuda.SsdScan",
+        "the row dots x . v add two of their four partial sums: wrong ddt"),
     "rms_quad_residual_not_stored": (
         "ops/cuda/rms_norm.cuh",
         "  if (V == 4 && add && col(0) < D)\n",
@@ -102,7 +108,7 @@ MUTANTS = {
         "TrainOpsCuda.SsdScan",
         "the SSD backward's sum of Wd over a group's heads leaves out the first head: wrong dB, dC"),
     "decay_mask_triangle": (
-        "ops/cuda/ssd_scan_backward.cuh",
+        "ops/cuda/ssd_bwd_chunk.cuh",
         "    const bool in = j <= i && i < Qc;",
         "    const bool in = j < i && i < Qc;",
         "TrainOpsCuda.SsdScan",

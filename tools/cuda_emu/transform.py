@@ -249,6 +249,8 @@ HOOKS = [
     # cp.async lands at the issuing thread's wait, not at once: a read of the destination before it sees poison.
     ("ops/cuda/async_copy.cuh", "__device__ inline void async_copy_float(float* dst, const float* src) {",
      " ::bimamba_emu::rt::async_copy(dst, src, sizeof(float)); return;"),
+    ("ops/cuda/async_copy.cuh", "__device__ inline void async_copy_float4(float* dst, const float* src) {",
+     " ::bimamba_emu::rt::async_copy(dst, src, 4 * sizeof(float)); return;"),
     ("ops/cuda/async_copy.cuh", "__device__ inline void async_copy_wait_all() {",
      " ::bimamba_emu::rt::land_async_copies();"),
 ]

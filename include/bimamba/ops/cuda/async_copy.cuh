@@ -1,4 +1,4 @@
-// Asynchronous 4-byte copies global -> shared memory (sm_80 cp.async): a thread issues copies, goes on with other
+// Asynchronous 4- and 16-byte copies global -> shared memory (sm_80 cp.async): a thread issues copies, goes on with other
 // work and waits for all of them later, so the copies' latency overlaps that work and no register holds the
 // values in between.
 //
@@ -7,7 +7,7 @@
 //   async_copy_wait_all();            // this thread's copies have landed
 //   __syncthreads();                  // ... and every thread's are visible to the block
 //
-// Contracts: src 4-byte aligned global memory that nothing writes until the wait, dst shared memory. Before
+// Contracts: src 4-byte (float4: both 16-byte) aligned global memory that nothing writes until the wait, dst shared memory. Before
 // sm_80 (and in builds without device code paths for it) the copy is an ordinary load and store: the same
 // result, without the overlap.
 #pragma once
@@ -25,6 +25,15 @@ __device__ inline void async_copy_float(float* dst, const float* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(shared_address(dst)), "l"(src) : "memory");
 #else
   *dst = *src;
+#endif
+}
+
+// Four floats, both addresses 16-byte aligned (one 16-byte copy, through L2 only).
+__device__ inline void async_copy_float4(float* dst, const float* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src) : "memory");
+#else
+  *reinterpret_cast<float4*>(dst) = *reinterpret_cast<const float4*>(src);
 #endif
 }
 

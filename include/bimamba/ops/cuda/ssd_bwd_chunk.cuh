@@ -25,8 +25,10 @@
 // (above 48 KiB: the launcher opts in).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
+#include "async_copy.cuh"
 #include "launch_backward.cuh"
 #include "ssd_chunks.cuh"
 #include "tf32_mma.cuh"
@@ -58,9 +60,9 @@ struct SsdBwdScratch {
   float* dstates;   // (rows, chunks, N, H, P)  F_c = dLoss / dS_in[c + 1]
   float* dyw;       // (rows, L, H, P)          exp(cs_i) dy_i
   float* v;         // (rows, L, H, P)          el U (the read-out kernel's; the chunk kernel adds M^T dy on chip)
-  float* cb;        // (rows, chunks, G, Q, Q)  [i Q + j] = C_i . B_j
-  float* wd;        // (rows, chunks, H, Q, Q)  [i Q + j] = Wd[i, j] (zeros outside Qc x Qc)
-  float* wsum;      // (rows, chunks, G, Q, Q)  sum of Wd over the heads of the group, in head order
+  float* cb;        // (rows, chunks, G, Q, Q)  [j Q + i] = C_i . B_j  (the Q x Q tiles column-major: i fastest)
+  float* wd;        // (rows, chunks, H, Q, Q)  [j Q + i] = Wd[i, j] (zeros outside Qc x Qc)
+  float* wsum;      // (rows, chunks, G, Q, Q)  [j Q + i] = sum of Wd[i, j] over the heads of the group, in head order
   float* dBg;       // (rows, L, G, N)          dB of the slab before put_grad
   float* dCg;       // (rows, L, G, N)          dC of the slab before put_grad
   double* s0;       // (rows, H, chunks, Q)     s0_i = dyw_i . (C_i S0)
@@ -85,44 +87,41 @@ __device__ inline void ssd_bwd_warp_scan64(double v0, double v1, double& e0, dou
   e1 = before + v0;
 }
 
-// The chunk's rows i < Qc of x or dy, columns p0 .. p0 + 63 (zeros outside) into a (Q, kSsdBwdPitch) tile: every
-// load of a thread before its first store. quads: four columns a thread, float4 loads and stores.
+// Requests the chunk's rows i < Qc of x or dy, columns p0 .. p0 + 63, into a (Q, kSsdBwdPitch) tile by cp.async
+// (zeros outside, stored directly); complete at the thread's async_copy_wait_all and the block's barrier after it.
+// quads: four columns a copy.
 template <class T>
 __device__ inline void ssd_bwd_stage(float* tile, const TensorView<const T, 4, Cuda>& v, int64_t b, int64_t t0,
                                      int64_t h, int64_t p0, int Qc, bool quads) {
   constexpr int Q = kSsdBwdChunk, W = kSsdBwdCols, PT = kSsdBwdPitch;
   const int tid = int(threadIdx.x);
+  const int64_t P = v.size(3);
+  const T* base = &v(b, t0, h, 0);
+  const int64_t row_stride = v.stride(1);
   if (quads) {
-    constexpr int kQuads = Q * W / 4 / kSsdBwdThreads, kRowStep = kSsdBwdThreads / (W / 4);
-    const int col = 4 * (tid % (W / 4)), row = tid / (W / 4);
-    const bool in_p = p0 + col < v.size(3);
-    float4 q[kQuads];
-#pragma unroll
-    for (int u = 0; u < kQuads; ++u) {
-      const int i = row + u * kRowStep;
-      q[u] = in_p && i < Qc ? *reinterpret_cast<const float4*>(&v(b, t0 + i, h, p0 + col))
-                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    constexpr int kRowStep = kSsdBwdThreads / (W / 4);
+    const int col = 4 * (tid % (W / 4));
+    const bool in_p = p0 + col < P;
+    for (int i = tid / (W / 4); i < Q; i += kRowStep) {
+      float* dst = tile + i * PT + col;
+      if (in_p && i < Qc) async_copy_float4(dst, base + i * row_stride + p0 + col);
+      else *reinterpret_cast<float4*>(dst) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-#pragma unroll
-    for (int u = 0; u < kQuads; ++u) *reinterpret_cast<float4*>(tile + (row + u * kRowStep) * PT + col) = q[u];
   } else {
-    constexpr int kLoads = Q * W / kSsdBwdThreads, kRowStep = kSsdBwdThreads / W;
-    const int col = tid % W, row = tid / W;
-    const bool in_p = p0 + col < v.size(3);
-    float f[kLoads];
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int i = row + u * kRowStep;
-      f[u] = in_p && i < Qc ? float(v(b, t0 + i, h, p0 + col)) : 0.0f;
+    constexpr int kRowStep = kSsdBwdThreads / W;
+    const int col = tid % W;
+    const bool in_p = p0 + col < P;
+    for (int i = tid / W; i < Q; i += kRowStep) {
+      float* dst = tile + i * PT + col;
+      if (in_p && i < Qc) async_copy_float(dst, base + i * row_stride + (p0 + col) * v.stride(3));
+      else *dst = 0.0f;
     }
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) tile[(row + u * kRowStep) * PT + col] = f[u];
   }
 }
 
 // One (b, h, chunk) per block (top comment).
 template <class T, bool kSplit>
-__global__ void __launch_bounds__(kSsdBwdThreads)
+__global__ void __launch_bounds__(kSsdBwdThreads, 2)
     ssd_bwd_chunk_kernel(SsdChunks chunks, SsdBwdScratch s, TensorView<const T, 4, Cuda> x,
                          TensorView<const T, 3, Cuda> dt, TensorView<const T, 1, Cuda> A,
                          TensorView<const T, 1, Cuda> D, TensorView<const T, 4, Cuda> dy, TensorView<T, 4, Cuda> dx,
@@ -131,7 +130,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
   extern __shared__ __align__(128) double chunk_smem[];
   float* tx = reinterpret_cast<float*>(chunk_smem);  // (Q, PT) x slab
   float* td = tx + kSsdBwdTileFloats;                // (Q, PT) dy slab
-  float* tg = td + kSsdBwdTileFloats;                // (Q, PT) Gm; then M^T (row j: M[., j]) rounded as an operand
+  float* tg = td + kSsdBwdTileFloats;                // (Q, PT) row j: Gm[., j], then M[., j] (rounded as an operand)
   float* Z = tg + kSsdBwdTileFloats;                 // (Q, QP) Z and its row prefix sums; then (Q, PT) the v slab
   double* cs = reinterpret_cast<double*>(Z + kSsdBwdZFloats);  // (Q) cumulative sums of dt A within the chunk
   double* s0 = cs + Q;                                        // (Q) s0_i, then its suffix sums
@@ -171,36 +170,33 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
     if (k > 0) __syncthreads();  // the previous slab's products are done
     ssd_bwd_stage(tx, x, b, c0, h, int64_t(k) * W, Qc, quads);
     ssd_bwd_stage(td, dy, b, c0, h, int64_t(k) * W, Qc, quads);
+    async_copy_wait_all();
     __syncthreads();
     const int steps = int((std::min<int64_t>(W, geo.P - int64_t(k) * W) + 7) / 8);
     tf32_mma<kSplit, 2, wmma::col_major>(td + row0 * PT, PT, tx + col0 * PT, PT, steps, acc);
   }
 #pragma unroll
-  for (int t = 0; t < 2; ++t) wmma::store_matrix_sync(tg + row0 * PT + col0 + 16 * t, acc[t], PT, wmma::mem_row_major);
+  for (int t = 0; t < 2; ++t)  // transposed: Gm[i, j] at tg[j PT + i], where M[i, j] goes
+    wmma::store_matrix_sync(tg + (col0 + 16 * t) * PT + row0, acc[t], PT, wmma::mem_col_major);
   __syncthreads();
   const double last = cs[Qc - 1];
 
-  // Gm -> Wd (to global memory, zeros outside Qc x Qc for the sum over heads), M^T into tg, Z = CB Wd (j < i) and
-  // the diagonal of Gm. A thread's kTileLoads elements: CB and Gm read before any write of tg.
+  // Gm -> Wd (to global memory, zeros outside Qc x Qc for the sum over heads), M in Gm's place, Z = CB Wd (j < i)
+  // and the diagonal of Gm; element e = j Q + i (i fastest: the CB and Wd tiles' order, conflict-free on Z's odd
+  // pitch). Each element is read and written by one thread.
   constexpr int kTileLoads = Q * Q / kSsdBwdThreads;
-  float gm[kTileLoads], cbv[kTileLoads];
-#pragma unroll
+#pragma unroll 4
   for (int u = 0; u < kTileLoads; ++u) {
-    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
-    gm[u] = i < Qc && j < Qc ? tg[i * PT + j] : 0.0f;
-    cbv[u] = j <= i && i < Qc ? cb[e] : 0.0f;
-  }
-  __syncthreads();  // every Gm read: tg takes M^T
-#pragma unroll
-  for (int u = 0; u < kTileLoads; ++u) {
-    const int e = tid + u * kSsdBwdThreads, i = e / Q, j = e % Q;
+    const int e = tid + u * kSsdBwdThreads, i = e % Q, j = e / Q;
     const bool in = j <= i && i < Qc;
+    const float cbv = in ? cb[e] : 0.0f;
+    const float gm = i < Qc && j < Qc ? tg[j * PT + i] : 0.0f;
     const float decay = in ? expf(float(cs[i] - cs[j])) : 0.0f;
-    const float w = decay * dts[j] * gm[u];
+    const float w = decay * dts[j] * gm;
     wd[e] = w;
-    tg[j * PT + i] = tf32_operand<kSplit>(cbv[u] * decay);
-    Z[i * QP + j] = j < i ? cbv[u] * w : 0.0f;
-    if (i == j) diag[i] = gm[u];
+    tg[j * PT + i] = tf32_operand<kSplit>(cbv * decay);
+    Z[i * QP + j] = j < i ? cbv * w : 0.0f;
+    if (i == j) diag[i] = gm;
   }
   __syncthreads();
 
@@ -267,6 +263,7 @@ __global__ void __launch_bounds__(kSsdBwdThreads)
       __syncthreads();  // the previous slab's reads are done
       ssd_bwd_stage(tx, x, b, c0, h, p0, Qc, quads);
       ssd_bwd_stage(td, dy, b, c0, h, p0, Qc, quads);
+      async_copy_wait_all();
     }
     __syncthreads();  // M^T and the slab in place
     wmma::fill_fragment(acc[0], 0.0f);

@@ -164,9 +164,9 @@ inline void ssd_bwd_state_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
   const int64_t Q = g.Q, QQ = Q * Q, P = g.P, N = g.N, H = g.H, G = g.G, Hg = H / G, HP = H * P, GN = G * N,
                 NHP = N * HP, L = g.L, C = g.chunks;
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {
-    // CB [i Q + j] = C_i . B_j: column-major (j, i) = B_c C_c^T, per (b, c, g).
-    gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, N, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Bm, first, Q),
-                 o.ld_b, ssd_chunk_rows(o.Cm, first, Q), o.ld_c, 0.0f,
+    // CB [j Q + i] = C_i . B_j: column-major (i, j) = C_c B_c^T, per (b, c, g).
+    gemm_batched(ctx, CUBLAS_OP_T, CUBLAS_OP_N, Qc, Qc, N, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Cm, first, Q),
+                 o.ld_c, ssd_chunk_rows(o.Bm, first, Q), o.ld_b, 0.0f,
                  {s.cb + first * G * QQ, {C * G * QQ, G * QQ, QQ, 0}}, Q);
     // Per group: dCg = dyw_c S0^T, dBg = Xw_c F^T (Qc, N), over the group's Hg P columns at once (the heads' sum):
     // column-major (N, Qc) = the states' rows (N, Hg P) times the weighted rows transposed.
@@ -186,11 +186,11 @@ inline void ssd_bwd_group_products(Context<Cuda>& ctx, const gpu::SsdGeometry& g
   const int64_t Q = g.Q, QQ = Q * Q, N = g.N, G = g.G, GN = G * N, L = g.L, C = g.chunks;
   for_each_chunk_round(g, [&](int64_t first, int64_t count, int64_t Qc) {
     const gpu::BatchOperand wsum = {s.wsum + first * G * QQ, {C * G * QQ, G * QQ, QQ, 0}};
-    // dCg[i] += sum_j Wsum[i, j] B_j: column-major (N, Qc) += B_c^T Wsum^T (Wsum [i Q + j] is column-major (j, i)).
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Bm, first, Q),
+    // dCg[i] += sum_j Wsum[i, j] B_j: column-major (N, Qc) += B_c^T Wsum^T (Wsum [j Q + i] is column-major (i, j)).
+    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Bm, first, Q),
                  o.ld_b, wsum, Q, 1.0f, {s.dCg + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
     // dBg[j] += sum_i Wsum[i, j] C_i: column-major (N, Qc) += C_c^T Wsum.
-    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_T, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Cm, first, Q),
+    gemm_batched(ctx, CUBLAS_OP_N, CUBLAS_OP_N, N, Qc, Qc, {{g.B, count, G, 1}}, ssd_chunk_rows(o.Cm, first, Q),
                  o.ld_c, wsum, Q, 1.0f, {s.dBg + first * Q * GN, {L * GN, Q * GN, N, 0}}, GN);
   });
 }
