@@ -1,15 +1,15 @@
-// Asynchronous 4- and 16-byte copies global -> shared memory (sm_80 cp.async): a thread issues copies, goes on with other
-// work and waits for all of them later, so the copies' latency overlaps that work and no register holds the
-// values in between.
+// Asynchronous 4- and 16-byte copies global -> shared memory (sm_80 cp.async): a thread issues copies, goes on
+// with other work and waits for all of them later, so the copies' latency overlaps that work and no register
+// holds the values in between.
 //
 //   async_copy_floats(dst, src, n);   // every thread of the block takes a share (strided by blockDim.x)
 //   ... other work ...
 //   async_copy_wait_all();            // this thread's copies have landed
 //   __syncthreads();                  // ... and every thread's are visible to the block
 //
-// Contracts: src 4-byte (float4: both 16-byte) aligned global memory that nothing writes until the wait, dst shared memory. Before
-// sm_80 (and in builds without device code paths for it) the copy is an ordinary load and store: the same
-// result, without the overlap.
+// Contracts: src 4-byte aligned global memory that nothing writes until the wait (async_copy_float4: src and dst
+// 16-byte aligned), dst shared memory. Before sm_80 (and in builds without device code paths for it) the copy is
+// an ordinary load and store: the same result, without the overlap.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -15,11 +15,14 @@
 // (docs/cuda.md, "The SSD backward moves bytes, not FLOPs").
 //
 // Block: kSsdBwdThreads = 256 threads, 8 warps; warp w owns the 16 x 32 output block at rows 16 (w % 4), columns
-// 32 (w / 4) of each 64 x 64 product (two 16 x 16 accumulators). x and dy are staged per slab of 64 columns of P
-// (float4s where P and the rows allow); with one slab (P <= 64, every preset) they stay for the second product and
-// the token math, else each slab is staged again for it. kSplit: 3xTF32 (fp32-level, GemmPrecision::Fp32), else
-// one TF32 pass (Tf32 / Bf16), as the cuBLAS products this replaced; the staged x and dy keep their float values
-// (the token math reads them) and are rounded at each fragment load. Sums in a fixed order (no atomics).
+// 32 (w / 4) of each 64 x 64 product (two 16 x 16 accumulators). x and dy are staged per slab of 64 columns of P by
+// cp.async (16-byte copies where P and the rows allow: no register holds them); with one slab (P <= 64, every
+// preset) they stay for the second product and the token math, else each slab is staged again for it. The Q x Q
+// tiles (CB and Wd in global memory, Gm / M in shared memory) are column-major, i fastest, so each element is read
+// and written by one thread, coalesced. kSplit: 3xTF32 (fp32-level, GemmPrecision::Fp32), else one TF32 pass
+// (Tf32 / Bf16), as the cuBLAS products this replaced; the staged x and dy keep their float values (the token math
+// reads them) and are rounded at each fragment load. Sums in a fixed order (no atomics). 125 - 128 registers
+// (two blocks an SM), no spills (ptxas, sm_90).
 // Contracts: Q = kSsdBwdChunk; x, dy (rows, L, H, P) of any strides (quads: P % 4 == 0 and aligned float4 rows);
 // the scratch as SsdBwdScratch says. Grid (chunks, rows x H); kSsdBwdChunkSmem bytes of dynamic shared memory
 // (above 48 KiB: the launcher opts in).
@@ -270,7 +273,8 @@ __global__ void __launch_bounds__(kSsdBwdThreads, 2)
     wmma::fill_fragment(acc[1], 0.0f);
     tf32_mma<kSplit, 2, wmma::row_major>(tg + row0 * PT, PT, td + col0, PT, (Qc + 7) / 8, acc);
 #pragma unroll
-    for (int t = 0; t < 2; ++t) wmma::store_matrix_sync(tv + row0 * PT + col0 + 16 * t, acc[t], PT, wmma::mem_row_major);
+    for (int t = 0; t < 2; ++t)
+      wmma::store_matrix_sync(tv + row0 * PT + col0 + 16 * t, acc[t], PT, wmma::mem_row_major);
     __syncthreads();
     const int width = int(std::min<int64_t>(W, geo.P - p0));
     double dot = 0.0;
