@@ -9,7 +9,7 @@
 // weight (OUT) into the FBI scale and offset: the same value as norm-then-project, to float rounding.
 //
 // Grid: at most one block per SM (all resident: cooperative launch), 16 warps. Every phase splits its rows over
-// the blocks (BlockRows). STEP and OUT end at a grid barrier (one arrival counter, every block spinning on it;
+// the blocks (BlockRows). STEP and OUT end at a grid barrier (a flag per block that every block polls, v8; in
 // ctx.counters: zero on entry, returned to zero by the last block to leave). IN does not (v5, session 22): a
 // block computes the in_proj rows of its own state rows (z, x, dt) into shared memory and its share of the B / C
 // rows, which every block needs, into global memory first, each bumping a counter that STEP waits for. The
@@ -89,7 +89,8 @@ struct DecodeLayersArgs {
   float* a_in = nullptr;      // (D) alpha'_in ⊙ h of the next IN
   float* a_out = nullptr;     // (E) alpha'_out ⊙ y of the next OUT
   float* slots = nullptr;     // (2, blocks, 2) per-block (sum of squares, beta' . v) of h and of y
-  unsigned* counters = nullptr;  // (3) barrier arrivals, blocks gone, B / C rows published; zero on entry and exit
+  unsigned* counters = nullptr;  // (2 + blocks) blocks gone, B / C rows published, then one barrier flag per
+                                 // block (grid_barrier_flags); zero on entry and exit
   unsigned long long* stamps = nullptr;  // (1 + layers kDecodePhases, blocks) phase ends, ns, when profiling
 };
 
@@ -183,6 +184,29 @@ __device__ inline void grid_barrier(unsigned* arrivals, unsigned& target) {
     cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*arrivals);
     count.fetch_add(1u, cuda::memory_order_release);
     while (count.load(cuda::memory_order_relaxed) < target) {
+    }
+    cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+  }
+  __syncthreads();
+}
+
+// The same with one flag per block and no atomic on a shared word: thread 0 stores the barrier's epoch (1, 2, ...
+// within a launch) into its block's flag with release; warp 0 polls every block's flag (relaxed; each lane a
+// share, at least one: a poll in which a lane reads nothing would never end its turn in the CPU emulator), then
+// fences with acquire. flags: (gridDim.x) words, zero on entry.
+__device__ inline void grid_barrier_flags(unsigned* flags, unsigned& epoch) {
+  __syncthreads();
+  ++epoch;
+  if (threadIdx.x < 32) {
+    if (threadIdx.x == 0)
+      cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[blockIdx.x]).store(epoch, cuda::memory_order_release);
+    bool all = false;
+    while (!all) {
+      bool mine = true;
+      for (unsigned j = threadIdx.x % gridDim.x; j < gridDim.x; j += 32)  // lanes past the grid re-read a flag
+        mine = mine && cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[j]).load(
+                           cuda::memory_order_relaxed) >= epoch;
+      all = __all_sync(0xffffffffu, mine);
     }
     cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
   }
@@ -494,7 +518,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     sq = warp_sum(sq), dot = warp_sum(dot);
     write_slot(slots_h + 2 * b, sq, dot, scratch);
   }
-  grid_barrier(a.counters, target);
+  grid_barrier_flags(a.counters + 2, target);
   stamp(a.stamps, 0);
 
   for (int l = 0; l < a.layers; ++l) {
@@ -516,7 +540,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         if (lane == 0) {
           if (i < nbc) {
             a.zx[2 * E + rows.j0 + i] = v;
-            cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(a.counters[2]);
+            cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(a.counters[1]);
             count.fetch_add(1u, cuda::memory_order_release);
           } else if (i < nbc + nr) {
             smem[lay.z + (i - nbc)] = v;
@@ -541,7 +565,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     {
       step_rows_without_bc(a, L, rows, lay, smem);
       phase_end(kStepPre);
-      wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));  // its __syncthreads orders the part above
+      wait_for_count(a.counters + 1, bc_target += unsigned(2 * N));  // its __syncthreads orders the part above
       phase_end(kStepBC);
       step_bc_conv(a, L, lay, smem);
       __syncthreads();
@@ -580,7 +604,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       }
       phase_end(kStepSlot);
     }
-    grid_barrier(a.counters, target);
+    grid_barrier_flags(a.counters + 2, target);
     phase_end(kStepBarrier);
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
@@ -616,7 +640,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         stage_out_params(a, a.layer[l + 1], l + 2 < a.layers ? &a.layer[l + 2] : nullptr, rows, lay, smem);
       }
       phase_end(kOutSlot);
-      if (more) grid_barrier(a.counters, target);
+      if (more) grid_barrier_flags(a.counters + 2, target);
       phase_end(kOutBarrier);
     }
   }
@@ -625,10 +649,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   __syncthreads();
   if (tid == 0) {
     __threadfence();
-    if (atomicAdd(a.counters + 1, 1u) == unsigned(nb - 1)) {
-      a.counters[0] = 0u;
-      a.counters[1] = 0u;
-      a.counters[2] = 0u;
+    if (atomicAdd(a.counters, 1u) == unsigned(nb - 1)) {
+      for (int j = 0; j < 2 + nb; ++j) a.counters[j] = 0u;
     }
   }
 }
@@ -705,7 +727,7 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
   a.a_in = ctx.workspace().take<float>(size_t(D));
   a.a_out = ctx.workspace().take<float>(size_t(a.E));
   a.slots = ctx.workspace().take<float>(size_t(4 * plan.blocks));
-  a.counters = ctx.counters(3);
+  a.counters = ctx.counters(2 + size_t(plan.blocks));
   auto kernel = gpu::mamba2_decode_layers_kernel<float>;
   for (size_t l0 = 0; l0 < blocks.size(); l0 += gpu::kLayersPerLaunch) {
     const size_t l1 = std::min(blocks.size(), l0 + size_t(gpu::kLayersPerLaunch));
