@@ -188,8 +188,8 @@ __device__ inline unsigned long long load_tagged(const unsigned long long* word)
       .load(cuda::memory_order_relaxed);
 }
 __device__ inline bool has_tag(unsigned long long v, unsigned tag) { return unsigned(v >> 32) == tag; }
-// The n (<= 4) values at words[0 .. n) of round `tag`: every load issued before the first test (one round trip to
-// L2 when they are there), then a spin on each one still missing.
+// The n (<= kMax) values at words[0 .. n) of round `tag`: every load issued before the first test (one round trip
+// to L2 when they are there), then a spin on each one still missing.
 template <int kMax>
 __device__ inline void await_values(const unsigned long long* words, int n, unsigned tag, float* out) {
   unsigned long long v[kMax];
@@ -251,17 +251,37 @@ struct StagedRows {
   }
 };
 
-// The lookup table of a (cols entries, written in this launch): T[(q * 16 + idx) * Wp + w], columns past cols
-// as 0, in two steps. stage_input: a (round `tag`) into shared memory with one coalesced pass (group (q, w), i.e. columns
-// 32 w + 4 q .. + 3, at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table
-// build's loads free of bank conflicts), so each block requests each line of a once; build_table (after a
-// __syncthreads): the 16 entries of each group.
+// The lookup table of a (cols entries of round `tag`): T[(q * 16 + idx) * Wp + w], columns past cols as 0, in two
+// steps. stage_input: a into shared memory with one coalesced pass (group (q, w), i.e. columns 32 w + 4 q .. + 3,
+// at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table build's loads free of bank
+// conflicts), so each block requests each line of a once, every load of a thread issued before its first test;
+// build_table (after a __syncthreads): the 16 entries of each group.
 __device__ inline void stage_input(float* stage, const unsigned long long* a, int cols, int W, unsigned tag) {
-  for (int g = threadIdx.x; g < 8 * W; g += blockDim.x) {
-    const int w = g >> 3, q = g & 7, c = 4 * g;
-    float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    await_values<4>(a + c, cols - c < 4 ? cols - c : 4, tag, f);
-    reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = make_float4(f[0], f[1], f[2], f[3]);
+  constexpr int kGroups = 4;  // groups a thread awaits at once: 16 loads in flight (a thread has at most 3 groups
+                              // at the 2.7B OUT, 8 W = 1280 for 512 threads)
+  for (int g0 = threadIdx.x; g0 < 8 * W; g0 += kGroups * blockDim.x) {
+    unsigned long long v[kGroups][4];
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) {
+      const int c = 4 * (g0 + k * int(blockDim.x));
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (c + u < cols) v[k][u] = load_tagged(a + c + u);
+    }
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) {
+      const int g = g0 + k * int(blockDim.x), c = 4 * g;
+      if (g >= 8 * W) break;
+      float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (c + u >= cols) continue;
+        while (!has_tag(v[k][u], tag)) v[k][u] = load_tagged(a + c + u);
+        f[u] = __uint_as_float(unsigned(v[k][u]));
+      }
+      const int w = g >> 3, q = g & 7;
+      reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = make_float4(f[0], f[1], f[2], f[3]);
+    }
   }
 }
 __device__ inline void build_table(float* table, const float* stage, int W, int Wp) {
