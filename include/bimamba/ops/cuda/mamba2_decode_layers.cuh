@@ -108,8 +108,8 @@ enum DecodePhase : int {
   kInSigns,    // the in_proj sign rows landed
   kInRows,     // thread 0's warp has its in_proj rows
   kInEnd,      // every warp done, the layer's parameters landed
-  kStepPre,    // each state row's conv of x, dt, decay, dt x and gate (what does not need B / C)
-  kStepBC,     // every B / C row awaited, and its conv
+  kStepPre,    // thread 0's state rows: conv of x, dt, decay, dt x and gate (what does not need B / C)
+  kStepBC,     // every thread done with those rows and with the B / C rows (awaited) and their conv
   kStepState,  // the state rows landed
   kStepRows,   // thread 0's warp has its state rows
   kStepSlot,   // every warp done, the block's y sums published
@@ -453,7 +453,9 @@ __device__ inline void step_rows_without_bc(const DecodeLayersArgs& a, const Dec
 __device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
                                     const DecodeLayersSmem& lay, unsigned tag, float* smem) {
   const int K = a.K;
-  for (int j = int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
+  // The last threads first: step_rows_without_bc gives the first threads a state row each, so that at the usual
+  // shapes (fewer than blockDim - 2N rows a block) the two run side by side in different warps.
+  for (int j = int(blockDim.x) - 1 - int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
     float in;
     await_values<1>(a.bc_rows + j, 1, tag, &in);
     const float* w = smem + lay.bc_w + int64_t(j) * K;
@@ -555,7 +557,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // STEP: conv of B / C (all blocks), then this block's state rows, from shared memory but for the state stores.
     {
-      step_rows_without_bc(a, L, rows, lay, smem);
+      step_rows_without_bc(a, L, rows, lay, smem);  // the first threads, beside the B / C conv in the last ones
       phase_end(kStepPre);
       step_bc_conv(a, L, lay, tag, smem);
       __syncthreads();
