@@ -145,6 +145,7 @@ struct DecodeLayersSmem {
   int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads; STEP
                                              // replaces z by the gate SiLU(z) and xin by x = SiLU(conv)
   int64_t decay, dx;                         // this block's state rows: exp(dt A), dt x
+  int64_t pairs;                             // every block's (sum of squares, beta' . v), as gemv_prologue awaits them
   int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
@@ -170,6 +171,7 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
     place(*region, rows_state, false);
   for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
   for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
+  place(s.pairs, 2 * int64_t(blocks), false);
   s.total = 4 * at;
   return s;
 }
@@ -257,7 +259,7 @@ struct StagedRows {
 // conflicts), so each block requests each line of a once, every load of a thread issued before its first test;
 // build_table (after a __syncthreads): the 16 entries of each group.
 __device__ inline void stage_input(float* stage, const unsigned long long* a, int cols, int W, unsigned tag) {
-  constexpr int kGroups = 4;  // groups a thread awaits at once: 16 loads in flight (a thread has at most 3 groups
+  constexpr int kGroups = 3;  // groups a thread awaits at once: 12 loads in flight (a thread has at most 3 groups
                               // at the 2.7B OUT, 8 W = 1280 for 512 threads)
   for (int g0 = threadIdx.x; g0 < 8 * W; g0 += kGroups * blockDim.x) {
     unsigned long long v[kGroups][4];
@@ -296,25 +298,32 @@ __device__ inline void build_table(float* table, const float* stage, int W, int 
   }
 }
 
-// The GEMV phases' prologue: the totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in
-// block order by warp 0 (the other warps would only add load on the same few lines of L2) and returned to
-// every thread, and the table of a; both of round `tag`. The pairs' loads and a's are issued together (one round
-// trip to L2 when they are there): waiting for every block's pair is this phase's barrier.
+// The GEMV phases' prologue: the totals of the per-block pairs (sum of squares, beta' . v) of one kind, returned
+// to every thread, and the table of a; both of round `tag`. Thread j awaits block j's pair (the plan keeps the grid
+// within the block's threads) into `pairs`, its loads issued before stage_input's, so that when everything is
+// there the prologue is one round trip to L2; waiting for every block's pair is this phase's barrier. The last
+// warp adds the pairs in block order (the same order in every block) while the table is built.
 __device__ inline float2 gemv_prologue(const unsigned long long* slots, const unsigned long long* a, int cols, int W,
-                                       int Wp, unsigned tag, float* stage, float* table, float2* totals) {
-  float sq = 0.0f, dot = 0.0f;
-  if (threadIdx.x < 32)
-    for (int j = int(threadIdx.x); j < int(gridDim.x); j += 32) {
-      float v[2];
-      await_values<2>(slots + 2 * j, 2, tag, v);
-      sq += v[0], dot += v[1];
-    }
+                                       int Wp, unsigned tag, float* stage, float* table, float* pairs,
+                                       float2* totals) {
+  const int j = int(threadIdx.x), nb = int(gridDim.x);
+  unsigned long long sq = 0, dot = 0;
+  if (j < nb) sq = load_tagged(slots + 2 * j), dot = load_tagged(slots + 2 * j + 1);
   stage_input(stage, a, cols, W, tag);
-  if (threadIdx.x < 32) {
-    sq = warp_sum(sq), dot = warp_sum(dot);
-    if (threadIdx.x == 0) *totals = make_float2(sq, dot);
+  if (j < nb) {
+    while (!has_tag(sq, tag)) sq = load_tagged(slots + 2 * j);
+    while (!has_tag(dot, tag)) dot = load_tagged(slots + 2 * j + 1);
+    pairs[2 * j] = __uint_as_float(unsigned(sq));
+    pairs[2 * j + 1] = __uint_as_float(unsigned(dot));
   }
   __syncthreads();
+  if (j / 32 == int(blockDim.x) / 32 - 1) {
+    const int lane = j & 31;
+    float s = 0.0f, d = 0.0f;
+    for (int k = lane; k < nb; k += 32) s += pairs[2 * k], d += pairs[2 * k + 1];
+    s = warp_sum(s), d = warp_sum(d);
+    if (lane == 0) *totals = make_float2(s, d);
+  }
   build_table(table, stage, W, Wp);
   __syncthreads();
   return *totals;
@@ -479,6 +488,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   const DecodeLayersSmem lay = layers_smem(a, nb);
   float* table = smem + lay.table;
   float* stage = smem + lay.stage;
+  float* pairs = smem + lay.pairs;
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
@@ -526,7 +536,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // so that the other blocks mostly find them all there when they need them; then z, x and dt into shared
     // memory.
     {
-      const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, a.Wp, tag, stage, table, &totals);
+      const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, a.Wp, tag, stage, table, pairs, &totals);
       phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
@@ -599,7 +609,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
-      const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, a.Wp, tag, stage, table, &totals);
+      const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, a.Wp, tag, stage, table, pairs, &totals);
       phase_end(kOutTable);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
@@ -683,6 +693,7 @@ inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
   if (major < 9 || !cooperative) return {};
   const gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);
   int nb = max_blocks > 0 ? std::min(sms, max_blocks) : sms;
+  nb = std::min(nb, gpu::kLayersThreads);  // gemv_prologue: a thread per block's pair
   const int64_t smem = gpu::layers_smem(shape, nb).total;
   constexpr int64_t kStaticSmem = 1024;  // bound on the kernel's static shared memory (barriers, scratch)
   if (smem + kStaticSmem > optin) return {};
