@@ -17,7 +17,7 @@
 //                                       one 16-warp block per SM passing 1000 grid barriers, us per barrier
 //                                       (the launch of the same kernel passing none subtracted). "fenced": a
 //                                       __threadfence on each side, acquire spin (the kernel's barrier up to
-//                                       v2); "acquire_release": the kernel's grid_barrier since v3 (release
+//                                       v2); "acquire_release": the kernel's grid barrier v3 - v7 (release
 //                                       arrival, relaxed spin, one acquire fence); "flags": one flag per block
 //                                       (thread 0 stores the barrier's epoch with release, warp 0 polls all
 //                                       flags, relaxed, then one acquire fence): no atomics on one word.
@@ -251,8 +251,17 @@ __global__ void barrier_loop_kernel(unsigned* counters, int n) {
         __threadfence();
       }
       __syncthreads();
-    } else if constexpr (Variant == 1) {
-      detail::gpu::grid_barrier(counters, target);
+    } else if constexpr (Variant == 1) {  // release arrival, relaxed spin, one acquire fence
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        target += gridDim.x;
+        cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*counters);
+        count.fetch_add(1u, cuda::memory_order_release);
+        while (count.load(cuda::memory_order_relaxed) < target) {
+        }
+        cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+      }
+      __syncthreads();
     } else {  // one flag per block, no atomics: thread 0 stores the epoch (release), warp 0 polls every flag
       __syncthreads();
       unsigned* flags = counters + 2;

@@ -178,7 +178,6 @@ TEST(DecodeLayersLayout, EveryBlocksRowsFitTheirSharedMemory) {
     for (int nb : {1, 2, 3, 5, 7, 64, 114, 132}) {
       detail::gpu::DecodeLayersArgs a;
       a.D = sh.D, a.P = sh.P, a.H = sh.H, a.N = sh.N, a.K = sh.K, a.E = sh.H * sh.P, a.C = a.E + 2 * sh.N;
-      a.R = a.E + a.C + a.H;
       a.Wd = (a.D + 31) / 32, a.We = (a.E + 31) / 32, a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
       const detail::gpu::DecodeLayersSmem lay = detail::gpu::layers_smem(a, nb);
       const std::string at = "D=" + std::to_string(sh.D) + " blocks " + std::to_string(nb);

@@ -27,6 +27,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <vector>
 
 #include "shim/bimamba_emu.hpp"
@@ -210,6 +211,9 @@ struct Fiber {
   int arg = 0, width = 32;
   size_t bytes = 0;
   bool spun = false;  // its turn ended at an atomic load of a cooperative launch (a wait on other blocks)
+  bool fresh = false;  // since its last turn ended, an atomic load returned a value new to it at that address
+  bool at_spin = false;  // its last turn ended at such a load (not at a barrier, a warp collective or its end)
+  std::unordered_map<const void*, uint64_t> seen;  // the last value its atomic loads returned at each address
   struct PendingCopy {
     void* dst;
     unsigned char bytes[16];
@@ -399,6 +403,8 @@ void start_block() {
     Fiber& f = fiber_of(i);
     f.state = Fiber::Ready;
     f.linear = i;
+    f.fresh = false;
+    f.seen.clear();
     const unsigned bx = now.block_dim.x, by = now.block_dim.y;
     f.tid = {unsigned(i) % bx, unsigned(i) / bx % by, unsigned(i) / (bx * by)};
     start_fiber(f);
@@ -417,33 +423,42 @@ void start_block() {
 }
 
 // Runs the block's threads in turn until every one has ended, an error, or (cooperative launches) a round in which
-// every thread that ran only waited on an atomic load: then it waits for another block. Returns whether any thread
-// got further than such a load.
+// every thread that ran only waited on an atomic load that returned nothing new to it: then it waits for another
+// block. Returns whether any thread got further than such a load.
 bool resume_block() {
+  constexpr int kPassesAfterAStaleSpin = 64;  // a warp-wide poll keeps a lane reaching its vote in every pass
   const int n = block->nthreads;
-  bool progress = false;
+  bool progress = false, news = false;
+  int stale_passes = 0;
   for (;;) {
-    bool ran = false, moved = false;
+    bool ran = false, moved = false, stale = false;
     for (int i : block->order) {
       Fiber* f = &fiber_of(i);
       if (f->state != Fiber::Ready) continue;
       now.thread_idx = f->tid;
       current = f;
       f->spun = false;
+      f->at_spin = false;
       to_fiber(f);
       current = nullptr;
       ran = true;
       moved = moved || !f->spun;
-      if (block->error) return progress;
+      stale = stale || f->spun;
+      news = news || (f->at_spin && !f->spun) || f->state == Fiber::AtBarrier || f->state == Fiber::Done;
+      if (block->error) return progress || news;
     }
-    progress = progress || moved;
-    if (block->done == n || (ran && !moved)) return progress;
+    if (stale_passes == 0 && !stale) progress = progress || moved;
+    if (block->done == n || (ran && !moved)) return progress || news;
     if (!ran) {
       block->error = std::make_exception_ptr(
           Error(where() + ": the block's threads cannot all go on (a divergent barrier or warp collective):" +
                 block_report()));
       return progress;
     }
+    // Once a thread waits on another block, the turn ends after a bounded number of passes; from then on what
+    // counts as progress is a load that saw something new, a block barrier reached or a thread ended (not a warp
+    // collective reached: a poll's lanes reach their vote in every pass).
+    if ((stale || stale_passes > 0) && ++stale_passes > kPassesAfterAStaleSpin) return progress || news;
   }
 }
 
@@ -847,13 +862,21 @@ void land_async_copies() {
 
 void count_spin_load() {
   if (block && current && block->launch->cooperative) {  // let the other blocks run: this one may wait on them
-    current->spun = true;
+    current->spun = !current->fresh;
+    current->at_spin = true;
+    current->fresh = false;
     to_scheduler(current);
     return;
   }
   if (block && ++block->spin_loads > (uint64_t(1) << 24))
     throw Error(where() + ": 2^24 atomic loads in one block: it seems to wait for another block, which never runs "
                 "while it does (grid-wide synchronization is not emulated)");
+}
+
+void spin_load_seen(const void* p, uint64_t value) {
+  if (!block || !current || !block->launch->cooperative) return;
+  const auto [at, added] = current->seen.emplace(p, value);
+  if (added || at->second != value) at->second = value, current->fresh = true;
 }
 
 bool device_range(const void* p, size_t bytes) {

@@ -91,6 +91,34 @@ __global__ void grid_barrier_sum(float* values, unsigned* arrivals, float* out, 
   }
 }
 
+// Cooperative: `rounds` grid barriers of one flag per block (thread 0 stores the epoch, warp 0 polls every flag,
+// a share per lane); before round r's barrier every block writes its index + 1 into row r of `sums` (rounds,
+// blocks), after it adds up that row.
+__global__ void flag_barrier_rounds(unsigned* flags, float* sums, float* out, int rounds) {
+  float seen = 0.0f;
+  for (int r = 1; r <= rounds; ++r) {
+    if (threadIdx.x == 0) sums[(r - 1) * gridDim.x + blockIdx.x] = float(blockIdx.x + 1);
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      if (threadIdx.x == 0)
+        cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[blockIdx.x]).store(unsigned(r),
+                                                                                     cuda::memory_order_release);
+      bool all = false;
+      while (!all) {
+        bool mine = true;
+        for (unsigned j = threadIdx.x % gridDim.x; j < gridDim.x; j += 32)
+          mine = mine && cuda::atomic_ref<unsigned, cuda::thread_scope_device>(flags[j]).load(
+                             cuda::memory_order_relaxed) >= unsigned(r);
+        all = __all_sync(0xffffffffu, mine);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (unsigned b = 0; b < gridDim.x; ++b) seen += sums[(r - 1) * gridDim.x + b];
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = seen;
+}
+
 cudaError_t launch_cooperative(unsigned blocks, float* values, unsigned* arrivals, float* out, unsigned extra) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(blocks);
@@ -194,6 +222,33 @@ TEST(EmuSelfCheck, CooperativeBlocksMeetAtAGridBarrier) {
   cudaFree(values);
   cudaFree(out);
   cudaFree(arrivals);
+}
+
+TEST(EmuSelfCheck, WarpPollsOverSeveralFlagsMeetAtEveryRound) {
+  for (unsigned blocks : {1u, 3u, 40u, 132u}) {
+    constexpr int kRounds = 4;
+    unsigned* flags = nullptr;
+    ASSERT_EQ(cudaMalloc(&flags, blocks * sizeof(unsigned)), cudaSuccess);
+    ASSERT_EQ(cudaMemset(flags, 0, blocks * sizeof(unsigned)), cudaSuccess);
+    float* sums = device_floats(kRounds * blocks);
+    float* out = device_floats(blocks);
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(blocks);
+    config.blockDim = dim3(512);
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeCooperative;
+    attribute.val.cooperative = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    ASSERT_EQ(cudaLaunchKernelEx(&config, flag_barrier_rounds, flags, sums, out, kRounds), cudaSuccess);
+    std::vector<float> h(blocks);
+    ASSERT_EQ(cudaMemcpy(h.data(), out, h.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    const float total = float(blocks) * float(blocks + 1) / 2.0f;  // every block's index + 1, once a round
+    for (float v : h) EXPECT_EQ(v, total * float(kRounds)) << blocks << " blocks";
+    cudaFree(flags);
+    cudaFree(sums);
+    cudaFree(out);
+  }
 }
 
 TEST(EmuSelfCheck, AGridWideWaitThatNeverEndsThrows) {

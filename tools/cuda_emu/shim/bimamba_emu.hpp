@@ -216,7 +216,11 @@ void static_shared(void* p, size_t bytes);
 void check_launch_bounds(unsigned max_threads);
 void inline_asm(const char* ptx);
 [[noreturn]] void trap(const char* what);
-void count_spin_load();  // cuda::atomic_ref::load: throws when a block seems to wait for another one
+// cuda::atomic_ref::load: count_spin_load before the read (in a cooperative launch it ends the thread's turn;
+// elsewhere it throws when a block seems to wait for another one), spin_load_seen after it: a value the thread
+// had not seen at that address is progress (a poll that walks several words still moves).
+void count_spin_load();
+void spin_load_seen(const void* p, uint64_t value);
 // cp.async (ops/cuda/async_copy.cuh, through transform.py's hooks): the copy lands in `dst` only when the issuing
 // thread waits (or ends); until then `dst` holds poison, so a read before the wait shows as NaN.
 void async_copy(void* dst, const void* src, size_t bytes);

@@ -9,17 +9,21 @@
 // weight (OUT) into the FBI scale and offset: the same value as norm-then-project, to float rounding.
 //
 // Grid: at most one block per SM (all resident: cooperative launch), 16 warps. Every phase splits its rows over
-// the blocks (BlockRows). STEP and OUT end at a grid barrier (one arrival counter, every block spinning on it;
-// ctx.counters: zero on entry, returned to zero by the last block to leave). IN does not (v5, session 22): a
-// block computes the in_proj rows of its own state rows (z, x, dt) into shared memory and its share of the B / C
-// rows, which every block needs, into global memory first, each bumping a counter that STEP waits for. The
-// vector a GEMV phase consumes (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is written by the owners of its entries in
-// the phase before, with per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block adds the
-// partial sums in block order (deterministic, and the same in every block).
+// the blocks (BlockRows). No grid barrier and no counter (v9, session 24): every value one block hands to others
+// is published in a tagged word (publish: the float and its round's tag, stored as one 8-byte word), and its
+// readers await the tag on the value itself, so a hand-over costs one trip through L2 instead of a barrier's
+// arrival, spin and fence followed by the loads. A block computes the in_proj rows of its own state rows (z, x,
+// dt) into shared memory and its share of the B / C rows, which every block needs and awaits in STEP (v5). The
+// vector a GEMV phase consumes (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is published by the owners of its entries
+// in the phase before, with per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block awaits
+// every block's pair and adds them in block order (deterministic, and the same in every block). Every block
+// publishes a pair in every phase, so awaiting them all is what ordered a phase after every block's phase before:
+// a value of round r is rewritten only after every reader of round r has published its pair that follows the read.
+// The tags are 1, 2, ... within a launch (the layer's index + 1), on words the launcher zeroes first.
 //
 // The projections read their sign words from shared memory: each block copies its rows once per layer
 // (sm_90 cp.async.bulk on an mbarrier; a block's rows are one to four contiguous runs), the next layer's in the
-// phase before they are needed, so the weight stream overlaps the barriers and the other phases. The dot products
+// phase before they are needed, so the weight stream overlaps the waits and the other phases. The dot products
 // go through a table per block (T-MAC's idea): for each 4-column group g of the input a,
 //   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
@@ -35,7 +39,8 @@
 // start of the layer's IN, and STEP waited for the state rows).
 //
 // Contracts (checked by the launcher): one sequence; G = 1; N % 4 == 0; sm_90 or newer; the shared memory of
-// one block fits. Reads of values written during the launch use ld.global.cg (L2), never a stale L1 line.
+// one block fits. Values written during the launch are read with relaxed device-scope atomic loads (L2), never
+// from a stale L1 line.
 // Included by ops/mamba2_decode_layers.hpp, which declares Mamba2BlockDecodeWeights and DecodeLayersPlan.
 #pragma once
 
@@ -81,43 +86,42 @@ struct DecodeLayerPointers {
 struct DecodeLayersArgs {
   DecodeLayerPointers layer[kLayersPerLaunch];
   int layers = 0;
-  int D = 0, E = 0, H = 0, P = 0, N = 0, K = 0, R = 0, C = 0;
+  int D = 0, E = 0, H = 0, P = 0, N = 0, K = 0, C = 0;
   int Wd = 0, We = 0, Wp = 0;  // words per row of in_proj (D columns) and out_proj (E columns); table pitch
   bool bulk_in = false, bulk_out = false;  // sign rows 16-byte multiples: bulk copies, else word copies
   float* residual = nullptr;  // (D) in and out
-  float* zx = nullptr;        // (R) in_proj output
-  float* a_in = nullptr;      // (D) alpha'_in ⊙ h of the next IN
-  float* a_out = nullptr;     // (E) alpha'_out ⊙ y of the next OUT
-  float* slots = nullptr;     // (2, blocks, 2) per-block (sum of squares, beta' . v) of h and of y
-  unsigned* counters = nullptr;  // (3) barrier arrivals, blocks gone, B / C rows published; zero on entry and exit
+  // Values published in the launch, each in a tagged word (publish / await): the round's tag beside the float.
+  unsigned long long* h_in = nullptr;     // (D) alpha'_in ⊙ h of the next IN
+  unsigned long long* y_out = nullptr;    // (E) alpha'_out ⊙ y of the next OUT
+  unsigned long long* bc_rows = nullptr;  // (2N) the in_proj rows of B and C
+  unsigned long long* slots_h = nullptr;  // (blocks, 2) per-block (sum of squares, beta' . h)
+  unsigned long long* slots_y = nullptr;  // (blocks, 2) per-block (sum of squares, beta' . y)
   unsigned long long* stamps = nullptr;  // (1 + layers kDecodePhases, blocks) phase ends, ns, when profiling
 };
 
 // Profiling (DecodeLayersPlan::stamps): thread 0 of every block records %globaltimer at the start of the launch
 // (row 0) and at the end of each phase of each layer (row 1 + l kDecodePhases + p), so a phase's time is its
-// stamp minus the one before. Thread 0 is the thread that waits at the barriers and counters.
+// stamp minus the one before. A wait on the other blocks shows up in the phase it ends (thread 0 awaits a share of
+// the values like every thread).
 enum DecodePhase : int {
-  kInTable,      // IN: the per-block sums and a_in from L2, the table built
-  kInSigns,      // the in_proj sign rows landed
-  kInRows,       // thread 0's warp has its in_proj rows
-  kInEnd,        // every warp done, the layer's parameters landed
-  kStepPre,      // each state row's conv of x, dt, decay, dt x and gate (what does not need B / C)
-  kStepBC,       // every B / C row published
-  kStepConv,     // the B / C conv
-  kStepState,    // the state rows landed
-  kStepRows,     // thread 0's warp has its state rows
-  kStepSlot,     // every warp done, the block's y sums written
-  kStepBarrier,  // the grid barrier
-  kOutTable,     // OUT: the sums and a_out from L2, the table built
-  kOutSigns,     // the out_proj sign rows landed
-  kOutRows,      // thread 0's warp has its out_proj rows, the B / C conv state shifted
-  kOutSlot,      // every warp done, the block's h sums written, the next sign rows requested
-  kOutBarrier,   // the grid barrier (none after the last layer)
+  kInTable,    // IN: every block's h sums and a_in awaited (the layer's first wait on the other blocks), the table
+  kInSigns,    // the in_proj sign rows landed
+  kInRows,     // thread 0's warp has its in_proj rows
+  kInEnd,      // every warp done, the layer's parameters landed
+  kStepPre,    // thread 0's state rows: conv of x, dt, decay, dt x and gate (what does not need B / C)
+  kStepBC,     // every thread done with those rows and with the B / C rows (awaited) and their conv
+  kStepState,  // the state rows landed
+  kStepRows,   // thread 0's warp has its state rows
+  kStepSlot,   // every warp done, the block's y sums published
+  kOutTable,   // OUT: every block's y sums and a_out awaited, the table built
+  kOutSigns,   // the out_proj sign rows landed
+  kOutRows,    // thread 0's warp has its out_proj rows, the B / C conv state shifted
+  kOutSlot,    // every warp done, the block's h sums published, the next sign rows requested
   kDecodePhases
 };
 inline constexpr const char* kDecodePhaseNames[kDecodePhases] = {
-    "in_table",  "in_signs",   "in_rows",      "in_end",    "step_pre",  "step_bc",   "step_conv", "step_state", "step_rows",
-    "step_slot", "step_barrier", "out_table", "out_signs", "out_rows", "out_slot",  "out_barrier"};
+    "in_table",  "in_signs",  "in_rows",  "in_end",   "step_pre", "step_bc", "step_state",
+    "step_rows", "step_slot", "out_table", "out_signs", "out_rows", "out_slot"};
 __device__ inline void stamp(unsigned long long* stamps, int row) {
 #if defined(__CUDA_ARCH__)
   if (stamps && threadIdx.x == 0) {
@@ -141,6 +145,7 @@ struct DecodeLayersSmem {
   int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads; STEP
                                              // replaces z by the gate SiLU(z) and xin by x = SiLU(conv)
   int64_t decay, dx;                         // this block's state rows: exp(dt A), dt x
+  int64_t pairs;                             // every block's (sum of squares, beta' . v), as gemv_prologue awaits them
   int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
@@ -166,27 +171,39 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
     place(*region, rows_state, false);
   for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
   for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
+  place(s.pairs, 2 * int64_t(blocks), false);
   s.total = 4 * at;
   return s;
 }
 
 __host__ __device__ inline int part_begin(int total, int parts, int i) { return int(int64_t(total) * i / parts); }
 
-// All blocks arrive, then leave together; the writes of every block before it are visible after it. Thread 0
-// arrives with a release (cumulative over the block's writes ordered before it by __syncthreads), spins with
-// relaxed loads and fences with acquire once it sees every arrival (1.3 us on the H100 against 1.7 us with a
-// __threadfence on each side: bench_cuda_decode BM_cuda_grid_barrier).
-__device__ inline void grid_barrier(unsigned* arrivals, unsigned& target) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    target += gridDim.x;
-    cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*arrivals);
-    count.fetch_add(1u, cuda::memory_order_release);
-    while (count.load(cuda::memory_order_relaxed) < target) {
-    }
-    cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
+// A value published in the launch: its float bits and its round's tag (1, 2, ... within a launch; the words are
+// zeroed before it) in one 8-byte word, stored and loaded whole, so a reader that sees the tag sees the value: no
+// barrier or counter between the writer and its readers, and no fence (each word orders only itself).
+__device__ inline void publish(unsigned long long* word, float v, unsigned tag) {
+  cuda::atomic_ref<unsigned long long, cuda::thread_scope_device>(*word).store(
+      (static_cast<unsigned long long>(tag) << 32) | __float_as_uint(v), cuda::memory_order_relaxed);
+}
+__device__ inline unsigned long long load_tagged(const unsigned long long* word) {
+  return cuda::atomic_ref<unsigned long long, cuda::thread_scope_device>(*const_cast<unsigned long long*>(word))
+      .load(cuda::memory_order_relaxed);
+}
+__device__ inline bool has_tag(unsigned long long v, unsigned tag) { return unsigned(v >> 32) == tag; }
+// The n (<= kMax) values at words[0 .. n) of round `tag`: every load issued before the first test (one round trip
+// to L2 when they are there), then a spin on each one still missing.
+template <int kMax>
+__device__ inline void await_values(const unsigned long long* words, int n, unsigned tag, float* out) {
+  unsigned long long v[kMax];
+#pragma unroll
+  for (int u = 0; u < kMax; ++u)
+    if (u < n) v[u] = load_tagged(words + u);
+#pragma unroll
+  for (int u = 0; u < kMax; ++u) {
+    if (u >= n) continue;
+    while (!has_tag(v[u], tag)) v[u] = load_tagged(words + u);
+    out[u] = __uint_as_float(unsigned(v[u]));
   }
-  __syncthreads();
 }
 
 // One buffer of shared memory refilled from global memory once per layer: a bulk copy on an mbarrier whose
@@ -236,24 +253,37 @@ struct StagedRows {
   }
 };
 
-// The lookup table of a (cols entries, written in this launch): T[(q * 16 + idx) * Wp + w], columns past cols
-// as 0, in two steps. stage_input: a into shared memory with one coalesced pass (group (q, w), i.e. columns
-// 32 w + 4 q .. + 3, at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table
-// build's loads free of bank conflicts), so each block requests each line of a once; build_table (after a
-// __syncthreads): the 16 entries of each group.
-__device__ inline void stage_input(float* stage, const float* a, int cols, int W) {
-  for (int g = threadIdx.x; g < 8 * W; g += blockDim.x) {
-    const int w = g >> 3, q = g & 7, c = 4 * g;
-    float4 f;
-    if (c + 4 <= cols) {
-      f = __ldcg(reinterpret_cast<const float4*>(a + c));
-    } else {
-      f.x = c < cols ? __ldcg(a + c) : 0.0f;
-      f.y = c + 1 < cols ? __ldcg(a + c + 1) : 0.0f;
-      f.z = c + 2 < cols ? __ldcg(a + c + 2) : 0.0f;
-      f.w = 0.0f;
+// The lookup table of a (cols entries of round `tag`): T[(q * 16 + idx) * Wp + w], columns past cols as 0, in two
+// steps. stage_input: a into shared memory with one coalesced pass (group (q, w), i.e. columns 32 w + 4 q .. + 3,
+// at float4 (q (W + 1) + w): the odd pitch keeps both the staging stores and the table build's loads free of bank
+// conflicts), so each block requests each line of a once, every load of a thread issued before its first test;
+// build_table (after a __syncthreads): the 16 entries of each group.
+__device__ inline void stage_input(float* stage, const unsigned long long* a, int cols, int W, unsigned tag) {
+  constexpr int kGroups = 3;  // groups a thread awaits at once: 12 loads in flight (a thread has at most 3 groups
+                              // at the 2.7B OUT, 8 W = 1280 for 512 threads)
+  for (int g0 = threadIdx.x; g0 < 8 * W; g0 += kGroups * blockDim.x) {
+    unsigned long long v[kGroups][4];
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) {
+      const int c = 4 * (g0 + k * int(blockDim.x));
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (c + u < cols) v[k][u] = load_tagged(a + c + u);
     }
-    reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = f;
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) {
+      const int g = g0 + k * int(blockDim.x), c = 4 * g;
+      if (g >= 8 * W) break;
+      float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (c + u >= cols) continue;
+        while (!has_tag(v[k][u], tag)) v[k][u] = load_tagged(a + c + u);
+        f[u] = __uint_as_float(unsigned(v[k][u]));
+      }
+      const int w = g >> 3, q = g & 7;
+      reinterpret_cast<float4*>(stage)[q * (W + 1) + w] = make_float4(f[0], f[1], f[2], f[3]);
+    }
   }
 }
 __device__ inline void build_table(float* table, const float* stage, int W, int Wp) {
@@ -268,23 +298,32 @@ __device__ inline void build_table(float* table, const float* stage, int W, int 
   }
 }
 
-// The GEMV phases' prologue: the totals of the per-block pairs (sum of squares, beta' . v) of one kind, added in
-// block order by warp 0 (the other warps would only add load on the same few lines of L2) and returned to
-// every thread, and the table of a. The pairs' loads and a's are issued together (one round trip to L2).
-__device__ inline float2 gemv_prologue(const float* slots, const float* a, int cols, int W, int Wp, float* stage,
-                                       float* table, float2* totals) {
-  float sq = 0.0f, dot = 0.0f;
-  if (threadIdx.x < 32)
-    for (int j = int(threadIdx.x); j < int(gridDim.x); j += 32) {
-      const float2 v = __ldcg(reinterpret_cast<const float2*>(slots) + j);
-      sq += v.x, dot += v.y;
-    }
-  stage_input(stage, a, cols, W);
-  if (threadIdx.x < 32) {
-    sq = warp_sum(sq), dot = warp_sum(dot);
-    if (threadIdx.x == 0) *totals = make_float2(sq, dot);
+// The GEMV phases' prologue: the totals of the per-block pairs (sum of squares, beta' . v) of one kind, returned
+// to every thread, and the table of a; both of round `tag`. Thread j awaits block j's pair (the plan keeps the grid
+// within the block's threads) into `pairs`, its loads issued before stage_input's, so that when everything is
+// there the prologue is one round trip to L2; waiting for every block's pair is this phase's barrier. The last
+// warp adds the pairs in block order (the same order in every block) while the table is built.
+__device__ inline float2 gemv_prologue(const unsigned long long* slots, const unsigned long long* a, int cols, int W,
+                                       int Wp, unsigned tag, float* stage, float* table, float* pairs,
+                                       float2* totals) {
+  const int j = int(threadIdx.x), nb = int(gridDim.x);
+  unsigned long long sq = 0, dot = 0;
+  if (j < nb) sq = load_tagged(slots + 2 * j), dot = load_tagged(slots + 2 * j + 1);
+  stage_input(stage, a, cols, W, tag);
+  if (j < nb) {
+    while (!has_tag(sq, tag)) sq = load_tagged(slots + 2 * j);
+    while (!has_tag(dot, tag)) dot = load_tagged(slots + 2 * j + 1);
+    pairs[2 * j] = __uint_as_float(unsigned(sq));
+    pairs[2 * j + 1] = __uint_as_float(unsigned(dot));
   }
   __syncthreads();
+  if (j / 32 == int(blockDim.x) / 32 - 1) {
+    const int lane = j & 31;
+    float s = 0.0f, d = 0.0f;
+    for (int k = lane; k < nb; k += 32) s += pairs[2 * k], d += pairs[2 * k + 1];
+    s = warp_sum(s), d = warp_sum(d);
+    if (lane == 0) *totals = make_float2(s, d);
+  }
   build_table(table, stage, W, Wp);
   __syncthreads();
   return *totals;
@@ -305,8 +344,8 @@ __device__ inline float table_dot(const uint32_t* row, const float* table, int W
   return warp_sum(acc0 + acc1);
 }
 
-// Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and writes the block's slot.
-__device__ inline void write_slot(float* slot, float sq, float dot, float* scratch) {
+// Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and publishes the block's slot.
+__device__ inline void write_slot(unsigned long long* slot, float sq, float dot, unsigned tag, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) scratch[2 * warp] = sq, scratch[2 * warp + 1] = dot;
@@ -314,15 +353,16 @@ __device__ inline void write_slot(float* slot, float sq, float dot, float* scrat
   if (threadIdx.x == 0) {
     float s = 0.0f, d = 0.0f;
     for (int k = 0; k < kLayersWarps; ++k) s += scratch[2 * k], d += scratch[2 * k + 1];
-    slot[0] = s, slot[1] = d;
+    publish(slot, s, tag);
+    publish(slot + 1, d, tag);
   }
 }
 
 // Owner of residual row o after its update hn: the next IN's input entry and partial sums, from the next block's
 // norm weight w and in_proj alpha, beta at o.
-__device__ inline void feed_next_in(float w, float alpha, float beta, float* a_in, int o, float hn, float& sq,
-                                    float& dot) {
-  a_in[o] = alpha * w * hn;
+__device__ inline void feed_next_in(float w, float alpha, float beta, unsigned long long* h_in, int o, float hn,
+                                    unsigned tag, float& sq, float& dot) {
+  publish(h_in + o, alpha * w * hn, tag);
   sq += hn * hn;
   dot += beta * w * hn;
 }
@@ -351,18 +391,6 @@ struct BlockRows {
     runs[3] = {signs + (int64_t(a.E) + a.C + h0) * W, uint32_t(heads) * row};
   }
 };
-
-// Thread 0 waits until *counter reaches target, with acquire; then the block goes on together. The other half
-// of grid_barrier, for a counter its writers bump with release as they go.
-__device__ inline void wait_for_count(unsigned* counter, unsigned target) {
-  if (threadIdx.x == 0) {
-    cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(*counter);
-    while (count.load(cuda::memory_order_relaxed) < target) {
-    }
-    cuda::atomic_thread_fence(cuda::memory_order_acquire, cuda::thread_scope_device);
-  }
-  __syncthreads();
-}
 
 // Copies of the values of a layer that do not depend on the token into shared memory, issued one phase or more
 // before they are needed (cp.async, waited for at the end of IN), in two parts by when their buffers come free:
@@ -428,13 +456,17 @@ __device__ inline void step_rows_without_bc(const DecodeLayersArgs& a, const Dec
   }
 }
 
-// STEP's prologue: each of the 2N B / C inputs, written by their owners in IN, goes straight into its conv
+// STEP's prologue: each of the 2N B / C inputs, published by their owners in IN (round `tag`), goes straight into
+// its conv
 // (bc = SiLU(conv)); the inputs are kept for the owners' conv state shift in OUT.
 __device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
-                                    const DecodeLayersSmem& lay, float* smem) {
+                                    const DecodeLayersSmem& lay, unsigned tag, float* smem) {
   const int K = a.K;
-  for (int j = int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
-    const float in = __ldcg(a.zx + 2 * a.E + j);
+  // The last threads first: step_rows_without_bc gives the first threads a state row each, so that at the usual
+  // shapes (fewer than blockDim - 2N rows a block) the two run side by side in different warps.
+  for (int j = int(blockDim.x) - 1 - int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
+    float in;
+    await_values<1>(a.bc_rows + j, 1, tag, &in);
     const float* w = smem + lay.bc_w + int64_t(j) * K;
     const float* s = smem + lay.bc_s + int64_t(j) * K;
     float acc = L.conv_bias ? smem[lay.bc_b + j] : 0.0f;
@@ -456,14 +488,13 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   const DecodeLayersSmem lay = layers_smem(a, nb);
   float* table = smem + lay.table;
   float* stage = smem + lay.stage;
+  float* pairs = smem + lay.pairs;
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
   const float* bc = smem + lay.bc;
   float* res = smem + lay.res;
   const int E = a.E, N = a.N, K = a.K, P = a.P;
-  float* slots_h = a.slots;
-  float* slots_y = a.slots + 2 * nb;
 
   const BlockRows rows(a, nb, b);
   const int o0 = rows.o0, o1 = rows.o1, s0 = rows.s0, s1 = rows.s1, nbc = rows.bc(), nr = rows.state();
@@ -475,7 +506,6 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     for (auto& bar : bars) bulk_barrier_init(&bar);
   __syncthreads();
   StagedRows in_rows{&bars[0], a.bulk_in}, out_rows{&bars[1], a.bulk_out}, state_rows{&bars[2], true};
-  unsigned target = 0, bc_target = 0;
   RowRun in_runs[4];
   rows.in_runs(a, a.layer[0].in_signs, in_runs);
   in_rows.start(sin, in_runs, 4, in_bytes);
@@ -489,24 +519,24 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     for (int o = o0 + tid; o < o1; o += blockDim.x) {
       const float h = __ldcg(a.residual + o);
       res[o - o0] = h;
-      feed_next_in(first.norm_weight[o], first.in_alpha[o], first.in_beta[o], a.a_in, o, h, sq, dot);
+      feed_next_in(first.norm_weight[o], first.in_alpha[o], first.in_beta[o], a.h_in, o, h, 1u, sq, dot);
     }
     sq = warp_sum(sq), dot = warp_sum(dot);
-    write_slot(slots_h + 2 * b, sq, dot, scratch);
+    write_slot(a.slots_h + 2 * b, sq, dot, 1u, scratch);
   }
-  grid_barrier(a.counters, target);
   stamp(a.stamps, 0);
 
   for (int l = 0; l < a.layers; ++l) {
     const DecodeLayerPointers& L = a.layer[l];
     const bool more = l + 1 < a.layers;
+    const unsigned tag = unsigned(l) + 1u, next_tag = tag + 1u;  // the rounds of this layer's values and the next's
     auto phase_end = [&](DecodePhase p) { stamp(a.stamps, 1 + l * kDecodePhases + p); };
 
-    // IN: zx = r_h (S_in a_in + beta'_in . h) at this block's rows: B / C first, each published as it is written
-    // (a release add on the B / C counter), so that the other blocks mostly find them all there when they need
-    // them; then z, x and dt into shared memory. No grid barrier: STEP waits for the B / C rows only.
+    // IN: zx = r_h (S_in a_in + beta'_in . h) at this block's rows: B / C first, each published as it is written,
+    // so that the other blocks mostly find them all there when they need them; then z, x and dt into shared
+    // memory.
     {
-      const float2 tot = gemv_prologue(slots_h, a.a_in, a.D, a.Wd, a.Wp, stage, table, &totals);
+      const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, a.Wp, tag, stage, table, pairs, &totals);
       phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
@@ -515,9 +545,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         const float v = r * (table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane) + tot.y);
         if (lane == 0) {
           if (i < nbc) {
-            a.zx[2 * E + rows.j0 + i] = v;
-            cuda::atomic_ref<unsigned, cuda::thread_scope_device> count(a.counters[2]);
-            count.fetch_add(1u, cuda::memory_order_release);
+            publish(a.bc_rows + rows.j0 + i, v, tag);
           } else if (i < nbc + nr) {
             smem[lay.z + (i - nbc)] = v;
           } else if (i < nbc + 2 * nr) {
@@ -540,13 +568,11 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // STEP: the per-row work that does not need B / C, then (once every B / C row is published) the conv of B / C
     // (all blocks) and this block's state rows, from shared memory but for the state stores.
     {
-      step_rows_without_bc(a, L, rows, lay, smem);
+      step_rows_without_bc(a, L, rows, lay, smem);  // the first threads, beside the B / C conv in the last ones
       phase_end(kStepPre);
-      wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));  // its __syncthreads orders the part above
-      phase_end(kStepBC);
-      step_bc_conv(a, L, lay, smem);
+      step_bc_conv(a, L, lay, tag, smem);
       __syncthreads();
-      phase_end(kStepConv);
+      phase_end(kStepBC);
       state_rows.wait(state_bytes);
       phase_end(kStepState);
       float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
@@ -568,25 +594,23 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
         out = warp_sum(out) + (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
         if (lane == 0) {
           const float v = out * smem[lay.z + r], gw = smem[lay.gn + r];
-          a.a_out[e] = smem[lay.alpha + r] * gw * v;
+          publish(a.y_out + e, smem[lay.alpha + r] * gw * v, tag);
           sq += v * v;
           ydot += smem[lay.beta + r] * gw * v;
         }
       }
       phase_end(kStepRows);
-      write_slot(slots_y + 2 * b, sq, ydot, scratch);
+      write_slot(a.slots_y + 2 * b, sq, ydot, tag, scratch);
       if (more) {  // every warp is past its state rows (write_slot's first __syncthreads): their buffers are free
         state_rows.start(sst, a.layer[l + 1].ssm_state + int64_t(s0) * N, state_bytes);
         stage_step_params(a, a.layer[l + 1], rows, lay, smem);
       }
       phase_end(kStepSlot);
     }
-    grid_barrier(a.counters, target);
-    phase_end(kStepBarrier);
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
-      const float2 tot = gemv_prologue(slots_y, a.a_out, E, a.We, a.Wp, stage, table, &totals);
+      const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, a.Wp, tag, stage, table, pairs, &totals);
       phase_end(kOutTable);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
@@ -599,8 +623,8 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           const float hn = res[k] + r * (d + tot.y);
           res[k] = hn;
           a.residual[o] = hn;
-          if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.a_in, o, hn,
-                                 sq, dot);
+          if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.h_in, o, hn,
+                                 next_tag, sq, dot);
         }
       }
       for (int j = rows.j0 + tid; j < rows.j1; j += blockDim.x) {  // every block has staged this conv state
@@ -611,25 +635,12 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       }
       phase_end(kOutRows);
       if (more) {
-        write_slot(slots_h + 2 * b, sq, dot, scratch);
+        write_slot(a.slots_h + 2 * b, sq, dot, next_tag, scratch);
         __syncthreads();
         out_rows.start(sout, a.layer[l + 1].out_signs + int64_t(o0) * a.We, out_bytes);
         stage_out_params(a, a.layer[l + 1], l + 2 < a.layers ? &a.layer[l + 2] : nullptr, rows, lay, smem);
       }
       phase_end(kOutSlot);
-      if (more) grid_barrier(a.counters, target);
-      phase_end(kOutBarrier);
-    }
-  }
-
-  // The last block to leave returns the counters to zero (every block has passed every barrier by then).
-  __syncthreads();
-  if (tid == 0) {
-    __threadfence();
-    if (atomicAdd(a.counters + 1, 1u) == unsigned(nb - 1)) {
-      a.counters[0] = 0u;
-      a.counters[1] = 0u;
-      a.counters[2] = 0u;
     }
   }
 }
@@ -648,7 +659,7 @@ inline gpu::DecodeLayersArgs shape_args(const Mamba2BlockDecodeWeights<Cuda>& fi
   const auto& s = first.step;
   gpu::DecodeLayersArgs a;
   a.D = int(D), a.E = int(s.heads * s.headdim), a.H = int(s.heads), a.P = int(s.headdim), a.N = int(s.d_state);
-  a.K = int(s.conv_weight.size(1)), a.C = a.E + 2 * a.N, a.R = int(first.in_signs.rows());
+  a.K = int(s.conv_weight.size(1)), a.C = a.E + 2 * a.N;
   a.Wd = int(words_for<uint32_t>(D)), a.We = int(words_for<uint32_t>(a.E));
   a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
   return a;
@@ -683,6 +694,7 @@ inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
   if (major < 9 || !cooperative) return {};
   const gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);
   int nb = max_blocks > 0 ? std::min(sms, max_blocks) : sms;
+  nb = std::min(nb, gpu::kLayersThreads);  // gemv_prologue: a thread per block's pair
   const int64_t smem = gpu::layers_smem(shape, nb).total;
   constexpr int64_t kStaticSmem = 1024;  // bound on the kernel's static shared memory (barriers, scratch)
   if (smem + kStaticSmem > optin) return {};
@@ -702,11 +714,12 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
   gpu::DecodeLayersArgs a = decode_layers::shape_args(blocks[0], D);
   WorkspaceScope<Cuda> scope(ctx.workspace());
   a.residual = residual.data();
-  a.zx = ctx.workspace().take<float>(size_t(a.R));
-  a.a_in = ctx.workspace().take<float>(size_t(D));
-  a.a_out = ctx.workspace().take<float>(size_t(a.E));
-  a.slots = ctx.workspace().take<float>(size_t(4 * plan.blocks));
-  a.counters = ctx.counters(3);
+  const size_t tagged = size_t(D + a.E + 2 * a.N + 4 * plan.blocks);
+  a.h_in = ctx.workspace().take<unsigned long long>(tagged);
+  a.y_out = a.h_in + D;
+  a.bc_rows = a.y_out + a.E;
+  a.slots_h = a.bc_rows + 2 * a.N;
+  a.slots_y = a.slots_h + 2 * plan.blocks;
   auto kernel = gpu::mamba2_decode_layers_kernel<float>;
   for (size_t l0 = 0; l0 < blocks.size(); l0 += gpu::kLayersPerLaunch) {
     const size_t l1 = std::min(blocks.size(), l0 + size_t(gpu::kLayersPerLaunch));
@@ -737,6 +750,7 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
     attribute.val.cooperative = 1;
     config.attrs = &attribute;
     config.numAttrs = 1;
+    BIMAMBA_CUDA_CHECK(cudaMemsetAsync(a.h_in, 0, tagged * sizeof(unsigned long long), ctx.stream()));  // no tag
     BIMAMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a));
   }
 }
