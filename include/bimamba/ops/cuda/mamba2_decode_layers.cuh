@@ -190,20 +190,11 @@ __device__ inline unsigned long long load_tagged(const unsigned long long* word)
       .load(cuda::memory_order_relaxed);
 }
 __device__ inline bool has_tag(unsigned long long v, unsigned tag) { return unsigned(v >> 32) == tag; }
-// The n (<= kMax) values at words[0 .. n) of round `tag`: every load issued before the first test (one round trip
-// to L2 when they are there), then a spin on each one still missing.
-template <int kMax>
-__device__ inline void await_values(const unsigned long long* words, int n, unsigned tag, float* out) {
-  unsigned long long v[kMax];
-#pragma unroll
-  for (int u = 0; u < kMax; ++u)
-    if (u < n) v[u] = load_tagged(words + u);
-#pragma unroll
-  for (int u = 0; u < kMax; ++u) {
-    if (u >= n) continue;
-    while (!has_tag(v[u], tag)) v[u] = load_tagged(words + u);
-    out[u] = __uint_as_float(unsigned(v[u]));
-  }
+// The value of round `tag` at `word`, given v, a load of it already issued (a thread issues all its loads before
+// its first test, so that values already there cost one round trip to L2 together): spins until the tag is there.
+__device__ inline float await_value(const unsigned long long* word, unsigned long long v, unsigned tag) {
+  while (!has_tag(v, tag)) v = load_tagged(word);
+  return __uint_as_float(unsigned(v));
 }
 
 // One buffer of shared memory refilled from global memory once per layer: a bulk copy on an mbarrier whose
@@ -277,7 +268,7 @@ __device__ inline void stage_input(float* stage, const unsigned long long* a, in
       float f[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        if (c + u >= cols) continue;
+        if (c + u >= cols) continue;  // await_value written out: through the call, ptxas spilled (sm_90)
         while (!has_tag(v[k][u], tag)) v[k][u] = load_tagged(a + c + u);
         f[u] = __uint_as_float(unsigned(v[k][u]));
       }
@@ -311,10 +302,8 @@ __device__ inline float2 gemv_prologue(const unsigned long long* slots, const un
   if (j < nb) sq = load_tagged(slots + 2 * j), dot = load_tagged(slots + 2 * j + 1);
   stage_input(stage, a, cols, W, tag);
   if (j < nb) {
-    while (!has_tag(sq, tag)) sq = load_tagged(slots + 2 * j);
-    while (!has_tag(dot, tag)) dot = load_tagged(slots + 2 * j + 1);
-    pairs[2 * j] = __uint_as_float(unsigned(sq));
-    pairs[2 * j + 1] = __uint_as_float(unsigned(dot));
+    pairs[2 * j] = await_value(slots + 2 * j, sq, tag);
+    pairs[2 * j + 1] = await_value(slots + 2 * j + 1, dot, tag);
   }
   __syncthreads();
   if (j / 32 == int(blockDim.x) / 32 - 1) {
@@ -465,8 +454,7 @@ __device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayer
   // The last threads first: step_rows_without_bc gives the first threads a state row each, so that at the usual
   // shapes (fewer than blockDim - 2N rows a block) the two run side by side in different warps.
   for (int j = int(blockDim.x) - 1 - int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
-    float in;
-    await_values<1>(a.bc_rows + j, 1, tag, &in);
+    const float in = await_value(a.bc_rows + j, load_tagged(a.bc_rows + j), tag);
     const float* w = smem + lay.bc_w + int64_t(j) * K;
     const float* s = smem + lay.bc_s + int64_t(j) * K;
     float acc = L.conv_bias ? smem[lay.bc_b + j] : 0.0f;
