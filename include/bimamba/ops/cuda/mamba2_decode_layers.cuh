@@ -27,7 +27,9 @@
 // go through a table per block (T-MAC's idea): for each 4-column group g of the input a,
 //   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
-// 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks.
+// 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks. A lane loads all its
+// words of a row before its first lookup, and where in_proj's rows are at most 128 words (a multiple of 16) a warp
+// takes two rows at once, a half-warp each, so no lane idles on a row of 80 words (v10, session 25).
 // The step phase owns (head, p) state rows, also copied ahead into shared memory; every block recomputes the
 // conv of the 2N B / C channels (shared by all heads), and the blocks shift their shares of its conv state.
 // Every value that does not depend on the token (conv weights and states, the per-row and per-head parameters,
@@ -318,19 +320,61 @@ __device__ inline float2 gemv_prologue(const unsigned long long* slots, const un
   return *totals;
 }
 
-// sum_j s_j a_j of one row of W sign words (shared memory) through the table; every lane gets the total.
+// The table lookups of one sign word w (its 8 nibbles), added to acc0 / acc1 (two chains).
+__device__ inline void add_word(uint32_t bits, const float* column, int Wp, float& acc0, float& acc1) {
+#pragma unroll
+  for (int q = 0; q < 8; q += 2) {
+    acc0 += column[(q * 16 + int((bits >> (4 * q)) & 15u)) * Wp];
+    acc1 += column[((q + 1) * 16 + int((bits >> (4 * q + 4)) & 15u)) * Wp];
+  }
+}
+inline constexpr int kRowWordsPerLane = 8;  // words a lane loads before its first lookup (v10)
+
+// sum_j s_j a_j of one row of W sign words (shared memory) through the table, a warp per row, lanes on words
+// w = lane + 32 k; every lane gets the total. Up to 8 words a lane (W <= 256) the lane loads all its words before its
+// first lookup, so the lookups of every word are independent (v10: the loop issued each word's lookups after its
+// load).
 __device__ inline float table_dot(const uint32_t* row, const float* table, int W, int Wp, int lane) {
   float acc0 = 0.0f, acc1 = 0.0f;
-  for (int w = lane; w < W; w += 32) {
-    const uint32_t bits = row[w];
-    const float* t = table + w;
+  if (W <= 32 * kRowWordsPerLane) {
+    uint32_t bits[kRowWordsPerLane];
 #pragma unroll
-    for (int q = 0; q < 8; q += 2) {
-      acc0 += t[(q * 16 + int((bits >> (4 * q)) & 15u)) * Wp];
-      acc1 += t[((q + 1) * 16 + int((bits >> (4 * q + 4)) & 15u)) * Wp];
-    }
+    for (int k = 0; k < kRowWordsPerLane; ++k) bits[k] = lane + 32 * k < W ? row[lane + 32 * k] : 0u;
+#pragma unroll
+    for (int k = 0; k < kRowWordsPerLane; ++k)
+      if (lane + 32 * k < W) add_word(bits[k], table + lane + 32 * k, Wp, acc0, acc1);
+  } else {
+    for (int w = lane; w < W; w += 32) add_word(row[w], table + w, Wp, acc0, acc1);
   }
   return warp_sum(acc0 + acc1);
+}
+
+// Two rows at once, one a half-warp (row0 in lanes 0 - 15, row1 in 16 - 31; W <= 128, a multiple
+// of 16), each lane on words
+// w = (lane % 16) + 16 k: every lane has ceil(W / 16) words, where a warp per row leaves lanes idle when W is not a
+// multiple of 32 (in_proj at 2.7B: 80 words, 3 and 2 a lane), and a row's sum takes four shuffles instead of five.
+// The upper half walks its words one step ahead (k + 1 mod ceil(W / 16)), so that at each step the halves read
+// columns 16 apart, on distinct banks (the table's pitch is a multiple of 32), except at the wrap when the count is
+// odd. Every lane of a half gets its row's total.
+inline constexpr int kHalfRowWords = 128;
+__device__ inline float table_dot_pair(const uint32_t* row0, const uint32_t* row1, const float* table, int W, int Wp,
+                                      int lane) {
+  const int half = lane >> 4, hl = lane & 15, steps = W / 16;
+  const uint32_t* row = half ? row1 : row0;
+  const auto column = [&](int k) {  // the word of step k of this lane
+    const int step = k + half < steps ? k + half : k + half - steps;
+    return hl + 16 * step;
+  };
+  uint32_t bits[kHalfRowWords / 16];
+#pragma unroll
+  for (int k = 0; k < kHalfRowWords / 16; ++k) bits[k] = k < steps ? row[column(k)] : 0u;
+  float acc0 = 0.0f, acc1 = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kHalfRowWords / 16; ++k)
+    if (k < steps) add_word(bits[k], table + column(k), Wp, acc0, acc1);
+  float v = acc0 + acc1;
+  for (int offset = 8; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
 }
 
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and publishes the block's slot.
@@ -529,9 +573,19 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
       phase_end(kInSigns);
-      for (int i = warp; i < n_in; i += kLayersWarps) {
-        const float v = r * (table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane) + tot.y);
-        if (lane == 0) {
+      const bool pairs_of_rows = a.Wd <= kHalfRowWords && a.Wd % 16 == 0;  // two rows a warp, a half-warp each (v10)
+      const int rows_per_warp = pairs_of_rows ? 2 : 1;
+      for (int i0 = rows_per_warp * warp; i0 < n_in; i0 += rows_per_warp * kLayersWarps) {
+        const int i = pairs_of_rows ? i0 + (lane >> 4) : i0;  // this lane's row
+        float dot;
+        if (pairs_of_rows) {
+          dot = table_dot_pair(sin + int64_t(i0) * a.Wd, sin + int64_t(min(i0 + 1, n_in - 1)) * a.Wd, table, a.Wd,
+                               a.Wp, lane);
+        } else {
+          dot = table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane);
+        }
+        const float v = r * (dot + tot.y);
+        if ((pairs_of_rows ? (lane & 15) : lane) == 0 && i < n_in) {
           if (i < nbc) {
             publish(a.bc_rows + rows.j0 + i, v, tag);
           } else if (i < nbc + nr) {
