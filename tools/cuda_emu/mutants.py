@@ -206,6 +206,12 @@ MUTANTS = {
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "both half-warps of table_dot_pair read the first row of the pair: every second in_proj row is its "
         "neighbour's (v10)"),
+    "decode_table_pitch_mismatch": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "  if (Wp == 2 * kFastPitch) return table_dot<2 * kFastPitch>(row, table, W, Wp, lane);",
+        "  if (Wp == 2 * kFastPitch) return table_dot<kFastPitch>(row, table, W, Wp, lane);",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "rows of 129 - 256 words look up a table built at pitch 256 with pitch 128: wrong entries (v11)"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",
