@@ -302,7 +302,7 @@ class LanguageModel {
   std::vector<MambaMixer<Backend>> mixers1_;
   RMSNorm<Backend> norm_f_;
   Linear<Backend> lm_head_;
-  bool persistent_ = false;
+  bool persistent_ = true;  // FastPath::persistent's default
 };
 
 }  // namespace bimamba
