@@ -1,5 +1,5 @@
 // bimamba bench decode --model FILE|DIR [--batch B] [--prompt-tokens P] [--new-tokens N] [--threads T]
-//                      [--exact] [--persistent] [--seed S] --json
+//                      [--exact] [--per-block] [--seed S] --json
 // Prefills B random prompts of P tokens, then decodes N tokens per sequence (greedy) one step at a time,
 // and prints JSON: tokens_per_s (B N / decode time, after 2 untimed warm-up steps), prefill_tokens_per_s
 // (B P / prefill time; the prefill computes the last position's logits only, LanguageModel::forward_last),
@@ -60,13 +60,13 @@ int run_bench_decode(int argc, char** argv) {
   args.option("threads", "T", "threads (0: all)", "0");
   args.option("seed", "S", "seed of the random prompts", "0");
   args.flag("exact", "the exact path: unfused step, fp32 head (and on the host the fp32-table packed kernel)");
-  args.flag("persistent", "cuda, one sequence, packed Bi-Mamba-2: every block in one launch (docs/cuda.md)");
+  args.flag("per-block", "cuda: three launches a block instead of one persistent launch for all (docs/cuda.md)");
   add_device_option(args, "where to decode");
   args.flag("json", "print JSON (the only output format)");
   if (!args.parse(argc, argv)) return 0;
   const DecodeSizes sizes = decode_sizes(args);
   const auto [B, P, N] = sizes;
-  if (args.has("persistent") && !wants_cuda(args)) throw UsageError("--persistent needs --device cuda");
+  if (args.has("per-block") && !wants_cuda(args)) throw UsageError("--per-block needs --device cuda");
   if (wants_cuda(args)) {  // never true in builds without CUDA: it throws there
 #ifdef BIMAMBA_CLI_WITH_CUDA
     return run_bench_decode_cuda(args);

@@ -58,7 +58,7 @@ int run_bench_decode_cuda(const Args& args) {
   LanguageModel<Cuda> model = open_model(ctx, args.str("model"), false);
   if (model.config().binary && !model.packed()) model.pack();
   const bool exact = args.has("exact");
-  const LanguageModel<Cuda>::FastPath fast{false, !exact, !exact, args.has("persistent")};  // no tiled signs on Cuda
+  const LanguageModel<Cuda>::FastPath fast{false, !exact, !exact, !exact && !args.has("per-block")};  // no tiled signs on Cuda
   model.set_fast_path(fast);
   const int64_t V = model.vocab_size();
   const auto prompt = to<Cuda>(tensor_from<int32_t, 2>(random_ids(B * P, V, uint32_t(args.integer("seed"))), {B, P}));

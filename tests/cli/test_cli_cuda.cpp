@@ -126,13 +126,16 @@ TEST(CliCuda, BenchDecodeAndGemvReportOnTheDevice) {
   EXPECT_GT(j["fraction_of_limit"].get<double>(), 0);
   EXPECT_LE(j["fraction_of_limit"].get<double>(), 1.0);  // no run can beat the bytes / bandwidth limit
 
-  // One sequence through the persistent kernel (FastPath::persistent).
-  r = bimamba("bench decode --device cuda --model " + quote(model.packed) +
-              " --batch 1 --prompt-tokens 9 --new-tokens 4 --persistent --json");
-  ASSERT_EQ(r.code, 0) << r.err;
-  j = nlohmann::json::parse(r.out);
-  EXPECT_TRUE(j["fast_path"]["persistent"].get<bool>());
-  EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+  // One sequence: through the persistent kernel by default (FastPath::persistent), three launches a block with
+  // --per-block.
+  for (const bool per_block : {false, true}) {
+    r = bimamba("bench decode --device cuda --model " + quote(model.packed) +
+                " --batch 1 --prompt-tokens 9 --new-tokens 4 --json" + (per_block ? " --per-block" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["fast_path"]["persistent"].get<bool>(), !per_block);
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+  }
 
   r = bimamba("bench gemv --device cuda --rows 301 --cols 203 --reps 3 --json");  // odd shape: partial words
   ASSERT_EQ(r.code, 0) << r.err;

@@ -55,12 +55,12 @@ TEST(BenchCli, Gemv) {
   EXPECT_LT(j["relative_l2_vs_fp32"].get<double>(), 1e-2);  // the tiled kernel's ~7e-4, with margin
 }
 
-TEST(BenchCli, PersistentWithoutCudaIsUsageError) {
+TEST(BenchCli, PerBlockWithoutCudaIsUsageError) {
   int code = -1;
   const std::string out =
-      bimamba_cli("bench decode --model " + data_path("bimamba2-tiny") + " --persistent --json 2>&1", &code);
+      bimamba_cli("bench decode --model " + data_path("bimamba2-tiny") + " --per-block --json 2>&1", &code);
   EXPECT_EQ(code, 2);
-  EXPECT_NE(out.find("--persistent needs --device cuda"), std::string::npos) << out;
+  EXPECT_NE(out.find("--per-block needs --device cuda"), std::string::npos) << out;
 }
 
 TEST(BenchCli, UnknownSubcommandIsUsageError) {

@@ -25,7 +25,7 @@
 // Decode fast path (docs/decode.md): set_fast_path(opts) switches, each on its own, the packed in_proj /
 // out_proj to the tiled shuffle kernel (Host only; needs pack(); relative error ~7e-4 per projection), the
 // Mamba-2 step to the fused decode op (float rounding only; the default on Cuda), the tied head to a
-// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step; off by
+// bf16 copy of the embedding, and (Cuda, packed Bi-Mamba-2, one sequence, with the fused step; on by
 // default) every block to one persistent launch (ops/mamba2_decode_layers.hpp; float rounding only).
 // set_fast_path({false, false, false}) is the exact path again; pack() / unpack() drop the tiles.
 #pragma once
@@ -207,7 +207,7 @@ class LanguageModel {
     bool tiled_signs = true;  // packed Bi-Mamba projections on TiledSigns (Host only; ignored when not packed)
     bool fused_step = true;   // Mamba-2 step through ops/mamba2_decode.hpp
     bool bf16_head = true;    // tied head on a bfloat16 copy of the embedding (ignored when untied)
-    bool persistent = false;  // Cuda, packed Bi-Mamba-2, one sequence, fused step: every block in one launch
+    bool persistent = true;   // Cuda, packed Bi-Mamba-2, one sequence, fused step: every block in one launch
   };
   void set_fast_path(const FastPath& f) {
     for (auto& m : mixers2_) {
@@ -302,7 +302,7 @@ class LanguageModel {
   std::vector<MambaMixer<Backend>> mixers1_;
   RMSNorm<Backend> norm_f_;
   Linear<Backend> lm_head_;
-  bool persistent_ = false;
+  bool persistent_ = true;  // FastPath::persistent's default
 };
 
 }  // namespace bimamba
