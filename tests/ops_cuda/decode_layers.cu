@@ -175,55 +175,67 @@ TEST(DecodeLayersLayout, EveryBlocksRowsFitTheirSharedMemory) {
   const LayoutShape shapes[] = {{96, 16, 12, 12, 4},   {256, 64, 8, 128, 4}, {32, 8, 8, 8, 4},
                                 {1536, 64, 48, 128, 4}, {2560, 64, 80, 128, 4}, {100, 3, 7, 4, 2}};
   for (const LayoutShape& sh : shapes)
-    for (int nb : {1, 2, 3, 5, 7, 64, 114, 132}) {
-      detail::gpu::DecodeLayersArgs a;
-      a.D = sh.D, a.P = sh.P, a.H = sh.H, a.N = sh.N, a.K = sh.K, a.E = sh.H * sh.P, a.C = a.E + 2 * sh.N;
-      a.Wd = (a.D + 31) / 32, a.We = (a.E + 31) / 32, a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
-      const detail::gpu::DecodeLayersSmem lay = detail::gpu::layers_smem(a, nb);
-      const std::string at = "D=" + std::to_string(sh.D) + " blocks " + std::to_string(nb);
-      int64_t rows_in = 0, rows_state = 0, rows_out = 0, heads = 0, channels = 0, all_state = 0, all_bc = 0;
-      for (int b = 0; b < nb; ++b) {
-        const detail::gpu::BlockRows rows(a, nb, b);
-        rows_in = std::max<int64_t>(rows_in, rows.in_rows());
-        rows_state = std::max<int64_t>(rows_state, rows.state());
-        rows_out = std::max<int64_t>(rows_out, rows.o1 - rows.o0);
-        heads = std::max<int64_t>(heads, rows.heads);
-        channels = std::max<int64_t>(channels, rows.bc());
-        all_state += rows.state(), all_bc += rows.bc();
-        if (rows.state() > 0) EXPECT_EQ(rows.h0 + rows.heads - 1, (rows.s1 - 1) / sh.P) << at << " block " << b;
+    for (int nb : {1, 2, 3, 5, 7, 64, 114, 132})
+      for (int pitch : {0, 256}) {  // the plan's two choices of Wp: W rounded up to 32, or 256 (rows up to 256 words)
+        detail::gpu::DecodeLayersArgs a;
+        a.D = sh.D, a.P = sh.P, a.H = sh.H, a.N = sh.N, a.K = sh.K, a.E = sh.H * sh.P, a.C = a.E + 2 * sh.N;
+        a.Wd = (a.D + 31) / 32, a.We = (a.E + 31) / 32;
+        if (pitch > 0 && std::max(a.Wd, a.We) > pitch) continue;
+        a.Wp = pitch > 0 ? pitch : (std::max(a.Wd, a.We) + 31) / 32 * 32;
+        const detail::gpu::DecodeLayersSmem lay = detail::gpu::layers_smem(a, nb);
+        const std::string at = "D=" + std::to_string(sh.D) + " blocks " + std::to_string(nb) + " pitch " +
+                               std::to_string(a.Wp);
+        int64_t rows_in = 0, rows_state = 0, rows_out = 0, heads = 0, channels = 0, all_state = 0, all_bc = 0;
+        for (int b = 0; b < nb; ++b) {
+          const detail::gpu::BlockRows rows(a, nb, b);
+          rows_in = std::max<int64_t>(rows_in, rows.in_rows());
+          rows_state = std::max<int64_t>(rows_state, rows.state());
+          rows_out = std::max<int64_t>(rows_out, rows.o1 - rows.o0);
+          heads = std::max<int64_t>(heads, rows.heads);
+          channels = std::max<int64_t>(channels, rows.bc());
+          all_state += rows.state(), all_bc += rows.bc();
+          if (rows.state() > 0) EXPECT_EQ(rows.h0 + rows.heads - 1, (rows.s1 - 1) / sh.P) << at << " block " << b;
+        }
+        EXPECT_EQ(all_state, int64_t(sh.H) * sh.P) << at;  // every state row and B / C channel has one owner
+        EXPECT_EQ(all_bc, 2 * sh.N) << at;
+        EXPECT_LE(channels, (2 * sh.N + nb - 1) / nb) << at;
+        // Each GEMV phase's table: a pitch that holds its row's words, a multiple of 32 (lanes on distinct banks).
+        for (const int W : {a.Wd, a.We}) {
+          const int pitch = detail::gpu::table_pitch(W, a.Wp);
+          EXPECT_GE(pitch, W) << at;
+          EXPECT_EQ(pitch % 32, 0) << at;
+        }
+        const int64_t table = 128 * int64_t(std::max(detail::gpu::table_pitch(a.Wd, a.Wp),
+                                                     detail::gpu::table_pitch(a.We, a.Wp)));
+        // Every region (offset, floats it must hold, whether it must start on 16 bytes), none overlapping another.
+        const int64_t n2 = 2 * sh.N, K = sh.K;
+        struct Region {
+          int64_t offset, floats;
+          bool aligned;
+        };
+        std::vector<Region> regions = {
+            {lay.table, table, true},             {lay.stage, 32 * (std::max(a.Wd, a.We) + 1), true},
+            {lay.sin, rows_in * a.Wd, true},      {lay.sout, rows_out * a.We, true},
+            {lay.sst, rows_state * sh.N, true},   {lay.bc, n2, true},
+            {lay.bc_w, n2 * K, false},            {lay.bc_b, n2, false},
+            {lay.bc_s, n2 * K, false},            {lay.bc_in, n2, false},
+            {lay.row_w, rows_state * K, false},   {lay.row_b, rows_state, false},
+            {lay.row_s, rows_state * K, false},   {lay.gn, rows_state, false},
+            {lay.alpha, rows_state, false},       {lay.beta, rows_state, false},
+            {lay.dt_bias, heads, false},          {lay.a_log, heads, false},
+            {lay.d_skip, heads, false},           {lay.next_w, rows_out, false},
+            {lay.next_alpha, rows_out, false},    {lay.next_beta, rows_out, false},
+            {lay.res, rows_out, false},           {lay.z, rows_state, false},
+            {lay.xin, rows_state, false},         {lay.dt, heads, false},
+            {lay.decay, rows_state, false},       {lay.dx, rows_state, false}};
+        for (const Region& r : regions) {
+          if (r.aligned) EXPECT_EQ(r.offset % 4, 0) << at << " region at " << r.offset;
+          EXPECT_LE(4 * (r.offset + r.floats), lay.total) << at << " region at " << r.offset;
+        }
+        std::sort(regions.begin(), regions.end(), [](const Region& x, const Region& y) { return x.offset < y.offset; });
+        for (size_t k = 1; k < regions.size(); ++k)
+          EXPECT_LE(regions[k - 1].offset + regions[k - 1].floats, regions[k].offset) << at << " region " << k;
       }
-      EXPECT_EQ(all_state, int64_t(sh.H) * sh.P) << at;  // every state row and B / C channel has one owner
-      EXPECT_EQ(all_bc, 2 * sh.N) << at;
-      EXPECT_LE(channels, (2 * sh.N + nb - 1) / nb) << at;
-      // Every region (offset, floats it must hold, whether it must start on 16 bytes), none overlapping another.
-      const int64_t n2 = 2 * sh.N, K = sh.K;
-      struct Region {
-        int64_t offset, floats;
-        bool aligned;
-      };
-      std::vector<Region> regions = {
-          {lay.table, 128 * a.Wp, true},        {lay.stage, 32 * (std::max(a.Wd, a.We) + 1), true},
-          {lay.sin, rows_in * a.Wd, true},      {lay.sout, rows_out * a.We, true},
-          {lay.sst, rows_state * sh.N, true},   {lay.bc, n2, true},
-          {lay.bc_w, n2 * K, false},            {lay.bc_b, n2, false},
-          {lay.bc_s, n2 * K, false},            {lay.bc_in, n2, false},
-          {lay.row_w, rows_state * K, false},   {lay.row_b, rows_state, false},
-          {lay.row_s, rows_state * K, false},   {lay.gn, rows_state, false},
-          {lay.alpha, rows_state, false},       {lay.beta, rows_state, false},
-          {lay.dt_bias, heads, false},          {lay.a_log, heads, false},
-          {lay.d_skip, heads, false},           {lay.next_w, rows_out, false},
-          {lay.next_alpha, rows_out, false},    {lay.next_beta, rows_out, false},
-          {lay.res, rows_out, false},           {lay.z, rows_state, false},
-          {lay.xin, rows_state, false},         {lay.dt, heads, false},
-          {lay.decay, rows_state, false},       {lay.dx, rows_state, false}};
-      for (const Region& r : regions) {
-        if (r.aligned) EXPECT_EQ(r.offset % 4, 0) << at << " region at " << r.offset;
-        EXPECT_LE(4 * (r.offset + r.floats), lay.total) << at << " region at " << r.offset;
-      }
-      std::sort(regions.begin(), regions.end(), [](const Region& x, const Region& y) { return x.offset < y.offset; });
-      for (size_t k = 1; k < regions.size(); ++k)
-        EXPECT_LE(regions[k - 1].offset + regions[k - 1].floats, regions[k].offset) << at << " region " << k;
-    }
 }
 
 }  // namespace

@@ -199,6 +199,19 @@ MUTANTS = {
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "IN does not wait for its cp.async copies of the layer's parameters: STEP reads them before they land "
         "(the emulator lands a cp.async only at its thread's wait): NaN"),
+    "decode_pair_rows_one_row": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "  const uint32_t* row = half ? row1 : row0;",
+        "  const uint32_t* row = row0;",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "both half-warps of table_dot_pair read the first row of the pair: every second in_proj row is its "
+        "neighbour's (v10)"),
+    "decode_table_pitch_mismatch": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "  if (Wp == 2 * kFastPitch) return table_dot<2 * kFastPitch>(row, table, W, Wp, lane);",
+        "  if (Wp == 2 * kFastPitch) return table_dot<kFastPitch>(row, table, W, Wp, lane);",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "rows of 129 - 256 words look up a table built at pitch 256 with pitch 128: wrong entries (v11)"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

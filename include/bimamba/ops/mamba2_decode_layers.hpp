@@ -90,6 +90,7 @@ void decode_layers_composed(Context<Backend>& ctx, const std::vector<Mamba2Block
 struct DecodeLayersPlan {
   int blocks = 0;
   int64_t smem = 0;  // dynamic shared memory per block, bytes
+  int pitch = 0;     // the lookup table's pitch for rows above 128 words (ops/cuda/mamba2_decode_layers.cuh)
   // Profiling, when set: device memory of (1 + layers kDecodePhases, blocks) %globaltimer stamps (ns), the
   // launch's start and the end of each phase of each layer (ops/cuda/mamba2_decode_layers.cuh, DecodePhase). A
   // second launch (past 64 layers) writes its start over the first launch's last stamp.

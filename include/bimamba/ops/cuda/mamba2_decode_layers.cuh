@@ -27,7 +27,9 @@
 // go through a table per block (T-MAC's idea): for each 4-column group g of the input a,
 //   T[q][idx][w] = sum_{i<4} (bit i of idx ? +a : -a)[32 w + 4 q + i]        (nibble q of word w)
 // so a row costs one shared-memory lookup and one add per 4 weights. The table's pitch (words, a multiple of
-// 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks.
+// 32) keeps the lanes of a warp, which read consecutive words of a row, on distinct banks. A lane loads all its
+// words of a row before its first lookup, and where in_proj's rows are at most 128 words (a multiple of 16) a warp
+// takes two rows at once, a half-warp each, so no lane idles on a row of 80 words (v10, session 25).
 // The step phase owns (head, p) state rows, also copied ahead into shared memory; every block recomputes the
 // conv of the 2N B / C channels (shared by all heads), and the blocks shift their shares of its conv state.
 // Every value that does not depend on the token (conv weights and states, the per-row and per-head parameters,
@@ -134,6 +136,17 @@ __device__ inline void stamp(unsigned long long* stamps, int row) {
 #endif
 }
 
+// The lookup table's pitch (words) for a GEMV phase over rows of W words: kFastPitch up to 128 words (4096
+// columns), else Wp (DecodeLayersArgs': 256, the other power of two the lookups take as a constant, where that
+// fits in shared memory, else W rounded up to 32); and the table region's floats, for both phases (16 entries x 8
+// nibbles a word column).
+inline constexpr int kFastPitch = 128;
+__host__ __device__ inline int table_pitch(int W, int Wp) { return W <= kFastPitch ? kFastPitch : Wp; }
+__host__ __device__ inline int64_t table_floats(const DecodeLayersArgs& a) {
+  const int pitch = table_pitch(a.Wd, a.Wp) > table_pitch(a.We, a.Wp) ? table_pitch(a.Wd, a.Wp) : table_pitch(a.We, a.Wp);
+  return 128 * int64_t(pitch);
+}
+
 // Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
   int64_t table, stage, sin, sout, sst, bc;  // lookup table, staged input, sign rows, state rows, SiLU(conv(B / C))
@@ -158,7 +171,7 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
     region = at;
     at += aligned ? (floats + 3) / 4 * 4 : floats;
   };
-  place(s.table, 128 * int64_t(a.Wp), true);
+  place(s.table, table_floats(a), true);
   place(s.stage, 32 * (int64_t(a.Wd > a.We ? a.Wd : a.We) + 1), true);
   place(s.sin, rows_in * a.Wd, true);
   place(s.sout, rows_out * a.We, true);
@@ -318,19 +331,85 @@ __device__ inline float2 gemv_prologue(const unsigned long long* slots, const un
   return *totals;
 }
 
-// sum_j s_j a_j of one row of W sign words (shared memory) through the table; every lane gets the total.
-__device__ inline float table_dot(const uint32_t* row, const float* table, int W, int Wp, int lane) {
-  float acc0 = 0.0f, acc1 = 0.0f;
-  for (int w = lane; w < W; w += 32) {
-    const uint32_t bits = row[w];
-    const float* t = table + w;
+// The table lookups of one sign word w (its 8 nibbles), added to acc0 / acc1 (two chains). The table's pitch is
+// kPitch words where it is a compile-time constant (kFastPitch: a power of two, so a lookup's offset is one shift
+// and one mask of the word, v11), else Wp.
+template <int kPitch>
+__device__ inline void add_word(uint32_t bits, const float* column, int Wp, float& acc0, float& acc1) {
+  if constexpr (kPitch > 0) {  // entry (q, idx) at byte (q * 16 + idx) * 4 kPitch: the word's bits shifted and masked
+    static_assert((kPitch & (kPitch - 1)) == 0 && kPitch >= 4, "a power of two pitch");
+    constexpr int kShift = __builtin_ctz(unsigned(kPitch)) + 2;  // log2 of the bytes between two idx
+    const char* col = reinterpret_cast<const char*>(column);
+    const auto at = [&](int q) {
+      const uint32_t off = kShift >= 4 * q ? (bits << (kShift - 4 * q)) & (15u << kShift)
+                                           : (bits >> (4 * q - kShift)) & (15u << kShift);
+      return *reinterpret_cast<const float*>(col + off + q * 16 * (4 * kPitch));
+    };
+#pragma unroll
+    for (int q = 0; q < 8; q += 2) acc0 += at(q), acc1 += at(q + 1);
+  } else {
 #pragma unroll
     for (int q = 0; q < 8; q += 2) {
-      acc0 += t[(q * 16 + int((bits >> (4 * q)) & 15u)) * Wp];
-      acc1 += t[((q + 1) * 16 + int((bits >> (4 * q + 4)) & 15u)) * Wp];
+      acc0 += column[(q * 16 + int((bits >> (4 * q)) & 15u)) * Wp];
+      acc1 += column[((q + 1) * 16 + int((bits >> (4 * q + 4)) & 15u)) * Wp];
     }
   }
+}
+inline constexpr int kRowWordsPerLane = 8;  // words a lane loads before its first lookup (v10)
+
+// sum_j s_j a_j of one row of W sign words (shared memory) through the table, a warp per row, lanes on words
+// w = lane + 32 k; every lane gets the total. Up to 8 words a lane (W <= 256) the lane loads all its words before its
+// first lookup, so the lookups of every word are independent (v10: the loop issued each word's lookups after its
+// load).
+template <int kPitch>
+__device__ inline float table_dot(const uint32_t* row, const float* table, int W, int Wp, int lane) {
+  float acc0 = 0.0f, acc1 = 0.0f;
+  if (W <= 32 * kRowWordsPerLane) {
+    uint32_t bits[kRowWordsPerLane];
+#pragma unroll
+    for (int k = 0; k < kRowWordsPerLane; ++k) bits[k] = lane + 32 * k < W ? row[lane + 32 * k] : 0u;
+#pragma unroll
+    for (int k = 0; k < kRowWordsPerLane; ++k)
+      if (lane + 32 * k < W) add_word<kPitch>(bits[k], table + lane + 32 * k, Wp, acc0, acc1);
+  } else {
+    for (int w = lane; w < W; w += 32) add_word<kPitch>(row[w], table + w, Wp, acc0, acc1);
+  }
   return warp_sum(acc0 + acc1);
+}
+
+// table_dot with the pitch table_pitch(W, Wp) as a constant where it is one of the two powers of two.
+__device__ inline float table_dot_any(const uint32_t* row, const float* table, int W, int Wp, int lane) {
+  if (W <= kFastPitch) return table_dot<kFastPitch>(row, table, W, Wp, lane);
+  if (Wp == 2 * kFastPitch) return table_dot<2 * kFastPitch>(row, table, W, Wp, lane);
+  return table_dot<0>(row, table, W, Wp, lane);
+}
+
+// Two rows at once, one a half-warp (row0 in lanes 0 - 15, row1 in 16 - 31; W <= 128, a multiple
+// of 16), each lane on words
+// w = (lane % 16) + 16 k: every lane has ceil(W / 16) words, where a warp per row leaves lanes idle when W is not a
+// multiple of 32 (in_proj at 2.7B: 80 words, 3 and 2 a lane), and a row's sum takes four shuffles instead of five.
+// The upper half walks its words one step ahead (k + 1 mod ceil(W / 16)), so that at each step the halves read
+// columns 16 apart, on distinct banks (the table's pitch is a multiple of 32), except at the wrap when the count is
+// odd. Every lane of a half gets its row's total.
+inline constexpr int kHalfRowWords = 128;
+__device__ inline float table_dot_pair(const uint32_t* row0, const uint32_t* row1, const float* table, int W,
+                                      int lane) {
+  const int half = lane >> 4, hl = lane & 15, steps = W / 16;
+  const uint32_t* row = half ? row1 : row0;
+  const auto column = [&](int k) {  // the word of step k of this lane
+    const int step = k + half < steps ? k + half : k + half - steps;
+    return hl + 16 * step;
+  };
+  uint32_t bits[kHalfRowWords / 16];
+#pragma unroll
+  for (int k = 0; k < kHalfRowWords / 16; ++k) bits[k] = k < steps ? row[column(k)] : 0u;
+  float acc0 = 0.0f, acc1 = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kHalfRowWords / 16; ++k)
+    if (k < steps) add_word<kFastPitch>(bits[k], table + column(k), kFastPitch, acc0, acc1);
+  float v = acc0 + acc1;
+  for (int offset = 8; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
 }
 
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and publishes the block's slot.
@@ -524,14 +603,25 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // so that the other blocks mostly find them all there when they need them; then z, x and dt into shared
     // memory.
     {
-      const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, a.Wp, tag, stage, table, pairs, &totals);
+      const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, table_pitch(a.Wd, a.Wp), tag, stage, table,
+                                       pairs, &totals);
       phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
       phase_end(kInSigns);
-      for (int i = warp; i < n_in; i += kLayersWarps) {
-        const float v = r * (table_dot(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane) + tot.y);
-        if (lane == 0) {
+      const bool pairs_of_rows = a.Wd <= kHalfRowWords && a.Wd % 16 == 0;  // two rows a warp, a half-warp each (v10)
+      const int rows_per_warp = pairs_of_rows ? 2 : 1;
+      for (int i0 = rows_per_warp * warp; i0 < n_in; i0 += rows_per_warp * kLayersWarps) {
+        const int i = pairs_of_rows ? i0 + (lane >> 4) : i0;  // this lane's row
+        float dot;
+        if (pairs_of_rows) {
+          dot = table_dot_pair(sin + int64_t(i0) * a.Wd, sin + int64_t(min(i0 + 1, n_in - 1)) * a.Wd, table, a.Wd,
+                               lane);
+        } else {
+          dot = table_dot_any(sin + int64_t(i) * a.Wd, table, a.Wd, a.Wp, lane);
+        }
+        const float v = r * (dot + tot.y);
+        if ((pairs_of_rows ? (lane & 15) : lane) == 0 && i < n_in) {
           if (i < nbc) {
             publish(a.bc_rows + rows.j0 + i, v, tag);
           } else if (i < nbc + nr) {
@@ -598,14 +688,15 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
 
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
-      const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, a.Wp, tag, stage, table, pairs, &totals);
+      const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, table_pitch(a.We, a.Wp), tag, stage, table,
+                                       pairs, &totals);
       phase_end(kOutTable);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
       phase_end(kOutSigns);
       float sq = 0.0f, dot = 0.0f;
       for (int o = o0 + warp; o < o1; o += kLayersWarps) {
-        const float d = table_dot(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
+        const float d = table_dot_any(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
         if (lane == 0) {
           const int k = o - o0;
           const float hn = res[k] + r * (d + tot.y);
@@ -643,13 +734,13 @@ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 
 // The kernel's shape arguments (every field layers_smem reads), from the first block and the model width D:
 // the plan sizes shared memory from the same values the launch passes.
-inline gpu::DecodeLayersArgs shape_args(const Mamba2BlockDecodeWeights<Cuda>& first, int64_t D) {
+inline gpu::DecodeLayersArgs shape_args(const Mamba2BlockDecodeWeights<Cuda>& first, int64_t D, int pitch = 0) {
   const auto& s = first.step;
   gpu::DecodeLayersArgs a;
   a.D = int(D), a.E = int(s.heads * s.headdim), a.H = int(s.heads), a.P = int(s.headdim), a.N = int(s.d_state);
   a.K = int(s.conv_weight.size(1)), a.C = a.E + 2 * a.N;
   a.Wd = int(words_for<uint32_t>(D)), a.We = int(words_for<uint32_t>(a.E));
-  a.Wp = (std::max(a.Wd, a.We) + 31) / 32 * 32;
+  a.Wp = pitch > 0 ? pitch : (std::max(a.Wd, a.We) + 31) / 32 * 32;
   return a;
 }
 }  // namespace decode_layers
@@ -680,18 +771,21 @@ inline DecodeLayersPlan decode_layers_plan<Cuda>(Context<Cuda>& ctx,
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
   BIMAMBA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device()));
   if (major < 9 || !cooperative) return {};
-  const gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);
   int nb = max_blocks > 0 ? std::min(sms, max_blocks) : sms;
   nb = std::min(nb, gpu::kLayersThreads);  // gemv_prologue: a thread per block's pair
-  const int64_t smem = gpu::layers_smem(shape, nb).total;
   constexpr int64_t kStaticSmem = 1024;  // bound on the kernel's static shared memory (barriers, scratch)
+  // Rows of 129 - 256 words take the table at pitch 256 (lookups with a constant pitch) where it fits.
+  gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D, 2 * gpu::kFastPitch);
+  if (std::max(shape.Wd, shape.We) > 2 * gpu::kFastPitch || gpu::layers_smem(shape, nb).total + kStaticSmem > optin)
+    shape = decode_layers::shape_args(blocks[0], D);
+  const int64_t smem = gpu::layers_smem(shape, nb).total;
   if (smem + kStaticSmem > optin) return {};
   auto kernel = gpu::mamba2_decode_layers_kernel<float>;
   BIMAMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0;
   BIMAMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, gpu::kLayersThreads, size_t(smem)));
   if (per_sm < 1) return {};
-  return {std::min(nb, per_sm * sms), smem};
+  return {std::min(nb, per_sm * sms), smem, shape.Wp};
 }
 
 template <>
@@ -699,7 +793,7 @@ inline void decode_layers_persistent<Cuda>(Context<Cuda>& ctx, const std::vector
                                            TensorView<float, 2, Cuda> residual, const DecodeLayersPlan& plan) {
   using decode_layers::aligned16;
   const int64_t D = residual.size(1);
-  gpu::DecodeLayersArgs a = decode_layers::shape_args(blocks[0], D);
+  gpu::DecodeLayersArgs a = decode_layers::shape_args(blocks[0], D, plan.pitch);
   WorkspaceScope<Cuda> scope(ctx.workspace());
   a.residual = residual.data();
   const size_t tagged = size_t(D + a.E + 2 * a.N + 4 * plan.blocks);
