@@ -143,7 +143,8 @@ __device__ inline void stamp(unsigned long long* stamps, int row) {
 inline constexpr int kFastPitch = 128;
 __host__ __device__ inline int table_pitch(int W, int Wp) { return W <= kFastPitch ? kFastPitch : Wp; }
 __host__ __device__ inline int64_t table_floats(const DecodeLayersArgs& a) {
-  const int pitch = table_pitch(a.Wd, a.Wp) > table_pitch(a.We, a.Wp) ? table_pitch(a.Wd, a.Wp) : table_pitch(a.We, a.Wp);
+  const int pitch =
+      table_pitch(a.Wd, a.Wp) > table_pitch(a.We, a.Wp) ? table_pitch(a.Wd, a.Wp) : table_pitch(a.We, a.Wp);
   return 128 * int64_t(pitch);
 }
 
@@ -384,13 +385,12 @@ __device__ inline float table_dot_any(const uint32_t* row, const float* table, i
   return table_dot<0>(row, table, W, Wp, lane);
 }
 
-// Two rows at once, one a half-warp (row0 in lanes 0 - 15, row1 in 16 - 31; W <= 128, a multiple
-// of 16), each lane on words
-// w = (lane % 16) + 16 k: every lane has ceil(W / 16) words, where a warp per row leaves lanes idle when W is not a
-// multiple of 32 (in_proj at 2.7B: 80 words, 3 and 2 a lane), and a row's sum takes four shuffles instead of five.
-// The upper half walks its words one step ahead (k + 1 mod ceil(W / 16)), so that at each step the halves read
-// columns 16 apart, on distinct banks (the table's pitch is a multiple of 32), except at the wrap when the count is
-// odd. Every lane of a half gets its row's total.
+// Two rows at once, one a half-warp (row0 in lanes 0 - 15, row1 in 16 - 31; W <= 128 and a multiple of 16), each
+// lane on words w = (lane % 16) + 16 k: every lane has W / 16 words, where a warp per row leaves lanes idle when W is
+// not a multiple of 32 (in_proj at 2.7B: 80 words, 3 and 2 a lane), and a row's sum takes four shuffles instead of
+// five. The upper half walks its words one step ahead (k + 1 mod W / 16), so that at each step the halves read
+// columns 16 apart, on distinct banks (the table's pitch is a multiple of 32), except at the wrap when W / 16 is odd.
+// Every lane of a half gets its row's total.
 inline constexpr int kHalfRowWords = 128;
 __device__ inline float table_dot_pair(const uint32_t* row0, const uint32_t* row1, const float* table, int W,
                                       int lane) {
