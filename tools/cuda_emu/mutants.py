@@ -115,8 +115,8 @@ MUTANTS = {
         "the SSD backward's masks drop their diagonal: wrong dx, dB, dC"),
     "scan_skip_term_dropped": (
         "ops/cuda/ssd_scan.cuh",
-        "+ (i == j ? Dh : 0.0f) : 0.0f;",
-        "+ 0.0f : 0.0f;",
+        "+ (i == j ? Dh : 0.0f) : 0.0f)",
+        "+ 0.0f : 0.0f)",
         "DeviceOps.SsdScanMatchesHostAtOddAndRealShapes",
         "the forward chunk kernel's mask loses D on its diagonal: y misses the skip term D x"),
     "scan_mask_without_diagonal": (
@@ -175,17 +175,18 @@ MUTANTS = {
         "v's state term misses exp(cs_last - cs_j): wrong dx, ddt"),
     "decode_plan_without_K": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "  const gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);",
-        "  gpu::DecodeLayersArgs shape = decode_layers::shape_args(blocks[0], D);\n  shape.K = 0;",
+        "  const int64_t smem = gpu::layers_smem(shape, nb).total;",
+        "  shape.K = 0;\n  const int64_t smem = gpu::layers_smem(shape, nb).total;",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "the plan sizes shared memory without the conv taps (session 22's first v4 binary: an illegal address on the "
         "H100): the layout's last regions lie past the dynamic shared memory"),
     "decode_bc_count_short": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "wait_for_count(a.counters + 2, bc_target += unsigned(2 * N));",
-        "wait_for_count(a.counters + 2, bc_target += unsigned(2 * N - 1));",
+        "    const float in = await_value(a.bc_rows + j, load_tagged(a.bc_rows + j), tag);",
+        "    const float in = j == 0 ? __uint_as_float(unsigned(load_tagged(a.bc_rows))) : "
+        "await_value(a.bc_rows + j, load_tagged(a.bc_rows + j), tag);",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
-        "STEP waits for all B / C rows but one: a block reads a row before its owner wrote it (stale or NaN)"),
+        "STEP waits for all B / C rows but one: a block reads a row before its owner wrote it (stale or zero)"),
     "decode_residual_not_kept": (
         "ops/cuda/mamba2_decode_layers.cuh",
         "          res[k] = hn;\n",
@@ -212,6 +213,12 @@ MUTANTS = {
         "  if (Wp == 2 * kFastPitch) return table_dot<kFastPitch>(row, table, W, Wp, lane);",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "rows of 129 - 256 words look up a table built at pitch 256 with pitch 128: wrong entries (v11)"),
+    "binary_mma_rows_mixed": (
+        "ops/cuda/binary_mma.cuh",
+        "    const uint32_t a1 = (wv >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;",
+        "    const uint32_t a1 = (wu >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;",
+        "ModelFixturesCuda.BiMamba2TinyPacked",
+        "the packed kernels' mma takes row g's signs for row g + 8 in half its k-steps: wrong in_proj / out_proj rows"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

@@ -86,7 +86,29 @@ __device__ inline void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t 
       : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b.x), "r"(b.y));
 #else
-  __trap();  // integer mma.sync needs sm_80; the launchers refuse older devices
+  // Without sm_80 device code (the CPU emulator, tools/cuda_emu; the launchers refuse devices before sm_80): the
+  // same product from the warp's fragments, gathered by shuffles. The layout of mma.m16n8k32 with 8-bit types
+  // (PTX ISA), lane = 4 g + t: A rows g (a0, a2) and g + 8 (a1, a3), byte i of a0 / a1 at k = 4 t + i and of
+  // a2 / a3 at k = 16 + 4 t + i; B column g, byte i of b.x at k = 4 t + i and of b.y at k = 16 + 4 t + i; C rows
+  // g (c0, c1) and g + 8 (c2, c3) at columns 2 t and 2 t + 1. The sum is exact, as on the tensor core.
+  const int lane = int(threadIdx.x) & 31, g = lane >> 2, t = lane & 3;
+  // Each 64-bit word: k = 4 q + i in byte i, k = 16 + 4 q + i in byte 4 + i (one shuffle for both halves).
+  const auto pair = [](uint32_t lo, uint32_t hi) { return (static_cast<unsigned long long>(hi) << 32) | lo; };
+  const unsigned long long row_g = pair(a0, a2), row_g8 = pair(a1, a3), col = pair(b.x, b.y);
+  const auto u8 = [](unsigned long long w, int i) { return int((w >> (8 * i)) & 0xFFu); };
+  const auto s8 = [](unsigned long long w, int i) { return int(static_cast<signed char>((w >> (8 * i)) & 0xFFu)); };
+  for (int q = 0; q < 4; ++q) {  // the lanes 4 r + q hold k = 4 q .. 4 q + 3 and 16 + 4 q .. 16 + 4 q + 3
+    const unsigned long long ag = __shfl_sync(0xffffffffu, row_g, 4 * g + q);
+    const unsigned long long ag8 = __shfl_sync(0xffffffffu, row_g8, 4 * g + q);
+    const unsigned long long b0 = __shfl_sync(0xffffffffu, col, 8 * t + q);      // column 2 t
+    const unsigned long long b1 = __shfl_sync(0xffffffffu, col, 8 * t + 4 + q);  // column 2 t + 1
+    for (int i = 0; i < 8; ++i) {
+      c[0] += u8(ag, i) * s8(b0, i);
+      c[1] += u8(ag, i) * s8(b1, i);
+      c[2] += u8(ag8, i) * s8(b0, i);
+      c[3] += u8(ag8, i) * s8(b1, i);
+    }
+  }
 #endif
 }
 
