@@ -65,6 +65,8 @@ namespace gpu {
 inline constexpr int kLayersWarps = 16;
 inline constexpr int kLayersThreads = 32 * kLayersWarps;
 inline constexpr int kLayersPerLaunch = 64;
+inline constexpr int kStateRowLanes = 8;                    // STEP: lanes a state row (v12)
+inline constexpr int kRowsPerWarp = 32 / kStateRowLanes;    // STEP: state rows a warp at once
 
 struct DecodeLayerPointers {
   const float* norm_weight;                     // (D) the block's RMSNorm
@@ -148,6 +150,9 @@ __host__ __device__ inline int64_t table_floats(const DecodeLayersArgs& a) {
   return 128 * int64_t(pitch);
 }
 
+// A row of W words as slices of 32 words (table_dot_slices), the last one partial where W % 32 != 0.
+__host__ __device__ inline int slices_per_row(int W) { return (W + 31) / 32; }
+
 // Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
   int64_t table, stage, sin, sout, sst, bc;  // lookup table, staged input, sign rows, state rows, SiLU(conv(B / C))
@@ -160,6 +165,7 @@ struct DecodeLayersSmem {
                                              // replaces z by the gate SiLU(z) and xin by x = SiLU(conv)
   int64_t decay, dx;                         // this block's state rows: exp(dt A), dt x
   int64_t pairs;                             // every block's (sum of squares, beta' . v), as gemv_prologue awaits them
+  int64_t part;                              // OUT: the sums of the warps' runs of row slices (table_dot_slices)
   int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
@@ -186,6 +192,7 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
   for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
   place(s.pairs, 2 * int64_t(blocks), false);
+  place(s.part, rows_out * slices_per_row(a.We), false);
   s.total = 4 * at;
   return s;
 }
@@ -412,6 +419,65 @@ __device__ inline float table_dot_pair(const uint32_t* row0, const uint32_t* row
   return v;
 }
 
+// The dot products of R rows of W sign words (shared memory, one after another) through the table, spread evenly
+// over the warps (v12): the rows are R * S slices of 32 words (S = slices_per_row(W); lane l on word 32 j + l of
+// slice j of its row), and warp w takes the run of slices [part_begin(R S, 16, w), part_begin(R S, 16, w + 1)),
+// loading up to 8 words a lane before their lookups. At each end of a row within its run, the warp adds its lanes
+// and lane 0 stores that sum at part[the run's first slice of the row]; slices_row_total (after a __syncthreads)
+// adds a row's sums in warp order. Where R is not a multiple of the warps (OUT at 2.7B: 19 - 20 rows of 160 words a
+// block), a warp a row left the slowest warps two rows (10 words a lane) where the runs take at most 7 slices.
+template <int kPitch>
+__device__ inline void table_dot_slices(const uint32_t* rows, int R, const float* table, int W, int Wp, float* part,
+                                        int warp, int lane) {
+  const int S = slices_per_row(W), n = R * S;
+  const int begin = part_begin(n, kLayersWarps, warp), end = part_begin(n, kLayersWarps, warp + 1);
+  int r = begin / S, j = begin - r * S;  // the row and slice of slice k
+  float acc0 = 0.0f, acc1 = 0.0f;
+  for (int k0 = begin; k0 < end; k0 += kRowWordsPerLane) {
+    uint32_t bits[kRowWordsPerLane];
+    {
+      int rr = r, jj = j;
+#pragma unroll
+      for (int u = 0; u < kRowWordsPerLane; ++u) {
+        const int c = 32 * jj + lane;
+        bits[u] = k0 + u < end && c < W ? rows[int64_t(rr) * W + c] : 0u;
+        if (++jj == S) jj = 0, ++rr;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kRowWordsPerLane; ++u) {
+      const int k = k0 + u;
+      if (k >= end) break;
+      const int c = 32 * j + lane;
+      if (c < W) add_word<kPitch>(bits[u], table + c, Wp, acc0, acc1);
+      if (j + 1 == S || k + 1 == end) {  // the run's last slice of row r
+        const float v = warp_sum(acc0 + acc1);
+        if (lane == 0) part[max(r * S, begin)] = v;
+        acc0 = 0.0f, acc1 = 0.0f;
+      }
+      if (++j == S) j = 0, ++r;
+    }
+  }
+}
+// Row r's dot product from table_dot_slices' sums over R S slices: the runs that hold its slices, in warp order.
+__device__ inline float slices_row_total(const float* part, int r, int S, int n) {
+  const int first = r * S, last = first + S - 1;
+  const auto warp_of = [n](int k) { return (kLayersWarps * (k + 1) - 1) / n; };  // the nonempty run holding slice k
+  float total = 0.0f;
+  for (int w = warp_of(first); w <= warp_of(last); ++w) {
+    const int b = part_begin(n, kLayersWarps, w);
+    if (part_begin(n, kLayersWarps, w + 1) > b) total += part[max(first, b)];
+  }
+  return total;
+}
+// table_dot_slices with the pitch table_pitch(W, Wp) as a constant where it is one of the two powers of two.
+__device__ inline void table_dot_slices_any(const uint32_t* rows, int R, const float* table, int W, int Wp,
+                                            float* part, int warp, int lane) {
+  if (W <= kFastPitch) return table_dot_slices<kFastPitch>(rows, R, table, W, Wp, part, warp, lane);
+  if (Wp == 2 * kFastPitch) return table_dot_slices<2 * kFastPitch>(rows, R, table, W, Wp, part, warp, lane);
+  table_dot_slices<0>(rows, R, table, W, Wp, part, warp, lane);
+}
+
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and publishes the block's slot.
 __device__ inline void write_slot(unsigned long long* slot, float sq, float dot, unsigned tag, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -556,6 +622,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   float* table = smem + lay.table;
   float* stage = smem + lay.stage;
   float* pairs = smem + lay.pairs;
+  float* part = smem + lay.part;
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
@@ -653,30 +720,38 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       phase_end(kStepBC);
       state_rows.wait(state_bytes);
       phase_end(kStepState);
-      float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
-      for (int e = s0 + warp; e < s1; e += kLayersWarps) {
+      // A state row per kStateRowLanes lanes (v12: a warp per row left the slowest warps 3 rows at 2.7B, 39 a
+      // block, with five shuffles each).
+      const int sub = lane / kStateRowLanes, sl = lane % kStateRowLanes;
+      float sq = 0.0f, ydot = 0.0f;  // each row's first lane, then lane 0: this warp's partial sums
+      for (int e0 = s0 + kRowsPerWarp * warp; e0 < s1; e0 += kRowsPerWarp * kLayersWarps) {
+        const int e = min(e0 + sub, s1 - 1);  // past the block's rows: its last row again, not published
         const int r = e - s0, hr = e / P - rows.h0;  // this block's state row and head
         const float x = smem[lay.xin + r], decay = smem[lay.decay + r], dx = smem[lay.dx + r];
         const float* row = sst + int64_t(r) * N;
         float* dst = L.ssm_state + int64_t(e) * N;
+        const bool mine = e0 + sub < s1;
         float out = 0.0f;
-        for (int n = 4 * lane; n < N; n += 128) {
+        for (int n = 4 * sl; n < N; n += 4 * kStateRowLanes) {
           const float4 s = *reinterpret_cast<const float4*>(row + n);
           const float4 bv = *reinterpret_cast<const float4*>(bc + n);
           const float4 cv = *reinterpret_cast<const float4*>(bc + N + n);
           const float4 v = make_float4(decay * s.x + dx * bv.x, decay * s.y + dx * bv.y, decay * s.z + dx * bv.z,
                                        decay * s.w + dx * bv.w);
-          *reinterpret_cast<float4*>(dst + n) = v;
+          if (mine) *reinterpret_cast<float4*>(dst + n) = v;
           out += v.x * cv.x + v.y * cv.y + v.z * cv.z + v.w * cv.w;
         }
-        out = warp_sum(out) + (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
-        if (lane == 0) {
+        for (int offset = kStateRowLanes / 2; offset > 0; offset >>= 1)
+          out += __shfl_xor_sync(0xffffffffu, out, offset);
+        out += (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
+        if (mine && sl == 0) {
           const float v = out * smem[lay.z + r], gw = smem[lay.gn + r];
           publish(a.y_out + e, smem[lay.alpha + r] * gw * v, tag);
           sq += v * v;
           ydot += smem[lay.beta + r] * gw * v;
         }
       }
+      sq = warp_sum(sq), ydot = warp_sum(ydot);
       phase_end(kStepRows);
       write_slot(a.slots_y + 2 * b, sq, ydot, tag, scratch);
       if (more) {  // every warp is past its state rows (write_slot's first __syncthreads): their buffers are free
@@ -694,18 +769,19 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
       phase_end(kOutSigns);
-      float sq = 0.0f, dot = 0.0f;
-      for (int o = o0 + warp; o < o1; o += kLayersWarps) {
-        const float d = table_dot_any(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
-        if (lane == 0) {
-          const int k = o - o0;
-          const float hn = res[k] + r * (d + tot.y);
-          res[k] = hn;
-          a.residual[o] = hn;
-          if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.h_in, o, hn,
-                                 next_tag, sq, dot);
-        }
+      const int n_out = o1 - o0, out_slices = slices_per_row(a.We);
+      table_dot_slices_any(sout, n_out, table, a.We, a.Wp, part, warp, lane);
+      __syncthreads();
+      float sq = 0.0f, dot = 0.0f;  // each thread's, then lane 0: this warp's partial sums
+      for (int k = tid; k < n_out; k += int(blockDim.x)) {  // a thread a residual row
+        const int o = o0 + k;
+        const float hn = res[k] + r * (slices_row_total(part, k, out_slices, n_out * out_slices) + tot.y);
+        res[k] = hn;
+        a.residual[o] = hn;
+        if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.h_in, o, hn,
+                               next_tag, sq, dot);
       }
+      sq = warp_sum(sq), dot = warp_sum(dot);
       for (int j = rows.j0 + tid; j < rows.j1; j += blockDim.x) {  // every block has staged this conv state
         float* cs = L.conv_state + int64_t(E + j) * K;
         const float* staged = smem + lay.bc_s + int64_t(j) * K;
