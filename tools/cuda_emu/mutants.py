@@ -195,11 +195,11 @@ MUTANTS = {
         "the residual rows kept in shared memory are not updated: every layer adds to the launch's first h"),
     "decode_params_not_waited": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "      async_copy_wait_all();\n",
+        "  if (wait_copies) async_copy_wait_all();  // IN: the layer's staged parameters, for the rows' epilogues\n",
         "",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
-        "IN does not wait for its cp.async copies of the layer's parameters: STEP reads them before they land "
-        "(the emulator lands a cp.async only at its thread's wait): NaN"),
+        "IN does not wait for its cp.async copies of the layer's parameters: its rows' epilogues read them before "
+        "they land (the emulator lands a cp.async only at its thread's wait): NaN"),
     "decode_pair_rows_one_row": (
         "ops/cuda/mamba2_decode_layers.cuh",
         "  const uint32_t* row = half ? row1 : row0;",
