@@ -227,7 +227,8 @@ TEST(DecodeLayersLayout, EveryBlocksRowsFitTheirSharedMemory) {
             {lay.next_alpha, rows_out, false},    {lay.next_beta, rows_out, false},
             {lay.res, rows_out, false},           {lay.z, rows_state, false},
             {lay.xin, rows_state, false},         {lay.dt, heads, false},
-            {lay.decay, rows_state, false},       {lay.dx, rows_state, false}};
+            {lay.decay, heads, false},            {lay.pairs, 2 * int64_t(nb), false},
+            {lay.part, rows_out * detail::gpu::slices_per_row(a.We), false}};
         for (const Region& r : regions) {
           if (r.aligned) EXPECT_EQ(r.offset % 4, 0) << at << " region at " << r.offset;
           EXPECT_LE(4 * (r.offset + r.floats), lay.total) << at << " region at " << r.offset;

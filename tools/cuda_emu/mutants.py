@@ -189,17 +189,17 @@ MUTANTS = {
         "STEP waits for all B / C rows but one: a block reads a row before its owner wrote it (stale or zero)"),
     "decode_residual_not_kept": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "          res[k] = hn;\n",
+        "        res[k] = hn;\n",
         "",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "the residual rows kept in shared memory are not updated: every layer adds to the launch's first h"),
     "decode_params_not_waited": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "      async_copy_wait_all();\n",
+        "  if (wait_copies) async_copy_wait_all();  // IN: the layer's staged parameters, for the rows' epilogues\n",
         "",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
-        "IN does not wait for its cp.async copies of the layer's parameters: STEP reads them before they land "
-        "(the emulator lands a cp.async only at its thread's wait): NaN"),
+        "IN does not wait for its cp.async copies of the layer's parameters: its rows' epilogues read them before "
+        "they land (the emulator lands a cp.async only at its thread's wait): NaN"),
     "decode_pair_rows_one_row": (
         "ops/cuda/mamba2_decode_layers.cuh",
         "  const uint32_t* row = half ? row1 : row0;",
@@ -209,8 +209,8 @@ MUTANTS = {
         "neighbour's (v10)"),
     "decode_table_pitch_mismatch": (
         "ops/cuda/mamba2_decode_layers.cuh",
-        "  if (Wp == 2 * kFastPitch) return table_dot<2 * kFastPitch>(row, table, W, Wp, lane);",
-        "  if (Wp == 2 * kFastPitch) return table_dot<kFastPitch>(row, table, W, Wp, lane);",
+        "  if (Wp == 2 * kFastPitch) return table_dot_slices<2 * kFastPitch>(rows, R, table, W, Wp, part, warp, lane);",
+        "  if (Wp == 2 * kFastPitch) return table_dot_slices<kFastPitch>(rows, R, table, W, Wp, part, warp, lane);",
         "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
         "rows of 129 - 256 words look up a table built at pitch 256 with pitch 128: wrong entries (v11)"),
     "binary_mma_rows_mixed": (
@@ -219,6 +219,18 @@ MUTANTS = {
         "    const uint32_t a1 = (wu >> ja) & 0x01010101u, a3 = (wv >> (ja + 1)) & 0x01010101u;",
         "ModelFixturesCuda.BiMamba2TinyPacked",
         "the packed kernels' mma takes row g's signs for row g + 8 in half its k-steps: wrong in_proj / out_proj rows"),
+    "decode_slices_first_run_only": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "  for (int w = warp_of(first); w <= warp_of(last); ++w) {",
+        "  for (int w = warp_of(first); w <= warp_of(first); ++w) {",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "an out_proj row split over two warps' runs of slices keeps only the first warp's part (v12)"),
+    "decode_state_rows_mixed": (
+        "ops/cuda/mamba2_decode_layers.cuh",
+        "        for (int offset = kStateRowLanes / 2; offset > 0; offset >>= 1)",
+        "        for (int offset = kStateRowLanes; offset > 0; offset >>= 1)",
+        "DecodeLayers.PersistentKernelMatchesTheHostCompositionOverTokens",
+        "the lanes of two state rows sum their read-outs together (v12: a quarter-warp a row)"),
     "wrong_leading_dimension": (
         "ops/cuda/gemm.cuh",
         "gemm_bf16(ctx, op_a, op_b, m, n, k, a16, a_rows, b16, b_rows, beta, C, ldc);",

@@ -13,7 +13,8 @@
 // is published in a tagged word (publish: the float and its round's tag, stored as one 8-byte word), and its
 // readers await the tag on the value itself, so a hand-over costs one trip through L2 instead of a barrier's
 // arrival, spin and fence followed by the loads. A block computes the in_proj rows of its own state rows (z, x,
-// dt) into shared memory and its share of the B / C rows, which every block needs and awaits in STEP (v5). The
+// dt) into shared memory, finished there as they are written (the gate SiLU(z), x = SiLU(conv), dt and the decay:
+// v12b), and its share of the B / C rows, which every block needs and awaits in STEP (v5). The
 // vector a GEMV phase consumes (alpha' ⊙ h for IN, alpha' ⊙ y for OUT) is published by the owners of its entries
 // in the phase before, with per-block partial sums of squares and of beta' ⊙ h / beta' ⊙ y; each block awaits
 // every block's pair and adds them in block order (deterministic, and the same in every block). Every block
@@ -65,6 +66,8 @@ namespace gpu {
 inline constexpr int kLayersWarps = 16;
 inline constexpr int kLayersThreads = 32 * kLayersWarps;
 inline constexpr int kLayersPerLaunch = 64;
+inline constexpr int kStateRowLanes = 8;                    // STEP: lanes a state row (v12)
+inline constexpr int kRowsPerWarp = 32 / kStateRowLanes;    // STEP: state rows a warp at once
 
 struct DecodeLayerPointers {
   const float* norm_weight;                     // (D) the block's RMSNorm
@@ -109,9 +112,8 @@ enum DecodePhase : int {
   kInTable,    // IN: every block's h sums and a_in awaited (the layer's first wait on the other blocks), the table
   kInSigns,    // the in_proj sign rows landed
   kInRows,     // thread 0's warp has its in_proj rows
-  kInEnd,      // every warp done, the layer's parameters landed
-  kStepPre,    // thread 0's state rows: conv of x, dt, decay, dt x and gate (what does not need B / C)
-  kStepBC,     // every thread done with those rows and with the B / C rows (awaited) and their conv
+  kInEnd,      // every warp done
+  kStepBC,     // every thread done with the B / C rows (awaited) and their conv
   kStepState,  // the state rows landed
   kStepRows,   // thread 0's warp has its state rows
   kStepSlot,   // every warp done, the block's y sums published
@@ -122,7 +124,7 @@ enum DecodePhase : int {
   kDecodePhases
 };
 inline constexpr const char* kDecodePhaseNames[kDecodePhases] = {
-    "in_table",  "in_signs",  "in_rows",  "in_end",   "step_pre", "step_bc", "step_state",
+    "in_table",  "in_signs",  "in_rows",  "in_end",   "step_bc",  "step_state",
     "step_rows", "step_slot", "out_table", "out_signs", "out_rows", "out_slot"};
 __device__ inline void stamp(unsigned long long* stamps, int row) {
 #if defined(__CUDA_ARCH__)
@@ -148,6 +150,9 @@ __host__ __device__ inline int64_t table_floats(const DecodeLayersArgs& a) {
   return 128 * int64_t(pitch);
 }
 
+// A row of W words as slices of 32 words (table_dot_slices), the last one partial where W % 32 != 0.
+__host__ __device__ inline int slices_per_row(int W) { return (W + 31) / 32; }
+
 // Shared memory of one block: offsets in 4-byte words (the first six 16-byte aligned), total in bytes.
 struct DecodeLayersSmem {
   int64_t table, stage, sin, sout, sst, bc;  // lookup table, staged input, sign rows, state rows, SiLU(conv(B / C))
@@ -156,10 +161,11 @@ struct DecodeLayersSmem {
   int64_t dt_bias, a_log, d_skip;            // the heads of those rows
   int64_t next_w, next_alpha, next_beta, res;  // this block's residual rows: the next block's norm weight,
                                                // in_proj alpha and beta; h itself, kept across layers
-  int64_t z, xin, dt;                        // what IN wrote for this block's state rows and heads; STEP
-                                             // replaces z by the gate SiLU(z) and xin by x = SiLU(conv)
-  int64_t decay, dx;                         // this block's state rows: exp(dt A), dt x
+  int64_t z, xin;                            // this block's state rows as IN leaves them: the gate SiLU(z)
+                                             // and x = SiLU(conv)
+  int64_t dt, decay;                         // this block's heads as IN leaves them: dt, exp(dt A)
   int64_t pairs;                             // every block's (sum of squares, beta' . v), as gemv_prologue awaits them
+  int64_t part;                              // OUT: the sums of the warps' runs of row slices (table_dot_slices)
   int64_t total;
 };
 __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& a, int blocks) {
@@ -181,11 +187,11 @@ __host__ __device__ inline DecodeLayersSmem layers_smem(const DecodeLayersArgs& 
   for (int64_t* region : {&s.bc_w, &s.bc_s}) place(*region, n2 * a.K, false);
   for (int64_t* region : {&s.bc_b, &s.bc_in}) place(*region, n2, false);
   for (int64_t* region : {&s.row_w, &s.row_s}) place(*region, rows_state * a.K, false);
-  for (int64_t* region : {&s.row_b, &s.gn, &s.alpha, &s.beta, &s.z, &s.xin, &s.decay, &s.dx})
-    place(*region, rows_state, false);
-  for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt}) place(*region, heads, false);
+  for (int64_t* region : {&s.row_b, &s.gn, &s.alpha, &s.beta, &s.z, &s.xin}) place(*region, rows_state, false);
+  for (int64_t* region : {&s.dt_bias, &s.a_log, &s.d_skip, &s.dt, &s.decay}) place(*region, heads, false);
   for (int64_t* region : {&s.next_w, &s.next_alpha, &s.next_beta, &s.res}) place(*region, rows_out, false);
   place(s.pairs, 2 * int64_t(blocks), false);
+  place(s.part, rows_out * slices_per_row(a.We), false);
   s.total = 4 * at;
   return s;
 }
@@ -307,10 +313,11 @@ __device__ inline void build_table(float* table, const float* stage, int W, int 
 // to every thread, and the table of a; both of round `tag`. Thread j awaits block j's pair (the plan keeps the grid
 // within the block's threads) into `pairs`, its loads issued before stage_input's, so that when everything is
 // there the prologue is one round trip to L2; waiting for every block's pair is this phase's barrier. The last
-// warp adds the pairs in block order (the same order in every block) while the table is built.
+// warp adds the pairs in block order (the same order in every block) while the table is built. With wait_copies,
+// every cp.async copy of the block has landed and is visible on return (they were issued a phase or more before).
 __device__ inline float2 gemv_prologue(const unsigned long long* slots, const unsigned long long* a, int cols, int W,
                                        int Wp, unsigned tag, float* stage, float* table, float* pairs,
-                                       float2* totals) {
+                                       float2* totals, bool wait_copies) {
   const int j = int(threadIdx.x), nb = int(gridDim.x);
   unsigned long long sq = 0, dot = 0;
   if (j < nb) sq = load_tagged(slots + 2 * j), dot = load_tagged(slots + 2 * j + 1);
@@ -319,6 +326,7 @@ __device__ inline float2 gemv_prologue(const unsigned long long* slots, const un
     pairs[2 * j] = await_value(slots + 2 * j, sq, tag);
     pairs[2 * j + 1] = await_value(slots + 2 * j + 1, dot, tag);
   }
+  if (wait_copies) async_copy_wait_all();  // IN: the layer's staged parameters, for the rows' epilogues
   __syncthreads();
   if (j / 32 == int(blockDim.x) / 32 - 1) {
     const int lane = j & 31;
@@ -412,6 +420,65 @@ __device__ inline float table_dot_pair(const uint32_t* row0, const uint32_t* row
   return v;
 }
 
+// The dot products of R rows of W sign words (shared memory, one after another) through the table, spread evenly
+// over the warps (v12): the rows are R * S slices of 32 words (S = slices_per_row(W); lane l on word 32 j + l of
+// slice j of its row), and warp w takes the run of slices [part_begin(R S, 16, w), part_begin(R S, 16, w + 1)),
+// loading up to 8 words a lane before their lookups. At each end of a row within its run, the warp adds its lanes
+// and lane 0 stores that sum at part[the run's first slice of the row]; slices_row_total (after a __syncthreads)
+// adds a row's sums in warp order. Where R is not a multiple of the warps (OUT at 2.7B: 19 - 20 rows of 160 words a
+// block), a warp a row left the slowest warps two rows (10 words a lane) where the runs take at most 7 slices.
+template <int kPitch>
+__device__ inline void table_dot_slices(const uint32_t* rows, int R, const float* table, int W, int Wp, float* part,
+                                        int warp, int lane) {
+  const int S = slices_per_row(W), n = R * S;
+  const int begin = part_begin(n, kLayersWarps, warp), end = part_begin(n, kLayersWarps, warp + 1);
+  int r = begin / S, j = begin - r * S;  // the row and slice of slice k
+  float acc0 = 0.0f, acc1 = 0.0f;
+  for (int k0 = begin; k0 < end; k0 += kRowWordsPerLane) {
+    uint32_t bits[kRowWordsPerLane];
+    {
+      int rr = r, jj = j;
+#pragma unroll
+      for (int u = 0; u < kRowWordsPerLane; ++u) {
+        const int c = 32 * jj + lane;
+        bits[u] = k0 + u < end && c < W ? rows[int64_t(rr) * W + c] : 0u;
+        if (++jj == S) jj = 0, ++rr;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kRowWordsPerLane; ++u) {
+      const int k = k0 + u;
+      if (k >= end) break;
+      const int c = 32 * j + lane;
+      if (c < W) add_word<kPitch>(bits[u], table + c, Wp, acc0, acc1);
+      if (j + 1 == S || k + 1 == end) {  // the run's last slice of row r
+        const float v = warp_sum(acc0 + acc1);
+        if (lane == 0) part[max(r * S, begin)] = v;
+        acc0 = 0.0f, acc1 = 0.0f;
+      }
+      if (++j == S) j = 0, ++r;
+    }
+  }
+}
+// Row r's dot product from table_dot_slices' sums over R S slices: the runs that hold its slices, in warp order.
+__device__ inline float slices_row_total(const float* part, int r, int S, int n) {
+  const int first = r * S, last = first + S - 1;
+  const auto warp_of = [n](int k) { return (kLayersWarps * (k + 1) - 1) / n; };  // the nonempty run holding slice k
+  float total = 0.0f;
+  for (int w = warp_of(first); w <= warp_of(last); ++w) {
+    const int b = part_begin(n, kLayersWarps, w);
+    if (part_begin(n, kLayersWarps, w + 1) > b) total += part[max(first, b)];
+  }
+  return total;
+}
+// table_dot_slices with the pitch table_pitch(W, Wp) as a constant where it is one of the two powers of two.
+__device__ inline void table_dot_slices_any(const uint32_t* rows, int R, const float* table, int W, int Wp,
+                                            float* part, int warp, int lane) {
+  if (W <= kFastPitch) return table_dot_slices<kFastPitch>(rows, R, table, W, Wp, part, warp, lane);
+  if (Wp == 2 * kFastPitch) return table_dot_slices<2 * kFastPitch>(rows, R, table, W, Wp, part, warp, lane);
+  table_dot_slices<0>(rows, R, table, W, Wp, part, warp, lane);
+}
+
 // Lane 0 of every warp holds a partial pair; thread 0 adds them in warp order and publishes the block's slot.
 __device__ inline void write_slot(unsigned long long* slot, float sq, float dot, unsigned tag, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -461,7 +528,7 @@ struct BlockRows {
 };
 
 // Copies of the values of a layer that do not depend on the token into shared memory, issued one phase or more
-// before they are needed (cp.async, waited for at the end of IN), in two parts by when their buffers come free:
+// before they are needed (cp.async, waited for in IN's prologue), in two parts by when their buffers come free:
 //   stage_step_params (after STEP of the layer before: its readers are done): the B / C conv weights and bias,
 //     this block's state rows' conv weights, bias and state, gated-norm weight, out_proj alpha and beta, and its
 //     heads' dt bias, A_log and D;
@@ -500,39 +567,37 @@ __device__ inline void stage_out_params(const DecodeLayersArgs& a, const DecodeL
   }
 }
 
-// STEP's first part, before the B / C rows are there: per state row (a thread each), x = SiLU(conv of x) (and
-// the row's conv state shifted), dt of its head, decay = exp(dt A), dt x, and the gate SiLU(z), into shared memory.
-__device__ inline void step_rows_without_bc(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
-                                            const BlockRows& rows, const DecodeLayersSmem& lay, float* smem) {
+// IN's epilogue at this block's rows (v12b; until v12 a thread a state row did this at the start of STEP, after the
+// barrier that ends IN, 1.1 us a 2.7B layer), from the row's value v and the staged parameters:
+//   x row r (state row s0 + r): x = SiLU(conv of the row's conv state and v) into shared memory, the row's conv
+//     state shifted;
+//   dt row of head hr: dt = clamp(softplus(v + dt_bias)) and the decay exp(dt A), A = -exp(A_log).
+__device__ inline void in_x_row(const DecodeLayersArgs& a, const DecodeLayerPointers& L, const BlockRows& rows,
+                                const DecodeLayersSmem& lay, float* smem, int r, float v) {
   const int K = a.K;
-  for (int e = rows.s0 + int(threadIdx.x); e < rows.s1; e += int(blockDim.x)) {
-    const int r = e - rows.s0, hr = e / a.P - rows.h0;
-    const float* cw = smem + lay.row_w + int64_t(r) * K;
-    const float* cs = smem + lay.row_s + int64_t(r) * K;
-    const float in = smem[lay.xin + r];
-    float acc = L.conv_bias ? smem[lay.row_b + r] : 0.0f;
-    for (int k = 0; k + 1 < K; ++k) acc += cw[k] * cs[k + 1];
-    acc += cw[K - 1] * in;
-    for (int k = 0; k + 1 < K; ++k) L.conv_state[int64_t(e) * K + k] = cs[k + 1];
-    L.conv_state[int64_t(e) * K + K - 1] = in;
-    const float x = silu(acc);
-    const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(smem[lay.dt + hr] + smem[lay.dt_bias + hr])));
-    smem[lay.xin + r] = x;
-    smem[lay.decay + r] = expf(dt * -expf(smem[lay.a_log + hr]));
-    smem[lay.dx + r] = dt * x;
-    smem[lay.z + r] = silu(smem[lay.z + r]);
-  }
+  const int64_t e = rows.s0 + r;
+  const float* cw = smem + lay.row_w + int64_t(r) * K;
+  const float* cs = smem + lay.row_s + int64_t(r) * K;
+  float acc = L.conv_bias ? smem[lay.row_b + r] : 0.0f;
+  for (int k = 0; k + 1 < K; ++k) acc += cw[k] * cs[k + 1];
+  acc += cw[K - 1] * v;
+  for (int k = 0; k + 1 < K; ++k) L.conv_state[e * K + k] = cs[k + 1];
+  L.conv_state[e * K + K - 1] = v;
+  smem[lay.xin + r] = silu(acc);
+}
+__device__ inline void in_dt_row(const DecodeLayerPointers& L, const DecodeLayersSmem& lay, float* smem, int hr,
+                                 float v) {
+  const float dt = fminf(L.dt_hi, fmaxf(L.dt_lo, softplus(v + smem[lay.dt_bias + hr])));
+  smem[lay.dt + hr] = dt;
+  smem[lay.decay + hr] = expf(dt * -expf(smem[lay.a_log + hr]));
 }
 
 // STEP's prologue: each of the 2N B / C inputs, published by their owners in IN (round `tag`), goes straight into
-// its conv
-// (bc = SiLU(conv)); the inputs are kept for the owners' conv state shift in OUT.
+// its conv (bc = SiLU(conv)); the inputs are kept for the owners' conv state shift in OUT.
 __device__ inline void step_bc_conv(const DecodeLayersArgs& a, const DecodeLayerPointers& L,
                                     const DecodeLayersSmem& lay, unsigned tag, float* smem) {
   const int K = a.K;
-  // The last threads first: step_rows_without_bc gives the first threads a state row each, so that at the usual
-  // shapes (fewer than blockDim - 2N rows a block) the two run side by side in different warps.
-  for (int j = int(blockDim.x) - 1 - int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
+  for (int j = int(threadIdx.x); j < 2 * a.N; j += int(blockDim.x)) {
     const float in = await_value(a.bc_rows + j, load_tagged(a.bc_rows + j), tag);
     const float* w = smem + lay.bc_w + int64_t(j) * K;
     const float* s = smem + lay.bc_s + int64_t(j) * K;
@@ -556,6 +621,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
   float* table = smem + lay.table;
   float* stage = smem + lay.stage;
   float* pairs = smem + lay.pairs;
+  float* part = smem + lay.part;
   uint32_t* sin = reinterpret_cast<uint32_t*>(smem + lay.sin);
   uint32_t* sout = reinterpret_cast<uint32_t*>(smem + lay.sout);
   float* sst = smem + lay.sst;
@@ -604,7 +670,7 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // memory.
     {
       const float2 tot = gemv_prologue(a.slots_h, a.h_in, a.D, a.Wd, table_pitch(a.Wd, a.Wp), tag, stage, table,
-                                       pairs, &totals);
+                                       pairs, &totals, true);
       phase_end(kInTable);
       const float r = 1.0f / sqrtf(tot.x / float(a.D) + L.norm_eps);
       in_rows.wait(in_bytes);
@@ -625,16 +691,15 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
           if (i < nbc) {
             publish(a.bc_rows + rows.j0 + i, v, tag);
           } else if (i < nbc + nr) {
-            smem[lay.z + (i - nbc)] = v;
+            smem[lay.z + (i - nbc)] = silu(v);
           } else if (i < nbc + 2 * nr) {
-            smem[lay.xin + (i - nbc - nr)] = v;
+            in_x_row(a, L, rows, lay, smem, i - nbc - nr, v);
           } else {
-            smem[lay.dt + (i - nbc - 2 * nr)] = v;
+            in_dt_row(L, lay, smem, i - nbc - 2 * nr, v);
           }
         }
       }
       phase_end(kInRows);
-      async_copy_wait_all();
       __syncthreads();
       phase_end(kInEnd);
       if (more) {
@@ -643,40 +708,46 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
       }
     }
 
-    // STEP: the per-row work that does not need B / C, then (once every B / C row is published) the conv of B / C
-    // (all blocks) and this block's state rows, from shared memory but for the state stores.
+    // STEP: once every B / C row is published, the conv of B / C (all blocks) and this block's state rows, from
+    // shared memory but for the state stores.
     {
-      step_rows_without_bc(a, L, rows, lay, smem);  // the first threads, beside the B / C conv in the last ones
-      phase_end(kStepPre);
       step_bc_conv(a, L, lay, tag, smem);
       __syncthreads();
       phase_end(kStepBC);
       state_rows.wait(state_bytes);
       phase_end(kStepState);
-      float sq = 0.0f, ydot = 0.0f;  // lane 0: this warp's partial sums
-      for (int e = s0 + warp; e < s1; e += kLayersWarps) {
+      // A state row per kStateRowLanes lanes (v12: a warp per row left the slowest warps 3 rows at 2.7B, 39 a
+      // block, with five shuffles each).
+      const int sub = lane / kStateRowLanes, sl = lane % kStateRowLanes;
+      float sq = 0.0f, ydot = 0.0f;  // each row's first lane, then lane 0: this warp's partial sums
+      for (int e0 = s0 + kRowsPerWarp * warp; e0 < s1; e0 += kRowsPerWarp * kLayersWarps) {
+        const int e = min(e0 + sub, s1 - 1);  // past the block's rows: its last row again, not published
         const int r = e - s0, hr = e / P - rows.h0;  // this block's state row and head
-        const float x = smem[lay.xin + r], decay = smem[lay.decay + r], dx = smem[lay.dx + r];
+        const float x = smem[lay.xin + r], decay = smem[lay.decay + hr], dx = smem[lay.dt + hr] * x;
         const float* row = sst + int64_t(r) * N;
         float* dst = L.ssm_state + int64_t(e) * N;
+        const bool mine = e0 + sub < s1;
         float out = 0.0f;
-        for (int n = 4 * lane; n < N; n += 128) {
+        for (int n = 4 * sl; n < N; n += 4 * kStateRowLanes) {
           const float4 s = *reinterpret_cast<const float4*>(row + n);
           const float4 bv = *reinterpret_cast<const float4*>(bc + n);
           const float4 cv = *reinterpret_cast<const float4*>(bc + N + n);
           const float4 v = make_float4(decay * s.x + dx * bv.x, decay * s.y + dx * bv.y, decay * s.z + dx * bv.z,
                                        decay * s.w + dx * bv.w);
-          *reinterpret_cast<float4*>(dst + n) = v;
+          if (mine) *reinterpret_cast<float4*>(dst + n) = v;
           out += v.x * cv.x + v.y * cv.y + v.z * cv.z + v.w * cv.w;
         }
-        out = warp_sum(out) + (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
-        if (lane == 0) {
+        for (int offset = kStateRowLanes / 2; offset > 0; offset >>= 1)
+          out += __shfl_xor_sync(0xffffffffu, out, offset);
+        out += (L.D ? smem[lay.d_skip + hr] : 0.0f) * x;
+        if (mine && sl == 0) {
           const float v = out * smem[lay.z + r], gw = smem[lay.gn + r];
           publish(a.y_out + e, smem[lay.alpha + r] * gw * v, tag);
           sq += v * v;
           ydot += smem[lay.beta + r] * gw * v;
         }
       }
+      sq = warp_sum(sq), ydot = warp_sum(ydot);
       phase_end(kStepRows);
       write_slot(a.slots_y + 2 * b, sq, ydot, tag, scratch);
       if (more) {  // every warp is past its state rows (write_slot's first __syncthreads): their buffers are free
@@ -689,23 +760,24 @@ __global__ void __launch_bounds__(kLayersThreads, 1) mamba2_decode_layers_kernel
     // OUT: h += r_y (S_out a_out + beta'_out . y); the owners feed the next IN.
     {
       const float2 tot = gemv_prologue(a.slots_y, a.y_out, E, a.We, table_pitch(a.We, a.Wp), tag, stage, table,
-                                       pairs, &totals);
+                                       pairs, &totals, false);
       phase_end(kOutTable);
       const float r = 1.0f / sqrtf(tot.x / float(E) + L.gn_eps);
       out_rows.wait(out_bytes);
       phase_end(kOutSigns);
-      float sq = 0.0f, dot = 0.0f;
-      for (int o = o0 + warp; o < o1; o += kLayersWarps) {
-        const float d = table_dot_any(sout + int64_t(o - o0) * a.We, table, a.We, a.Wp, lane);
-        if (lane == 0) {
-          const int k = o - o0;
-          const float hn = res[k] + r * (d + tot.y);
-          res[k] = hn;
-          a.residual[o] = hn;
-          if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.h_in, o, hn,
-                                 next_tag, sq, dot);
-        }
+      const int n_out = o1 - o0, out_slices = slices_per_row(a.We);
+      table_dot_slices_any(sout, n_out, table, a.We, a.Wp, part, warp, lane);
+      __syncthreads();
+      float sq = 0.0f, dot = 0.0f;  // each thread's, then lane 0: this warp's partial sums
+      for (int k = tid; k < n_out; k += int(blockDim.x)) {  // a thread a residual row
+        const int o = o0 + k;
+        const float hn = res[k] + r * (slices_row_total(part, k, out_slices, n_out * out_slices) + tot.y);
+        res[k] = hn;
+        a.residual[o] = hn;
+        if (more) feed_next_in(smem[lay.next_w + k], smem[lay.next_alpha + k], smem[lay.next_beta + k], a.h_in, o, hn,
+                               next_tag, sq, dot);
       }
+      sq = warp_sum(sq), dot = warp_sum(dot);
       for (int j = rows.j0 + tid; j < rows.j1; j += blockDim.x) {  // every block has staged this conv state
         float* cs = L.conv_state + int64_t(E + j) * K;
         const float* staged = smem + lay.bc_s + int64_t(j) * K;
